@@ -1,0 +1,31 @@
+# The two set-up commands are `make demo` and `make test`; both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench nightly clean vectors
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m edgekit.demo
+
+test: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -p no:cacheprovider --junitxml=out/junit.xml
+
+bench: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run_all.py
+
+nightly: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH EDGEKIT_SLOW=1 EDGEKIT_NIGHTLY=1 $(BIN)/python -m pytest -q -p no:cacheprovider --junitxml=out/junit-nightly.xml
+
+vectors: $(STAMP)
+	$(BIN)/python -m edgekit.protocol.vectors protocol/vectors
+
+clean:
+	rm -rf $(VENV) out build *.egg-info host_tools/*.egg-info

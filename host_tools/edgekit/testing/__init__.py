@@ -1,0 +1,1 @@
+"""Helpers for tests: run code inside the real MicroPython VM."""
