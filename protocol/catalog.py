@@ -187,3 +187,34 @@ SENML_VD = 8
 MAX_DEPTH = 16          # CBOR nesting limit
 MAX_FRAME_DEFAULT = 1024
 MAX_FRAME_LIMIT = 4096  # no receiver accepts a body larger than this
+
+# --- Who may sign what (SPEC section 5): the role whose key must sign each signed type ----
+# Messages to a device: a signature by any other role's key is `unauthorized`.
+SIGNER_ROLES = {
+    REPROVISION: (ROLE_OPERATOR,),
+    CONFIG_SET: (ROLE_OPERATOR,),
+    CONFIG_GET: (ROLE_OPERATOR,),
+    TELEMETRY_FETCH: (ROLE_OPERATOR,),
+    TELEMETRY_ACK: (ROLE_OPERATOR,),
+    EVENT_FETCH: (ROLE_OPERATOR,),
+    EVENT_ACK: (ROLE_OPERATOR,),
+    COMMAND: (ROLE_OPERATOR,),
+    TIME_SYNC: (ROLE_OPERATOR,),
+    LOG_FETCH: (ROLE_OPERATOR,),
+    REBOOT: (ROLE_OPERATOR,),
+    KEY_EPOCH: (ROLE_FLEET,),
+    OTA_OFFER: (ROLE_FIRMWARE,),
+    OTA_INSTALL: (ROLE_OPERATOR,),
+    OTA_RESULT_FETCH: (ROLE_OPERATOR,),
+    OTA_ABORT: (ROLE_OPERATOR,),
+    DOC_DEVICE_CERT: (ROLE_FLEET,),
+    DOC_KEY_CERT: (ROLE_FLEET,),
+    DOC_VOUCHER: (ROLE_OPERATOR,),
+    DOC_OTA_MANIFEST: (ROLE_FIRMWARE,),
+    # Messages from a device are signed by its device key.
+    CAPS: (ROLE_DEVICE,), ACK: (ROLE_DEVICE,), ERROR: (ROLE_DEVICE,),
+    PROV_KEY: (ROLE_DEVICE,), PROV_DONE: (ROLE_DEVICE,), CONFIG: (ROLE_DEVICE,),
+    TELEMETRY: (ROLE_DEVICE,), EVENT: (ROLE_DEVICE,), EVENTS: (ROLE_DEVICE,),
+    COMMAND_RESULT: (ROLE_DEVICE,), TIME: (ROLE_DEVICE,), LOG: (ROLE_DEVICE,),
+    OTA_STATUS: (ROLE_DEVICE,), OTA_RESULT: (ROLE_DEVICE,), DOC_UPDATE_RESULT: (ROLE_DEVICE,),
+}

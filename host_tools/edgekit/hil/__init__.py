@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop test harness: one suite against emulated or real boards."""

@@ -1,0 +1,1 @@
+"""The edgekit protocol on the host: CBOR, COSE, framing, messages, test vectors."""

@@ -1,0 +1,130 @@
+"""COSE_Sign1 (RFC 9052 section 4.2) with EdDSA/Ed25519 (RFC 9053 section 2.2), on cryptography.
+
+Signing goes through a *signer*: any object with `public_key_bytes` and `sign(data)`, so an
+offline or HSM signer plugs in (edgekit.keys.signer.Ed25519Signer is the file-key one).
+"""
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edgekit import catalog
+from edgekit.protocol import cbor
+
+Tag = cbor.Tag
+
+
+class CoseError(ValueError):
+    """The message is not a valid COSE_Sign1 for this protocol; `code` is a catalog code."""
+
+    def __init__(self, message, code=catalog.E_BAD_SIGNATURE):
+        super().__init__(message)
+        self.code = code
+
+
+def kid_of(public_key: bytes) -> bytes:
+    """SPEC 5: key id = first 8 bytes of SHA-256 of the 32-byte raw public key."""
+    return hashlib.sha256(bytes(public_key)).digest()[:8]
+
+
+class SeedSigner:
+    """A signer from a raw 32-byte Ed25519 seed (test vectors, tests)."""
+
+    def __init__(self, seed: bytes):
+        self._key = Ed25519PrivateKey.from_private_bytes(bytes(seed))
+        self.public_key_bytes = self._key.public_key().public_bytes_raw()
+        self.kid = kid_of(self.public_key_bytes)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data)
+
+    def __repr__(self):
+        return f"SeedSigner(kid={self.kid.hex()})"
+
+
+def as_signer(key):
+    """Accept a signer, an Ed25519PrivateKey or a 32-byte seed."""
+    if hasattr(key, "sign") and hasattr(key, "public_key_bytes"):
+        return key
+    if isinstance(key, Ed25519PrivateKey):
+        return SeedSigner(key.private_bytes_raw())
+    if isinstance(key, (bytes, bytearray)) and len(key) == 32:
+        return SeedSigner(bytes(key))
+    raise TypeError("expected a signer, an Ed25519PrivateKey or a 32-byte seed")
+
+
+def sig_structure(protected_bytes: bytes, payload: bytes) -> bytes:
+    return cbor.dumps(["Signature1", protected_bytes, b"", payload])
+
+
+def sign1(payload: bytes, key, protected: dict, tagged: bool = True) -> bytes:
+    """A COSE_Sign1 over `payload` (bytes). `protected` gets alg and kid filled in."""
+    signer = as_signer(key)
+    header = dict(protected)
+    header[catalog.COSE_ALG] = catalog.ALG_EDDSA
+    header.setdefault(catalog.COSE_KID, kid_of(signer.public_key_bytes))
+    protected_bytes = cbor.dumps(header)
+    signature = signer.sign(sig_structure(protected_bytes, bytes(payload)))
+    message = [protected_bytes, {}, bytes(payload), signature]
+    return cbor.dumps(Tag(catalog.TAG_COSE_SIGN1, message) if tagged else message)
+
+
+class Sign1:
+    """A parsed, NOT yet verified COSE_Sign1."""
+    __slots__ = ("protected", "protected_bytes", "payload", "signature")
+
+    def __init__(self, protected, protected_bytes, payload, signature):
+        self.protected, self.protected_bytes = protected, protected_bytes
+        self.payload, self.signature = payload, signature
+
+    @property
+    def kid(self):
+        return self.protected.get(catalog.COSE_KID)
+
+    def verify(self, public_key: bytes) -> bytes:
+        """Return the payload if the signature is valid for `public_key`, else raise CoseError."""
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes(public_key)).verify(
+                self.signature, sig_structure(self.protected_bytes, self.payload))
+        except (InvalidSignature, ValueError):
+            raise CoseError("signature does not verify with the key") from None
+        return self.payload
+
+
+def parse_item(item) -> Sign1:
+    """Check the shape of a decoded COSE_Sign1 (tagged or not) and its protected header."""
+    if isinstance(item, Tag):
+        if item.tag != catalog.TAG_COSE_SIGN1:
+            raise CoseError(f"tag {item.tag} is not COSE_Sign1", catalog.E_BAD_CBOR)
+        item = item.value
+    if not isinstance(item, list) or len(item) != 4:
+        raise CoseError("COSE_Sign1 must be a 4-element array", catalog.E_BAD_CBOR)
+    protected_bytes, unprotected, payload, signature = item
+    if not isinstance(protected_bytes, bytes) or not isinstance(unprotected, dict):
+        raise CoseError("COSE_Sign1 headers malformed", catalog.E_BAD_CBOR)
+    if not isinstance(payload, bytes):
+        raise CoseError("detached or non-bstr payload is not supported", catalog.E_BAD_CBOR)
+    if not isinstance(signature, bytes) or len(signature) != 64:
+        raise CoseError("Ed25519 signature must be 64 bytes", catalog.E_BAD_SIGNATURE)
+    try:
+        protected = cbor.loads(protected_bytes) if protected_bytes else {}
+    except cbor.CBORError as exc:
+        raise CoseError(f"protected header: {exc}", exc.code) from None
+    if not isinstance(protected, dict):
+        raise CoseError("protected header is not a map", catalog.E_BAD_CBOR)
+    if protected.get(catalog.COSE_ALG) != catalog.ALG_EDDSA:
+        raise CoseError("algorithm is not EdDSA (-8)", catalog.E_BAD_SIGNATURE)
+    return Sign1(protected, protected_bytes, payload, signature)
+
+
+def decode_sign1(data: bytes) -> Sign1:
+    try:
+        item = cbor.loads(data)
+    except cbor.CBORError as exc:
+        raise CoseError(str(exc), exc.code) from None
+    return parse_item(item)
+
+
+def verify1(data: bytes, public_key: bytes) -> bytes:
+    """Device-API twin: the payload of a valid COSE_Sign1 signed by `public_key`."""
+    return decode_sign1(data).verify(public_key)

@@ -1,0 +1,127 @@
+"""Host CBOR/COSE/envelope rules, and interop with pycose (an independent COSE implementation)."""
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edgekit import catalog
+from edgekit.errors import ProtocolError
+from edgekit.protocol import cbor, cose, messages
+
+
+def test_map_keys_sorted_bytewise_not_length_first():
+    # RFC 8949 4.2.1: 24 (18 18) sorts before -1 (20); cbor2 canonical would put -1 first.
+    assert cbor.dumps({24: 1, -1: 2}).hex() == "a21818012002"
+    assert cbor.dumps({"b": 1, "a": 2, 100: 3}).hex() == "a3186403616102616201"
+
+
+@pytest.mark.parametrize("hexdata, code", [
+    ("9f01ff", catalog.E_BAD_CBOR),            # indefinite-length array
+    ("1801", catalog.E_BAD_CBOR),              # non-shortest head for 1
+    ("a2010102", catalog.E_BAD_CBOR),          # truncated map
+    ("a201010102", catalog.E_BAD_CBOR),        # duplicate key 1
+    ("a202010101", catalog.E_BAD_CBOR),        # keys out of order
+    ("0101", catalog.E_BAD_CBOR),              # trailing bytes
+    ("62c328", catalog.E_BAD_CBOR),            # invalid UTF-8
+    ("c10a", catalog.E_BAD_CBOR),              # tag 1 (epoch time) not in the spec
+    ("c249010000000000000000", catalog.E_BAD_CBOR),  # bignum
+    ("fb3ff0000000000000", catalog.E_BAD_CBOR),      # 1.0 as float64: not shortest
+    ("f7", catalog.E_BAD_CBOR),                # undefined
+    ("5affffffff00", catalog.E_BAD_CBOR),      # length beyond the input
+    ("81" * 17 + "01", catalog.E_TOO_DEEP),    # nesting 18 > 16
+    ("81d280", catalog.E_BAD_CBOR),            # tag 18 below the top level
+])
+def test_strict_decoder_rejects(hexdata, code):
+    with pytest.raises(cbor.CBORError) as info:
+        cbor.loads(bytes.fromhex(hexdata))
+    assert info.value.code == code
+
+
+def test_deep_nesting_far_beyond_limit_is_too_deep_not_a_crash():
+    with pytest.raises(cbor.CBORError) as info:
+        cbor.loads(b"\x81" * 100000 + b"\x01")
+    assert info.value.code == catalog.E_TOO_DEEP
+
+
+def test_too_large_before_parsing():
+    with pytest.raises(cbor.CBORError) as info:
+        cbor.loads(cbor.dumps(b"x" * 100), max_len=50)
+    assert info.value.code == catalog.E_TOO_LARGE
+
+
+def test_sign1_verifies_and_rejects_tampering():
+    signer = cose.SeedSigner(os.urandom(32))
+    msg = cose.sign1(b"payload", signer, {catalog.HDR_TYPE: 1})
+    assert cose.verify1(msg, signer.public_key_bytes) == b"payload"
+    tampered = bytearray(msg)
+    tampered[-70] ^= 1  # inside the payload/signature region
+    with pytest.raises(cose.CoseError):
+        cose.verify1(bytes(tampered), signer.public_key_bytes)
+    other = cose.SeedSigner(os.urandom(32))
+    with pytest.raises(cose.CoseError):
+        cose.verify1(msg, other.public_key_bytes)
+
+
+def _keyring(**roles):
+    ring = messages.Keyring()
+    for role, signer in roles.items():
+        ring.add(signer.public_key_bytes, role)
+    return ring
+
+
+def test_open_body_order_unknown_key_role_replay():
+    operator, device = cose.SeedSigner(os.urandom(32)), cose.SeedSigner(os.urandom(32))
+    ring = _keyring(operator=operator, device=device)
+    replay = messages.ReplayGuard()
+    body = messages.signed(catalog.COMMAND, {catalog.K_NAME: "valve"}, operator, 10, "host")
+    msg = messages.open_body(body, ring, replay)
+    assert (msg.type, msg.seq, msg.role, msg.payload) == (catalog.COMMAND, 10, "operator",
+                                                         {catalog.K_NAME: "valve"})
+    with pytest.raises(ProtocolError) as info:
+        messages.open_body(body, ring, replay)
+    assert info.value.code == catalog.E_REPLAYED
+    # a device key may not sign a command
+    forged = messages.signed(catalog.COMMAND, {}, device, 11, "host")
+    with pytest.raises(ProtocolError) as info:
+        messages.open_body(forged, ring, replay)
+    assert info.value.code == catalog.E_UNAUTHORIZED
+    assert replay.last[operator.kid] == 10  # rejected frames changed nothing
+    stranger = cose.SeedSigner(os.urandom(32))
+    with pytest.raises(ProtocolError) as info:
+        messages.open_body(messages.signed(catalog.COMMAND, {}, stranger, 12, "host"), ring)
+    assert info.value.code == catalog.E_UNKNOWN_KEY
+    ring.revoke(operator.kid)
+    with pytest.raises(ProtocolError) as info:
+        messages.open_body(messages.signed(catalog.COMMAND, {}, operator, 13, "host"), ring)
+    assert info.value.code == catalog.E_UNKNOWN_KEY
+
+
+def test_unsigned_only_for_listed_types():
+    body = messages.unsigned(catalog.HELLO, 1, {catalog.K_PROTO: [1, 1]})
+    assert messages.open_body(body).type == catalog.HELLO
+    sneaky = cbor.dumps([catalog.COMMAND, 2, {}])
+    with pytest.raises(ProtocolError) as info:
+        messages.open_body(sneaky)
+    assert info.value.code == catalog.E_UNAUTHORIZED
+
+
+def test_pycose_verifies_ours_and_we_verify_pycose():
+    from pycose.algorithms import EdDSA
+    from pycose.headers import KID, Algorithm
+    from pycose.keys import OKPKey
+    from pycose.keys.curves import Ed25519
+    from pycose.messages import CoseMessage, Sign1Message
+
+    private = Ed25519PrivateKey.generate()
+    seed, pub = private.private_bytes_raw(), private.public_key().public_bytes_raw()
+    ours = messages.signed(catalog.TELEMETRY, {catalog.K_RECORDS: [{0: "v", 2: 1.5}]},
+                           private, 7, "dev-1")
+    decoded = CoseMessage.decode(ours)
+    decoded.key = OKPKey(crv=Ed25519, x=pub)
+    assert decoded.verify_signature()
+    assert cbor.loads(decoded.payload) == {catalog.K_RECORDS: [{0: "v", 2: 1.5}]}
+
+    theirs = Sign1Message(phdr={Algorithm: EdDSA, KID: cose.kid_of(pub)}, payload=b"\xa0")
+    theirs.key = OKPKey(crv=Ed25519, d=seed, x=pub)
+    encoded = theirs.encode()
+    assert cose.verify1(encoded, pub) == b"\xa0"
