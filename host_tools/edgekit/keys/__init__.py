@@ -1,0 +1,1 @@
+"""Host key management: the fleet, firmware and operator keys (SPEC section 5)."""

@@ -1,0 +1,79 @@
+"""KEY_EPOCH: the fleet-root-signed statement of which operator/firmware keys devices trust.
+
+SPEC 5: a device applies an epoch atomically and refuses one at or below its current epoch
+(`replayed`). Each message carries the whole trust set rather than a delta, so a device that
+missed epochs catches up from the latest one alone.
+"""
+import time
+
+from edgekit import catalog
+
+SENDER = "fleet"
+ROTATED_ROLES = (catalog.ROLE_OPERATOR, catalog.ROLE_FIRMWARE)
+
+
+def epoch_payload(epoch: int, anchors: dict, revoked, issued: int = None) -> dict:
+    """The payload map. `anchors` maps role -> [current public key, previous?] (raw bytes)."""
+    if not isinstance(epoch, int) or epoch < 1:
+        raise ValueError(f"key epoch must be a positive integer, got {epoch!r}")
+    trust = {}
+    for role in ROTATED_ROLES:
+        keys = [bytes(k) for k in anchors.get(role, ())]
+        if not 1 <= len(keys) <= 2:
+            # SPEC 5: at most two per role (current and previous) on a device.
+            raise ValueError(f"{role} needs 1 or 2 trusted keys (current, previous), "
+                             f"got {len(keys)}")
+        trust[role] = keys
+    return {
+        catalog.K_EPOCH: epoch,
+        catalog.K_ANCHORS: trust,
+        catalog.K_REVOKED: [bytes(k) for k in revoked],
+        catalog.K_ISSUED: int(time.time()) if issued is None else int(issued),
+    }
+
+
+def protected_header(fleet_signer, seq: int) -> dict:
+    """SPEC 4.1 header of a KEY_EPOCH: alg, kid, type, seq, sender."""
+    return {
+        catalog.COSE_ALG: catalog.ALG_EDDSA,
+        catalog.COSE_KID: bytes(fleet_signer.kid),
+        catalog.HDR_TYPE: catalog.KEY_EPOCH,
+        catalog.HDR_SEQ: int(seq),
+        catalog.HDR_SENDER: SENDER,
+    }
+
+
+def build_key_epoch(fleet_signer, seq: int, epoch: int, anchors: dict, revoked,
+                    issued: int = None) -> bytes:
+    """The signed KEY_EPOCH body (COSE_Sign1, tag 18) ready for the link or a file."""
+    if getattr(fleet_signer, "role", catalog.ROLE_FLEET) != catalog.ROLE_FLEET:
+        raise ValueError(f"KEY_EPOCH must be signed by the fleet root, not {fleet_signer.role}")
+    # Imported here so `edgekit keys list` works even where the protocol package is absent.
+    from edgekit.protocol import cbor, cose
+    payload = cbor.dumps(epoch_payload(epoch, anchors, revoked, issued))
+    return cose.sign1(payload, fleet_signer, protected_header(fleet_signer, seq))
+
+
+def open_key_epoch(message: bytes, fleet_public_key: bytes) -> dict:
+    """Verify a KEY_EPOCH with the fleet key; return {epoch, anchors, revoked, issued, seq}.
+
+    Raises edgekit.protocol.cose.CoseError (bad shape or signature) or ValueError (not a
+    KEY_EPOCH, malformed payload).
+    """
+    from edgekit.protocol import cbor, cose
+    sign1 = cose.decode_sign1(message)
+    payload = cbor.loads(sign1.verify(fleet_public_key))
+    header = sign1.protected
+    if header.get(catalog.HDR_TYPE) != catalog.KEY_EPOCH:
+        raise ValueError("message is not a KEY_EPOCH")
+    if not isinstance(payload, dict) or not isinstance(payload.get(catalog.K_EPOCH), int):
+        raise ValueError("KEY_EPOCH payload lacks an integer epoch")
+    return {
+        "epoch": payload[catalog.K_EPOCH],
+        "anchors": payload.get(catalog.K_ANCHORS, {}),
+        "revoked": payload.get(catalog.K_REVOKED, []),
+        "issued": payload.get(catalog.K_ISSUED),
+        "seq": header.get(catalog.HDR_SEQ),
+        "kid": header.get(catalog.COSE_KID),
+        "sender": header.get(catalog.HDR_SENDER),
+    }
