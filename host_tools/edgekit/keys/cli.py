@@ -97,7 +97,7 @@ def cmd_export_public(args):
 
 def cmd_rotate(args):
     store = _store(args)
-    store.current(args.role)  # fail on a missing key dir before prompting
+    store.check_rotatable(args.role, args.compromised)  # fail before prompting
     old = store.current(args.role)["kid"]
     new = store.rotate(args.role, read_passphrase(args), compromised=args.compromised)
     path = store.epoch_path(new["epoch"])
@@ -117,7 +117,7 @@ def cmd_rotate(args):
 
 def cmd_revoke(args):
     store = _store(args)
-    store.find_kid(args.kid)  # fail on an unknown kid before prompting
+    store.check_revocable(store.find_kid(args.kid))  # fail before prompting
     entry = store.revoke(args.kid, read_passphrase(args))
     path = store.epoch_path()
     if args.json:

@@ -249,21 +249,25 @@ class KeyStore:
                 "To replace the operator or firmware key use `edgekit keys rotate ROLE`; "
                 "to start a new fleet use another directory (--keys DIR)")
 
-    def rotate(self, role: str, passphrase: str, compromised: bool = False) -> dict:
-        """Issue a new current key for `role`; the old one becomes previous (or revoked)."""
+    def check_rotatable(self, role: str, compromised: bool = False):
+        """Raise unless `role` can rotate now (devices hold at most two keys per role)."""
         if role not in ROTATABLE:
             raise EdgekitError(
                 f"only the operator and firmware keys rotate, not {role!r}: the fleet root "
                 "signs every epoch, so replacing it means re-provisioning the fleet")
+        previous = self._find(self._read_index(), role, PREVIOUS)
+        if previous and not compromised:
+            raise EdgekitError(
+                f"the {role} key {previous[0]['kid']} is still 'previous' from the last "
+                f"rotation; finish that rollout with `edgekit keys revoke "
+                f"{previous[0]['kid']}` first (devices hold at most two keys per role)")
+
+    def rotate(self, role: str, passphrase: str, compromised: bool = False) -> dict:
+        """Issue a new current key for `role`; the old one becomes previous (or revoked)."""
         with _locked(self.path / ".lock"):
+            self.check_rotatable(role, compromised)
             index = self._read_index()
             old = self._find(index, role, CURRENT)[0]
-            previous = self._find(index, role, PREVIOUS)
-            if previous and not compromised:
-                raise EdgekitError(
-                    f"the {role} key {previous[0]['kid']} is still 'previous' from the last "
-                    f"rotation; finish that rollout with `edgekit keys revoke "
-                    f"{previous[0]['kid']}` first (devices hold at most two keys per role)")
             fleet = self._fleet_signer(index, passphrase)
             new = Ed25519Signer.generate(role)
             self._write_key_files(new, passphrase)
@@ -279,22 +283,26 @@ class KeyStore:
             self._write_index(index)
             return dict(index["keys"][-1])
 
+    def check_revocable(self, entry: dict):
+        """Raise unless `entry` (an index row) is a previous operator/firmware key."""
+        if entry["role"] == catalog.ROLE_FLEET:
+            raise EdgekitError("the fleet root cannot revoke itself: it signs every epoch. "
+                               "If it is compromised, re-provision the fleet with new keys")
+        if entry["status"] == REVOKED:
+            raise EdgekitError(f"key {entry['kid']} is already revoked")
+        if entry["status"] == CURRENT:
+            raise EdgekitError(
+                f"key {entry['kid']} is the current {entry['role']} key; rotate first "
+                f"(`edgekit keys rotate {entry['role']}`, add --compromised if it leaked), "
+                "then revoke the old one")
+
     def revoke(self, kid_hex: str, passphrase: str) -> dict:
         """Stop trusting a previous operator/firmware key; issues a new epoch."""
         with _locked(self.path / ".lock"):
             target = self.find_kid(kid_hex)
             index = self._read_index()
             entry = next(e for e in index["keys"] if e["kid"] == target["kid"])
-            if entry["role"] == catalog.ROLE_FLEET:
-                raise EdgekitError("the fleet root cannot revoke itself: it signs every epoch. "
-                                   "If it is compromised, re-provision the fleet with new keys")
-            if entry["status"] == REVOKED:
-                raise EdgekitError(f"key {entry['kid']} is already revoked")
-            if entry["status"] == CURRENT:
-                raise EdgekitError(
-                    f"key {entry['kid']} is the current {entry['role']} key; rotate first "
-                    f"(`edgekit keys rotate {entry['role']}`, add --compromised if it leaked), "
-                    "then revoke the old one")
+            self.check_revocable(entry)
             fleet = self._fleet_signer(index, passphrase)
             entry["status"] = REVOKED
             entry["changed"] = _now_iso()

@@ -1,0 +1,1 @@
+"""The device registry (SQLite) and the public sensor register export."""

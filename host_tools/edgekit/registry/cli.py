@@ -1,0 +1,175 @@
+"""`edgekit devices ...`: list, show, annotate and publish the devices in the registry."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+from edgekit.registry import export
+from edgekit.registry.db import STATUSES, Registry
+
+LIST_COLUMNS = ("device_id", "kind", "status", "site", "fw_version", "last_seen")
+
+
+def _jsonable(device: dict) -> dict:
+    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in device.items()}
+
+
+def _print_json(obj):
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _open(args) -> Registry:
+    return Registry(args.registry)
+
+
+def cmd_list(args):
+    with _open(args) as reg:
+        devices = reg.list(kind=args.kind, site=args.site, status=args.status,
+                           owner=args.owner)
+    if args.json:
+        _print_json([_jsonable(d) for d in devices])
+        return 0
+    if not devices:
+        print("no devices match" if any((args.kind, args.site, args.status, args.owner))
+              else "the registry is empty: devices are added when they are provisioned")
+        return 0
+    widths = {c: max(len(c), *(len(str(d[c] or "")) for d in devices)) for c in LIST_COLUMNS}
+    print("  ".join(c.upper().ljust(widths[c]) for c in LIST_COLUMNS).rstrip())
+    for d in devices:
+        print("  ".join(str(d[c] or "-").ljust(widths[c]) for c in LIST_COLUMNS).rstrip())
+    print(f"{len(devices)} device(s)")
+
+
+def _get(reg, device_id):
+    device = reg.get(device_id)
+    if device is None:
+        raise EdgekitError(f"no device {device_id!r} in {reg.path}: see `edgekit devices list`")
+    return device
+
+
+def cmd_show(args):
+    with _open(args) as reg:
+        device = _get(reg, args.device_id)
+        events = reg.events(args.device_id, limit=args.events)
+    if args.json:
+        out = _jsonable(device)
+        out["events"] = events
+        _print_json(out)
+        return 0
+    for key, value in device.items():
+        if isinstance(value, bytes):
+            value = value.hex() if len(value) <= 32 else f"<{len(value)} bytes>"
+        print(f"{key:15} {'-' if value is None else value}")
+    print(f"last {len(events)} event(s):" if events else "no events")
+    for e in events:
+        print(f"  {e['time']}  {e['type']:16} {json.dumps(e['detail'], sort_keys=True)}")
+
+
+def _parse_location(text):
+    try:
+        lat, lon = (float(part) for part in text.split(","))
+    except ValueError:
+        raise EdgekitError(f"--location {text!r}: write LAT,LON in decimal degrees, "
+                           "e.g. 52.3731,4.8922") from None
+    return (lat, lon)
+
+
+def cmd_set(args):
+    fields = {name: getattr(args, name) for name in
+              ("kind", "site", "owner", "purpose", "status", "retention_days")
+              if getattr(args, name) is not None}
+    if args.location is not None:
+        fields["location"] = _parse_location(args.location)
+    if not fields:
+        raise EdgekitError("nothing to change: give at least one of --kind, --site, "
+                           "--location, --owner, --purpose, --status, --retention-days")
+    with _open(args) as reg:
+        device = reg.upsert_device(args.device_id, **fields)
+        detail = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+        reg.record_event(args.device_id, "registry_update", detail)
+    if args.json:
+        _print_json(_jsonable(device))
+    else:
+        print(f"{args.device_id}: updated " + ", ".join(sorted(fields)))
+
+
+def cmd_export(args):
+    fmt = "json" if args.json else args.format
+    try:
+        retention = export.parse_retention(args.retention)
+    except ValueError as exc:
+        raise EdgekitError(str(exc)) from None
+    with _open(args) as reg:
+        devices = [d for d in reg.list()
+                   if args.all or d["status"] not in ("factory", "retired")]
+    try:
+        entries = export.register_entries(devices, retention)
+    except ValueError as exc:
+        raise EdgekitError(str(exc)) from None
+    if fmt == "csv":
+        text = export.to_csv(entries)
+    elif fmt == "geojson":
+        text, unlocated = export.to_geojson(entries)
+        if unlocated:
+            print(f"edgekit: {len(unlocated)} device(s) without a location left out of the "
+                  f"map: {', '.join(unlocated[:10])}{' ...' if len(unlocated) > 10 else ''}; "
+                  "set it with `edgekit devices set ID --location LAT,LON`", file=sys.stderr)
+    else:
+        text = export.to_json(entries)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(entries)} register entries ({fmt}) to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def register(subparsers):
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--registry", metavar="FILE",
+                        help="registry database (default $EDGEKIT_HOME/registry.sqlite)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    devices = subparsers.add_parser(
+        "devices", help="the device registry and public sensor register",
+        description="Devices known to this fleet (SQLite). See docs/registry.md.")
+    sub = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("list", parents=[common], help="list devices")
+    p.add_argument("--kind", choices=export.KINDS)
+    p.add_argument("--site")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--owner")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", parents=[common], help="one device and its recent events")
+    p.add_argument("device_id", metavar="ID")
+    p.add_argument("--events", type=int, default=20, metavar="N",
+                   help="how many recent events to show (default 20)")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("set", parents=[common], help="record where a device is and why",
+                       description="Create or update a device's register fields; the change "
+                                   "is logged as a registry_update event.")
+    p.add_argument("device_id", metavar="ID")
+    p.add_argument("--kind", choices=export.KINDS, help="needed when the device is new")
+    p.add_argument("--site")
+    p.add_argument("--location", metavar="LAT,LON", help="WGS 84 decimal degrees")
+    p.add_argument("--owner")
+    p.add_argument("--purpose")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--retention-days", type=int, metavar="DAYS",
+                   help="keep this device's data DAYS days (overrides the kind default)")
+    p.set_defaults(func=cmd_set)
+
+    p = sub.add_parser("export", parents=[common], help="publish the public sensor register",
+                       description="For each device in service: kind, location, owner, "
+                                   "purpose, data collected and retention.")
+    p.add_argument("--format", choices=("csv", "geojson", "json"), default="csv")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--retention", action="append", metavar="KIND=DAYS",
+                   help="retention for a device kind (repeatable); default per kind in "
+                        "docs/registry.md")
+    p.add_argument("--all", action="store_true",
+                   help="include factory-state and retired devices")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,321 @@
+"""The device registry: one SQLite file shared by every host tool (provisioning, monitor, OTA).
+
+Parallel provisioning stations write to it at once, so: WAL (readers never block the writer),
+a busy timeout (writers queue instead of failing), and every write in BEGIN IMMEDIATE (the
+write lock is taken up front, so a read-then-write never loses to another writer). One
+`Registry` object per thread; sqlite3 connections are not shared across threads.
+"""
+import contextlib
+import json
+import math
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+from edgekit.registry.export import KINDS
+
+STATUSES = ("factory", "provisioned", "lost", "retired")
+MAX_SEQ = (1 << 63) - 1   # SQLite INTEGER is signed 64-bit
+MAX_DETAIL = 65536
+
+# Numbered migrations, applied in order at open. Never edit a released one: add the next.
+MIGRATIONS = (
+    (1, "devices and events", (
+        """CREATE TABLE devices (
+            device_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            board TEXT,
+            public_key BLOB,
+            certificate BLOB,
+            site TEXT,
+            lat REAL,
+            lon REAL,
+            owner TEXT,
+            purpose TEXT,
+            fw_version TEXT,
+            status TEXT NOT NULL DEFAULT 'provisioned',
+            last_seen TEXT,
+            last_seq INTEGER,
+            provisioned_at TEXT,
+            hwid BLOB)""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            device_id TEXT NOT NULL REFERENCES devices(device_id),
+            time TEXT NOT NULL,
+            type TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}')""",
+    )),
+    (2, "per-device retention, updated_at, event and kind indexes", (
+        "ALTER TABLE devices ADD COLUMN retention_days INTEGER",
+        "ALTER TABLE devices ADD COLUMN updated_at TEXT",
+        "CREATE INDEX events_by_device ON events(device_id, id)",
+        "CREATE INDEX devices_by_kind ON devices(kind, site)",
+    )),
+)
+LATEST = MIGRATIONS[-1][0]
+
+# Fields upsert_device accepts; last_seen/last_seq change only through touch().
+FIELDS = ("kind", "board", "public_key", "certificate", "site", "location", "owner",
+          "purpose", "fw_version", "status", "provisioned_at", "hwid", "retention_days")
+
+
+def default_registry_path() -> Path:
+    home = Path(os.environ.get("EDGEKIT_HOME") or Path.home() / ".edgekit")
+    return home / "registry.sqlite"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TouchResult:
+    """Outcome of touch(): truthy only when the device was seen with a fresh seq."""
+    OK, REPLAYED, UNKNOWN = "ok", "replayed", "unknown_device"
+    __slots__ = ("status", "device_id", "seq", "last_seq")
+
+    def __init__(self, status, device_id, seq, last_seq):
+        self.status, self.device_id, self.seq, self.last_seq = status, device_id, seq, last_seq
+
+    def __bool__(self):
+        return self.status == self.OK
+
+    @property
+    def message(self) -> str:
+        if self.status == self.OK:
+            return f"{self.device_id}: seq {self.seq} accepted"
+        if self.status == self.REPLAYED:
+            return (f"{self.device_id}: seq {self.seq} is not above the last accepted "
+                    f"{self.last_seq}: a replayed or duplicated message; ignore it")
+        return f"{self.device_id} is not in the registry: provision it first"
+
+    def __repr__(self):
+        return f"TouchResult({self.status!r}, {self.device_id!r}, seq={self.seq})"
+
+
+def _bad(field, value, rule):
+    return EdgekitError(f"device {field} {value!r} is invalid: {rule}")
+
+
+def check_device_id(device_id):
+    # SPEC 4.1: the sender header is 1..32 ASCII; the device id is what devices send there.
+    if (not isinstance(device_id, str) or not 1 <= len(device_id) <= 32
+            or not all(33 <= ord(c) < 127 for c in device_id)):
+        raise _bad("id", device_id, "use 1..32 printable ASCII characters without spaces")
+    return device_id
+
+
+def _check_field(name, value):
+    """Validate one upsert field; return the column values it sets."""
+    if value is None:
+        if name in ("kind", "status"):
+            raise _bad(name, value, "it cannot be empty")
+        return {"lat": None, "lon": None} if name == "location" else {name: None}
+    if name == "kind" and value not in KINDS:
+        raise _bad(name, value, f"known kinds are {', '.join(KINDS)} (each needs a "
+                                "data-category entry in registry/export.py)")
+    if name == "status" and value not in STATUSES:
+        raise _bad(name, value, f"use one of {', '.join(STATUSES)}")
+    if name == "public_key" and (not isinstance(value, bytes) or len(value) != 32):
+        raise _bad(name, value, "an Ed25519 public key is 32 raw bytes")
+    if name in ("certificate", "hwid") and (not isinstance(value, bytes) or len(value) > 4096):
+        raise _bad(name, value, "give raw bytes (at most 4096)")
+    if name == "retention_days" and (not isinstance(value, int) or value < 1):
+        raise _bad(name, value, "a whole number of days above 0")
+    if name == "location":
+        try:
+            lat, lon = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise _bad(name, value, "give (latitude, longitude) in decimal degrees") from None
+        if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90
+                and -180 <= lon <= 180):
+            raise _bad(name, value, "latitude is -90..90 and longitude -180..180 (WGS 84)")
+        return {"lat": lat, "lon": lon}
+    if name in ("board", "site", "owner", "purpose", "fw_version", "provisioned_at") and (
+            not isinstance(value, str) or len(value) > 200):
+        raise _bad(name, value, "give text of at most 200 characters")
+    return {name: value}
+
+
+class Registry:
+    """The registry database at `path` (default $EDGEKIT_HOME/registry.sqlite)."""
+
+    def __init__(self, path=None, timeout: float = 30.0):
+        self.path = Path(path) if path else default_registry_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise EdgekitError(f"{self.path} cannot use WAL mode (got {mode!r}): keep the "
+                                   "registry on a local disk, not a network share")
+            self._db.execute("PRAGMA synchronous = FULL")  # a provisioned device is never lost
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise EdgekitError(f"cannot open the registry {self.path}: {exc}; is it an "
+                               "edgekit registry? (--registry FILE picks another)") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self):
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"Registry({str(self.path)!r})"
+
+    @contextlib.contextmanager
+    def _write(self):
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise EdgekitError(f"registry {self.path} stayed locked by another writer "
+                               f"({exc}); retry, or look for a hung edgekit process") from None
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- schema ---------------------------------------------------------------------------
+    def _migrate(self):
+        with self._write() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY "
+                       "KEY, applied_at TEXT NOT NULL, note TEXT NOT NULL)")
+            current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            if current > LATEST:
+                raise EdgekitError(f"registry {self.path} has schema v{current}, newer than "
+                                   f"this edgekit understands (v{LATEST}): upgrade edgekit")
+            for version, note, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for sql in statements:
+                    db.execute(sql)
+                db.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                           (version, now_iso(), note))
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+
+    # --- devices --------------------------------------------------------------------------
+    def upsert_device(self, device_id: str, **fields) -> dict:
+        """Create or update a device; only the given fields change. A new public key (the
+        device was re-provisioned) clears last_seq: the new key's sequence starts afresh."""
+        check_device_id(device_id)
+        unknown = sorted(set(fields) - set(FIELDS))
+        if unknown:
+            raise EdgekitError(f"unknown device field(s) {', '.join(unknown)}: fields are "
+                               f"{', '.join(FIELDS)}")
+        columns = {}
+        for name, value in fields.items():
+            columns.update(_check_field(name, value))
+        now = now_iso()
+        columns["updated_at"] = now
+        with self._write() as db:
+            row = db.execute("SELECT public_key FROM devices WHERE device_id = ?",
+                             (device_id,)).fetchone()
+            if row is None:
+                if "kind" not in columns:
+                    raise EdgekitError(f"device {device_id} is new: give its kind "
+                                       f"({', '.join(KINDS)})")
+                columns.setdefault("provisioned_at", now)
+                columns["device_id"] = device_id
+                names = ", ".join(columns)
+                marks = ", ".join("?" * len(columns))
+                db.execute(f"INSERT INTO devices ({names}) VALUES ({marks})",
+                           tuple(columns.values()))
+            else:
+                if "public_key" in columns and columns["public_key"] != row["public_key"]:
+                    columns["last_seq"] = None
+                sets = ", ".join(f"{name} = ?" for name in columns)
+                db.execute(f"UPDATE devices SET {sets} WHERE device_id = ?",
+                           (*columns.values(), device_id))
+        return self.get(device_id)
+
+    def get(self, device_id: str):
+        """The device as a dict, or None."""
+        row = self._db.execute("SELECT * FROM devices WHERE device_id = ?",
+                               (device_id,)).fetchone()
+        return dict(row) if row else None
+
+    def list(self, kind=None, site=None, status=None, owner=None):
+        """Devices matching every given filter, ordered by id."""
+        where, args = [], []
+        for column, value in (("kind", kind), ("site", site), ("status", status),
+                              ("owner", owner)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM devices"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY device_id", args)]
+
+    def touch(self, device_id: str, seq: int, fw: str = None, when: str = None) -> TouchResult:
+        """Record that a device was heard with message `seq` (SPEC 5 replay rule: seq must
+        be above the last accepted one). A replay changes nothing."""
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
+            raise EdgekitError(f"seq {seq!r} is not an unsigned 63-bit integer")
+        with self._write() as db:
+            row = db.execute("SELECT last_seq FROM devices WHERE device_id = ?",
+                             (device_id,)).fetchone()
+            if row is None:
+                return TouchResult(TouchResult.UNKNOWN, device_id, seq, None)
+            last = row["last_seq"]
+            if last is not None and seq <= last:
+                return TouchResult(TouchResult.REPLAYED, device_id, seq, last)
+            db.execute("UPDATE devices SET last_seq = ?, last_seen = ?, "
+                       "fw_version = COALESCE(?, fw_version) WHERE device_id = ?",
+                       (seq, when or now_iso(), fw, device_id))
+        return TouchResult(TouchResult.OK, device_id, seq, last)
+
+    # --- events ---------------------------------------------------------------------------
+    def record_event(self, device_id: str, type: str, detail=None, when: str = None) -> int:
+        """Append an event (provisioned, ota_installed, alarm, ...); returns its id."""
+        if not isinstance(type, str) or not 1 <= len(type) <= 64:
+            raise EdgekitError(f"event type {type!r} must be text of 1..64 characters")
+        try:
+            text = json.dumps({} if detail is None else detail, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise EdgekitError(f"event detail for {device_id} is not JSON ({exc}): pass "
+                               "dicts, lists, text and numbers; write bytes as hex") from None
+        if len(text) > MAX_DETAIL:
+            raise EdgekitError(f"event detail is {len(text)} bytes of JSON, above "
+                               f"{MAX_DETAIL}: store large data elsewhere and reference it")
+        with self._write() as db:
+            try:
+                cur = db.execute("INSERT INTO events (device_id, time, type, detail) "
+                                 "VALUES (?, ?, ?, ?)", (device_id, when or now_iso(), type, text))
+            except sqlite3.IntegrityError:
+                raise EdgekitError(f"device {device_id} is not in the registry: add it "
+                                   "before recording its events") from None
+            return cur.lastrowid
+
+    def events(self, device_id: str, limit: int = None, type: str = None):
+        """Events of a device, oldest first; `limit` keeps the most recent N."""
+        sql = "SELECT id, device_id, time, type, detail FROM events WHERE device_id = ?"
+        args = [device_id]
+        if type is not None:
+            sql += " AND type = ?"
+            args.append(type)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        rows = [dict(r) for r in self._db.execute(sql, args)]
+        for row in rows:
+            row["detail"] = json.loads(row["detail"])
+        return rows[::-1]
