@@ -1,0 +1,107 @@
+# Envelopes of SPEC section 4 on the device: build signed/unsigned bodies and open them in the
+# order of SPEC section 5 (CBOR, shape, key known, signature, role, replay, payload), so that
+# a rejected body never reaches code that changes state.
+import catalog as C
+import cbor
+import cose
+
+
+class ProtoError(ValueError):
+    def __init__(self, message, code):
+        ValueError.__init__(self, message)
+        self.code = code
+
+
+class Message:
+    __slots__ = ("type", "seq", "sender", "payload", "kid", "role")
+
+    def __init__(self, type_, seq, sender, payload, kid=None, role=None):
+        self.type = type_
+        self.seq = seq
+        self.sender = sender
+        self.payload = payload
+        self.kid = kid
+        self.role = role
+
+
+class Keyring:
+    # A handful of trust anchors (fleet, firmware, operator current+previous): a dict is enough.
+    def __init__(self):
+        self.keys = {}
+        self.revoked = []
+
+    def add(self, public_key, role):
+        kid = cose.kid_of(public_key)
+        self.keys[kid] = (bytes(public_key), role)
+        return kid
+
+    def lookup(self, kid):
+        if not isinstance(kid, bytes) or kid in self.revoked:
+            return None
+        return self.keys.get(kid)
+
+
+def signed(msg_type, payload, seed32, public_key, seq, sender):
+    header = {C.HDR_TYPE: msg_type, C.HDR_SEQ: seq, C.HDR_SENDER: sender,
+              C.COSE_KID: cose.kid_of(public_key)}
+    return cose.sign1(cbor.dumps(payload), seed32, header, public_key)
+
+
+def unsigned(msg_type, seq, payload):
+    if msg_type not in C.UNSIGNED_OK:
+        raise ValueError("type must be signed")
+    return cbor.dumps([msg_type, seq, payload])
+
+
+def _fail(message, code):
+    raise ProtoError(message, code)
+
+
+def open_body(body, keyring=None, last_seq=None, max_len=C.MAX_FRAME_LIMIT):
+    """Decode and verify one body -> Message. `last_seq` maps kid -> last accepted seq; the
+    caller persists the new seq (msg.kid, msg.seq) BEFORE acting on the message."""
+    try:
+        item = cbor.loads(body, max_len)
+    except ValueError as exc:
+        _fail(str(exc), getattr(exc, "code", C.E_BAD_CBOR))
+    if isinstance(item, list) and len(item) == 3:
+        msg_type, seq, payload = item
+        if not isinstance(msg_type, int) or not isinstance(seq, int) or seq < 0:
+            _fail("unsigned envelope must be [type, seq, payload]", C.E_BAD_CBOR)
+        if not isinstance(payload, dict):
+            _fail("payload must be a map", C.E_BAD_REQUEST)
+        if msg_type not in C.UNSIGNED_OK:
+            _fail("message type must be signed", C.E_UNAUTHORIZED)
+        return Message(msg_type, seq, None, payload)
+    try:
+        protected, protected_bytes, payload_bytes, signature = cose.parse(item)
+    except ValueError as exc:
+        _fail(str(exc), getattr(exc, "code", C.E_BAD_CBOR))
+    msg_type = protected.get(C.HDR_TYPE)
+    seq = protected.get(C.HDR_SEQ)
+    sender = protected.get(C.HDR_SENDER)
+    if (not isinstance(msg_type, int) or not isinstance(seq, int) or seq < 0
+            or not isinstance(sender, str) or not 1 <= len(sender) <= 32):
+        _fail("protected header needs type, seq and sender", C.E_BAD_CBOR)
+    kid = protected.get(C.COSE_KID)
+    known = keyring.lookup(kid) if keyring is not None else None
+    if known is None:
+        _fail("unknown or revoked key id", C.E_UNKNOWN_KEY)
+    try:
+        cose.check_signature(protected_bytes, payload_bytes, signature, known[0])
+    except ValueError:
+        _fail("bad signature", C.E_BAD_SIGNATURE)
+    allowed = C.SIGNER_ROLES.get(msg_type)
+    if allowed is not None and known[1] not in allowed:
+        _fail("key role may not sign this type", C.E_UNAUTHORIZED)
+    if last_seq is not None:
+        previous = last_seq.get(kid)
+        if previous is not None and seq <= previous:
+            _fail("replayed sequence number", C.E_REPLAYED)
+    try:
+        payload = cbor.loads(payload_bytes)
+    except ValueError as exc:
+        _fail(str(exc), getattr(exc, "code", C.E_BAD_CBOR))
+    if not isinstance(payload, dict):
+        _fail("payload must be a map", C.E_BAD_REQUEST)
+    return Message(msg_type, seq, sender, payload, kid, known[1])

@@ -1,0 +1,84 @@
+"""pyserial transport for real ports (/dev/ttyUSB0, COM3), ptys and socket:// URLs."""
+import errno
+import time
+
+import serial
+
+from edgekit.errors import LinkError
+
+DEFAULT_BAUD = 115200
+
+
+def parse_port(spec: str) -> str:
+    """Accept `serial:/dev/ttyUSB0`, `/dev/ttyUSB0`, `COM3`, `socket://h:p`, `emu:ID`."""
+    if not spec:
+        raise LinkError("no port given: name a serial port (e.g. /dev/ttyUSB0), "
+                        "socket://HOST:PORT, or emu:ID of an emulated board")
+    if spec.startswith("serial:"):
+        return spec[len("serial:"):]
+    if spec.startswith("emu:"):
+        from edgekit.emu.registry_lookup import url_for  # only needed for emulated boards
+        return url_for(spec[len("emu:"):])
+    return spec
+
+
+class SerialTransport:
+    def __init__(self, port: str, baudrate: int = DEFAULT_BAUD):
+        self.url = parse_port(port)
+        self.baudrate = baudrate
+        self._serial = None
+
+    def open(self):
+        try:
+            self._serial = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0,
+                                                 do_not_open=True)
+            self._serial.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkError(f"cannot open {self.url}: {exc}. Check the cable/port name "
+                            f"(`edgekit emu list` shows emulated boards)") from None
+        return self
+
+    def close(self):
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            finally:
+                self._serial = None
+
+    def __enter__(self):
+        return self.open() if self._serial is None else self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def write(self, data: bytes):
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"write to {self.url} failed: {exc} (device unplugged?)") from None
+
+    def read(self, timeout: float) -> bytes:
+        """Whatever arrives within `timeout` seconds (b"" if nothing)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                waiting = self._serial.in_waiting
+                if waiting:
+                    return self._serial.read(waiting)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return b""
+                self._serial.timeout = min(remaining, 0.05)
+                chunk = self._serial.read(1)
+                self._serial.timeout = 0
+                if chunk:
+                    more = self._serial.in_waiting
+                    return chunk + (self._serial.read(more) if more else b"")
+        except (serial.SerialException, OSError) as exc:
+            if getattr(exc, "errno", None) == errno.EAGAIN:
+                return b""
+            raise LinkError(f"read from {self.url} failed: {exc} (device unplugged?)") from None
+
+
+def open_transport(port: str, baudrate: int = DEFAULT_BAUD) -> SerialTransport:
+    return SerialTransport(port, baudrate).open()
