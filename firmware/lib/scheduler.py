@@ -1,0 +1,154 @@
+# Cooperative scheduler on the HAL clock: periodic and one-shot tasks with deadlines, sleep
+# between them (link input wakes the sleep early), a watchdog fed only while tasks make
+# progress, and an energy account (time awake per task) for battery-life estimates.
+#
+# Why cooperative: one stack, no locks, bounded RAM; every task is a short function that
+# returns. A task that hangs stops the watchdog feed and the board resets (reset cause
+# "watchdog"), which is the only sane recovery for a device no one will visit for years.
+from micropython import const
+
+_MAX_TASKS = const(24)
+_MAX_SLEEP_MS = const(60000)    # wake at least once a minute: watchdog and clock housekeeping
+_FAIL_LIMIT = const(5)          # consecutive failures of a critical task before we stop feeding
+
+
+class Task:
+    __slots__ = ("name", "fn", "period", "deadline", "due", "runs", "fails", "misses",
+                 "awake_ms", "critical", "last_ok")
+
+    def __init__(self, name, fn, period, deadline, due, critical):
+        self.name = name
+        self.fn = fn
+        self.period = period        # ms; 0 = one-shot
+        self.deadline = deadline    # ms a run may take before it counts as a miss
+        self.due = due              # ticks when next due
+        self.runs = 0
+        self.fails = 0              # consecutive failures
+        self.misses = 0             # runs that exceeded their deadline
+        self.awake_ms = 0           # summed run time (energy account)
+        self.critical = critical
+        self.last_ok = None
+
+
+class Scheduler:
+    def __init__(self, hal, wdt_timeout_ms=0, log=None):
+        self.hal = hal
+        self.tasks = []
+        self.log = log
+        self.started = hal.ticks_ms()
+        self.sleep_ms = 0           # summed time spent asleep
+        self.errors = 0
+        self.wdt = wdt_timeout_ms
+        self._stop = False
+        if wdt_timeout_ms:
+            hal.wdt_start(wdt_timeout_ms)
+
+    def every(self, name, period_ms, fn, deadline_ms=1000, phase_ms=0, critical=False):
+        return self._add(Task(name, fn, period_ms, deadline_ms,
+                              self.hal.ticks_add(self.hal.ticks_ms(), phase_ms), critical))
+
+    def after(self, name, delay_ms, fn, deadline_ms=1000):
+        self.cancel(name)
+        return self._add(Task(name, fn, 0, deadline_ms,
+                              self.hal.ticks_add(self.hal.ticks_ms(), delay_ms), False))
+
+    def cancel(self, name):
+        for t in self.tasks:
+            if t.name == name:
+                self.tasks.remove(t)
+                return True
+        return False
+
+    def _add(self, task):
+        if len(self.tasks) >= _MAX_TASKS:
+            raise ValueError("too many tasks")
+        self.cancel(task.name)
+        self.tasks.append(task)
+        return task
+
+    def stop(self):
+        self._stop = True
+
+    def run_due(self):
+        """Run every task that is due; return ms until the next one is due."""
+        hal = self.hal
+        healthy = True
+        for task in list(self.tasks):
+            now = hal.ticks_ms()
+            if hal.ticks_diff(task.due, now) > 0:
+                continue
+            start = now
+            try:
+                task.fn()
+                task.fails = 0
+                task.last_ok = start
+            except Exception as exc:  # a task failing must not stop the others
+                task.fails += 1
+                self.errors += 1
+                if self.log:
+                    self.log("task %s failed: %r" % (task.name, exc))
+            elapsed = hal.ticks_diff(hal.ticks_ms(), start)
+            task.runs += 1
+            task.awake_ms += elapsed
+            if elapsed > task.deadline:
+                task.misses += 1
+            if task.critical and task.fails >= _FAIL_LIMIT:
+                healthy = False
+            if task.period:
+                # Keep the phase; skip missed periods rather than bunching them up. ticks_add,
+                # not +: ticks wrap (2**30 ms on most ports, about 12 days).
+                task.due = hal.ticks_add(task.due, task.period)
+                if hal.ticks_diff(task.due, hal.ticks_ms()) <= 0:
+                    task.due = hal.ticks_add(hal.ticks_ms(), task.period)
+            elif task in self.tasks:
+                self.tasks.remove(task)
+        if healthy and self.wdt:
+            hal.wdt_feed()
+        return self.next_due_ms()
+
+    def next_due_ms(self):
+        now = self.hal.ticks_ms()
+        wait = _MAX_SLEEP_MS
+        for task in self.tasks:
+            d = self.hal.ticks_diff(task.due, now)
+            if d < wait:
+                wait = d
+        return wait if wait > 0 else 0
+
+    def run(self, on_input=None, until=None):
+        """Main loop. `on_input()` runs when the link has bytes; `until()` ends the loop."""
+        hal = self.hal
+        self._stop = False
+        while not self._stop and not (until and until()):
+            wait = self.run_due()
+            if wait:
+                t0 = hal.ticks_ms()
+                woke = hal.wait(wait)
+                self.sleep_ms += hal.ticks_diff(hal.ticks_ms(), t0)
+                if woke and on_input:
+                    on_input()
+            elif on_input and hal.link.any():
+                on_input()
+
+    # -- energy account -------------------------------------------------------------------
+    def energy(self):
+        total = self.hal.ticks_diff(self.hal.ticks_ms(), self.started)
+        awake = 0
+        per_task = {}
+        for t in self.tasks:
+            awake += t.awake_ms
+            per_task[t.name] = t.awake_ms
+        return {"elapsed_ms": total, "awake_ms": awake, "sleep_ms": self.sleep_ms,
+                "tasks": per_task}
+
+
+def battery_life_days(capacity_mah, awake_ma, sleep_ua, awake_ms_per_day, extra_mah_per_day=0):
+    """Days a battery lasts at this duty cycle. Why a model and not a measurement: the
+    emulator's time is virtual, so awake time comes from tasks' declared costs plus measured
+    run time, and the currents from the board definition (datasheet figures)."""
+    awake_h = awake_ms_per_day / 3600000.0
+    sleep_h = 24.0 - awake_h
+    per_day = awake_ma * awake_h + (sleep_ua / 1000.0) * sleep_h + extra_mah_per_day
+    if per_day <= 0:
+        return None
+    return capacity_mah / per_day

@@ -1,0 +1,80 @@
+"""The cooperative scheduler, run inside micropython with a simulated clock that wraps."""
+from edgekit.testing import mp
+
+FAKE_HAL = r"""
+import scheduler
+_WRAP = 1 << 30
+class Link:
+    def any(self): return False
+class FakeHal:
+    def __init__(self, start):
+        self.t = start
+        self.fed = 0
+        self.link = Link()
+        self.wdt_timeout = None
+    def ticks_ms(self): return self.t % _WRAP
+    def ticks_add(self, a, b): return (a + b) % _WRAP
+    def ticks_diff(self, a, b):
+        d = (a - b) % _WRAP
+        return d - _WRAP if d >= _WRAP // 2 else d
+    def wait(self, ms):
+        self.t += ms
+        return False
+    def wdt_start(self, ms): self.wdt_timeout = ms
+    def wdt_feed(self): self.fed += 1
+"""
+
+
+def test_periods_wrap_failures_watchdog_and_energy():
+    result = mp.run_json(FAKE_HAL + r"""
+import json
+hal = FakeHal(start=(1 << 30) - 5000)   # wraps 5 s into the run
+s = scheduler.Scheduler(hal, wdt_timeout_ms=30000)
+counts = {"fast": 0, "slow": 0, "bad": 0, "once": 0}
+def fast(): counts["fast"] += 1
+def slow():
+    counts["slow"] += 1
+    hal.t += 1500          # takes 1.5 s: over its 1 s deadline
+def bad():
+    counts["bad"] += 1
+    raise RuntimeError("sensor gone")
+def once(): counts["once"] += 1
+s.every("fast", 1000, fast)
+s.every("slow", 10000, slow, deadline_ms=1000)
+s.every("bad", 5000, bad, critical=True)
+s.after("once", 2500, once)
+start = hal.t
+s.run(until=lambda: hal.t - start >= 60000)
+fed_before = hal.fed
+task = {t.name: t for t in s.tasks}
+print(json.dumps({"counts": counts, "misses": task["slow"].misses, "fails": task["bad"].fails,
+                  "errors": s.errors, "fed": hal.fed, "wdt": hal.wdt_timeout,
+                  "energy": s.energy(), "names": sorted(task)}))
+""")
+    counts = result["counts"]
+    # 60 s of simulated time across a tick wrap: fast ran about every second (slow's 1.5 s
+    # runs push it back a little), slow every 10 s, bad every 5 s, once exactly once.
+    assert 50 <= counts["fast"] <= 61
+    assert counts["slow"] in (6, 7)
+    assert counts["bad"] in (12, 13)
+    assert counts["once"] == 1 and "once" not in result["names"]
+    assert result["misses"] == counts["slow"]
+    assert result["errors"] == counts["bad"] and result["fails"] == counts["bad"]
+    assert result["wdt"] == 30000
+    # the critical task failed >= 5 times in a row: the feed stopped after that
+    assert 0 < result["fed"] < counts["fast"]
+    energy = result["energy"]
+    assert energy["tasks"]["slow"] == 1500 * counts["slow"]
+    assert energy["sleep_ms"] + energy["awake_ms"] <= energy["elapsed_ms"] + 1000
+
+
+def test_battery_life_model():
+    out = mp.run_json(r"""
+import json, scheduler
+print(json.dumps([scheduler.battery_life_days(19000, 80, 10, 60000),
+                  scheduler.battery_life_days(19000, 80, 10, 0)]))
+""")
+    busy, idle = out
+    # 1 minute awake at 80 mA + 23.98 h at 10 uA = 1.3333 + 0.2398 mAh/day
+    assert abs(busy - 19000 / (80 / 60 + 0.01 * (24 - 1 / 60))) < 0.01
+    assert idle > busy * 5
