@@ -184,10 +184,14 @@ class Registry:
                                f"({exc}); retry, or look for a hung edgekit process") from None
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, lock timeout
+                raise EdgekitError(f"registry {self.path}: {exc}; nothing was changed. Check "
+                                   "free disk space and that no process hangs on it") from None
             raise
-        self._db.execute("COMMIT")
 
     # --- schema ---------------------------------------------------------------------------
     def _migrate(self):
