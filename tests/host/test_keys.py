@@ -196,6 +196,8 @@ def test_rotate_then_revoke_produces_signed_epochs(store):
         assert protected[catalog.HDR_SENDER] == "fleet"
         assert unprotected == {}
         seqs.append(protected[catalog.HDR_SEQ])
+        # exactly the CDDL `key-epoch` map (protocol/edgekit.cddl): a closed map
+        assert set(payload) == {catalog.K_EPOCH, catalog.K_ANCHORS, catalog.K_REVOKED}
         assert payload[catalog.K_EPOCH] == number
         anchors = payload[catalog.K_ANCHORS]
         assert set(anchors) == {"operator", "firmware"}

@@ -143,7 +143,7 @@ def cmd_epoch(args):
     except ValueError as exc:
         raise EdgekitError(f"{path} does not verify with the fleet key ({exc}): do not send "
                            "it to devices; restore the epochs folder from backup") from None
-    summary = {"epoch": info["epoch"], "seq": info["seq"], "issued": info["issued"],
+    summary = {"epoch": info["epoch"], "seq": info["seq"],
                "signed_by": info["kid"].hex(), "bytes": len(message), "file": str(path),
                "anchors": {r: [k.hex() for k in keys] for r, keys in info["anchors"].items()},
                "revoked": [k.hex() for k in info["revoked"]]}

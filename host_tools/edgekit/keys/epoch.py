@@ -4,16 +4,16 @@ SPEC 5: a device applies an epoch atomically and refuses one at or below its cur
 (`replayed`). Each message carries the whole trust set rather than a delta, so a device that
 missed epochs catches up from the latest one alone.
 """
-import time
-
 from edgekit import catalog
 
 SENDER = "fleet"
 ROTATED_ROLES = (catalog.ROLE_OPERATOR, catalog.ROLE_FIRMWARE)
 
 
-def epoch_payload(epoch: int, anchors: dict, revoked, issued: int = None) -> dict:
-    """The payload map. `anchors` maps role -> [current public key, previous?] (raw bytes)."""
+def epoch_payload(epoch: int, anchors: dict, revoked) -> dict:
+    """The payload map (CDDL `key-epoch`). `anchors` maps role -> [current, previous?] raw
+    public keys. `revoked` lists every revoked operator/firmware kid so far: 9 bytes each,
+    so decades of yearly rotations stay well under a frame."""
     if not isinstance(epoch, int) or epoch < 1:
         raise ValueError(f"key epoch must be a positive integer, got {epoch!r}")
     trust = {}
@@ -28,7 +28,6 @@ def epoch_payload(epoch: int, anchors: dict, revoked, issued: int = None) -> dic
         catalog.K_EPOCH: epoch,
         catalog.K_ANCHORS: trust,
         catalog.K_REVOKED: [bytes(k) for k in revoked],
-        catalog.K_ISSUED: int(time.time()) if issued is None else int(issued),
     }
 
 
@@ -43,19 +42,18 @@ def protected_header(fleet_signer, seq: int) -> dict:
     }
 
 
-def build_key_epoch(fleet_signer, seq: int, epoch: int, anchors: dict, revoked,
-                    issued: int = None) -> bytes:
+def build_key_epoch(fleet_signer, seq: int, epoch: int, anchors: dict, revoked) -> bytes:
     """The signed KEY_EPOCH body (COSE_Sign1, tag 18) ready for the link or a file."""
     if getattr(fleet_signer, "role", catalog.ROLE_FLEET) != catalog.ROLE_FLEET:
         raise ValueError(f"KEY_EPOCH must be signed by the fleet root, not {fleet_signer.role}")
     # Imported here so `edgekit keys list` works even where the protocol package is absent.
     from edgekit.protocol import cbor, cose
-    payload = cbor.dumps(epoch_payload(epoch, anchors, revoked, issued))
+    payload = cbor.dumps(epoch_payload(epoch, anchors, revoked))
     return cose.sign1(payload, fleet_signer, protected_header(fleet_signer, seq))
 
 
 def open_key_epoch(message: bytes, fleet_public_key: bytes) -> dict:
-    """Verify a KEY_EPOCH with the fleet key; return {epoch, anchors, revoked, issued, seq}.
+    """Verify a KEY_EPOCH with the fleet key; return {epoch, anchors, revoked, seq, kid, sender}.
 
     Raises edgekit.protocol.cose.CoseError (bad shape or signature) or ValueError (not a
     KEY_EPOCH, malformed payload).
@@ -72,7 +70,6 @@ def open_key_epoch(message: bytes, fleet_public_key: bytes) -> dict:
         "epoch": payload[catalog.K_EPOCH],
         "anchors": payload.get(catalog.K_ANCHORS, {}),
         "revoked": payload.get(catalog.K_REVOKED, []),
-        "issued": payload.get(catalog.K_ISSUED),
         "seq": header.get(catalog.HDR_SEQ),
         "kid": header.get(catalog.COSE_KID),
         "sender": header.get(catalog.HDR_SENDER),
