@@ -103,7 +103,7 @@ def test_init_refuses_stray_key_files_without_index(tmp_path):
 
 
 def test_short_passphrase_refused_before_anything_is_written(tmp_path):
-    with pytest.raises(EdgekitError, match="at least 8"):
+    with pytest.raises(EdgekitError, match="at least 12"):
         KeyStore(tmp_path / "k").init("short")
     assert not (tmp_path / "k" / "keys.json").exists()
 

@@ -80,7 +80,7 @@ def _locked(lock_path: Path):
         os.close(fd)  # closing releases the flock
 
 
-MIN_PASSPHRASE = 8
+MIN_PASSPHRASE = 12  # the PEM KDF is only 2048 PBKDF2 rounds: length is the defence
 
 
 def check_new_passphrase(passphrase: str):
