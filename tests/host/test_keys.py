@@ -248,6 +248,19 @@ def test_rotation_rules(store):
         store.revoke(leaked, PASS)
 
 
+def test_epoch_payload_rules():
+    a, b, c = (bytes([n]) * 32 for n in (1, 2, 3))
+    ok = epoch_mod.epoch_payload(4, {"operator": [a, b], "firmware": [c]}, [])
+    assert ok[catalog.K_ANCHORS]["operator"] == [a, b]
+    for epoch, anchors, revoked, match in (
+            (0, {"operator": [a], "firmware": [c]}, [], "positive"),
+            (1, {"operator": [a, b, c], "firmware": [c]}, [], "1 or 2"),
+            (1, {"operator": [a]}, [], "firmware needs"),
+            (1, {"operator": [a], "firmware": [c]}, [kid_of(a)], "revoked key")):
+        with pytest.raises(ValueError, match=match):
+            epoch_mod.epoch_payload(epoch, anchors, revoked)
+
+
 def test_find_kid_prefix_rules(store):
     kid = store.current("operator")["kid"]
     assert store.find_kid(kid[:6].upper())["kid"] == kid

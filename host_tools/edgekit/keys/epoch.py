@@ -4,6 +4,8 @@ SPEC 5: a device applies an epoch atomically and refuses one at or below its cur
 (`replayed`). Each message carries the whole trust set rather than a delta, so a device that
 missed epochs catches up from the latest one alone.
 """
+import hashlib
+
 from edgekit import catalog
 
 SENDER = "fleet"
@@ -24,10 +26,14 @@ def epoch_payload(epoch: int, anchors: dict, revoked) -> dict:
             raise ValueError(f"{role} needs 1 or 2 trusted keys (current, previous), "
                              f"got {len(keys)}")
         trust[role] = keys
+    revoked = [bytes(k) for k in revoked]
+    for keys in trust.values():
+        if any(hashlib.sha256(k).digest()[:8] in revoked for k in keys):
+            raise ValueError("a revoked key cannot stay among the trusted keys")
     return {
         catalog.K_EPOCH: epoch,
         catalog.K_ANCHORS: trust,
-        catalog.K_REVOKED: [bytes(k) for k in revoked],
+        catalog.K_REVOKED: revoked,
     }
 
 
