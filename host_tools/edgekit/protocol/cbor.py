@@ -9,7 +9,14 @@ cbor2 does every head, string and float. Two things it does not do the way the s
   (types, 64-bit ints, tag 18 only, depth), then re-encodes and requires the same bytes:
   that one comparison rejects indefinite lengths, long heads, unsorted or duplicate keys,
   non-minimal floats and trailing bytes.
+
+cbor2 5.9's C encoder also misses float16 for |x| in [32768, 65504] (its half-float packer
+overflows on exponent 15 and it falls back to float32; cbor2 issue #157), so floats go through
+`_minimal_float`, the same shortest-width test cbor2's pure-Python encoder makes.
 """
+import math
+import struct
+
 import cbor2
 
 from edgekit import catalog
@@ -26,6 +33,27 @@ class CBORError(ValueError):
         self.code = code
 
 
+class _Float:
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _minimal_float(value: float) -> bytes:
+    """The shortest of float16/32/64 that keeps `value` (RFC 8949 4.2.1); NaN as f9 7e00."""
+    if math.isnan(value):
+        return b"\xf9\x7e\x00"
+    for head, fmt in ((b"\xf9", ">e"), (b"\xfa", ">f")):
+        try:
+            packed = struct.pack(fmt, value)
+        except OverflowError:
+            continue
+        if struct.unpack(fmt, packed)[0] == value:
+            return head + packed
+    return b"\xfb" + struct.pack(">d", value)
+
+
 class _OrderedMap:
     __slots__ = ("pairs",)
 
@@ -34,6 +62,9 @@ class _OrderedMap:
 
 
 def _encode_ordered_map(encoder, value):
+    if isinstance(value, _Float):
+        encoder.write(_minimal_float(value.value))
+        return
     if not isinstance(value, _OrderedMap):
         raise CBORError(f"cannot encode {type(value).__name__} in edgekit CBOR")
     encoder.encode_length(5, len(value.pairs))
@@ -42,8 +73,11 @@ def _encode_ordered_map(encoder, value):
         encoder.encode(item)
 
 
-def _prepare(obj, depth=0):
-    """Copy `obj` into what cbor2 encodes as RFC 8949 deterministic CBOR."""
+def _prepare(obj, depth=1):
+    """Copy `obj` into what cbor2 encodes as RFC 8949 deterministic CBOR.
+
+    `depth` counts as the decoder does (the top-level item is 1), so anything this encodes
+    the strict decoder accepts."""
     if depth > catalog.MAX_DEPTH:
         raise CBORError(f"nesting deeper than {catalog.MAX_DEPTH}", catalog.E_TOO_DEEP)
     if isinstance(obj, dict):
@@ -61,7 +95,9 @@ def _prepare(obj, depth=0):
         return [_prepare(item, depth + 1) for item in obj]
     if isinstance(obj, Tag):
         return Tag(obj.tag, _prepare(obj.value, depth + 1))
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, bytes, float)):
+    if isinstance(obj, float):
+        return _Float(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, bytes)):
         return obj
     if isinstance(obj, int):
         if not _INT_MIN <= obj <= _INT_MAX:
