@@ -178,6 +178,8 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(EdgekitError, match="cannot open the registry"):
         Registry(path)
+    with pytest.raises(EdgekitError, match="cannot open the registry"):
+        Registry(tmp_path)  # a directory
 
 
 # --- concurrency ----------------------------------------------------------------------------

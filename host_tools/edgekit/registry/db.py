@@ -144,7 +144,11 @@ class Registry:
     def __init__(self, path=None, timeout: float = 30.0):
         self.path = Path(path) if path else default_registry_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise EdgekitError(f"cannot open the registry {self.path}: {exc}; check the path "
+                               "and its permissions (--registry FILE picks another)") from None
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
