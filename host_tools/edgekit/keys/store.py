@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edgekit.paths import edgekit_home  # re-exported: keys.cli imports it from here
 from edgekit import catalog
 from edgekit.errors import EdgekitError
 from edgekit.keys import epoch as epoch_mod
@@ -35,8 +36,6 @@ ANCHORS_FORMAT = "edgekit-trust-anchors/1"
 PASSPHRASE_ENV = "EDGEKIT_KEY_PASSPHRASE"
 
 
-def edgekit_home() -> Path:
-    return Path(os.environ.get("EDGEKIT_HOME") or Path.home() / ".edgekit")
 
 
 def default_keys_dir() -> Path:

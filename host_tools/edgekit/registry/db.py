@@ -13,6 +13,7 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edgekit.paths import edgekit_home
 from edgekit.errors import EdgekitError
 from edgekit.registry.export import KINDS
 
@@ -62,8 +63,7 @@ FIELDS = ("kind", "board", "public_key", "certificate", "site", "location", "own
 
 
 def default_registry_path() -> Path:
-    home = Path(os.environ.get("EDGEKIT_HOME") or Path.home() / ".edgekit")
-    return home / "registry.sqlite"
+    return edgekit_home() / "registry.sqlite"
 
 
 def now_iso() -> str:
