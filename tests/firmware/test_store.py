@@ -1,5 +1,7 @@
 """firmware/lib/store.py in the real MicroPython VM: one VM run executes every case, the
 host checks each case's outcome in its own test."""
+import json
+
 import pytest
 
 from edgekit.testing import mp
@@ -8,14 +10,16 @@ CASES = r'''
 import json, os, store, flashio
 
 ROOT = %(root)r
-R = {}
 
 
 def case(fn):
+    # One JSON line per case, printed at once: a single document of every result would
+    # need one large allocation on a fragmented board-sized heap.
     try:
-        R[fn.__name__] = fn()
+        res = fn()
     except Exception as e:
-        R[fn.__name__] = {"error": "%%s: %%s" %% (type(e).__name__, e)}
+        res = {"error": "%%s: %%s" %% (type(e).__name__, e)}
+    print(json.dumps([fn.__name__, res]))
     return fn
 
 
@@ -361,15 +365,14 @@ def nested_root():
     s.save("x", [1])
     return reopen(s).load("x")
 
-
-print(json.dumps(R))
 '''
 
 
 @pytest.fixture(scope="module")
 def r(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    return mp.run_json(CASES % {"root": str(root)})
+    out = mp.run(CASES % {"root": str(root)})
+    return dict(json.loads(line) for line in out.splitlines() if line.startswith("["))
 
 
 def ok(r, name):
