@@ -31,10 +31,6 @@ _type, _len, _sorted, _isinstance = type, len, sorted, isinstance
 _bytes, _str, _int, _float = bytes, str, int, float
 _dict, _list, _tuple, _bytearray, _memoryview = dict, list, tuple, bytearray, memoryview
 
-# Heads of 0..23 and -1..-24 (one byte each): most map keys and many values in this protocol.
-_UHEAD = tuple(bytes((i,)) for i in range(24))
-_NHEAD = tuple(bytes((0x20 + i,)) for i in range(24))
-
 
 class CBORError(ValueError):
     """Input or value outside what SPEC section 3 allows; `code` is the catalog error code."""
@@ -182,11 +178,6 @@ def _key_bytes(k, depth):
         n = _len(b)
         if n < 24:
             return _bytes((0x60 | n,)) + b
-    elif t is _int:
-        if 0 <= k < 24:
-            return _UHEAD[k]
-        if -25 < k < 0:
-            return _NHEAD[-1 - k]
     kb = _bytearray()
     _enc(kb, k, depth)
     return _bytes(kb)
