@@ -47,38 +47,43 @@ _H0 = (
 )
 
 
-def _compress(h, w, block, off):
+def _compress(h, wh, wl, block, off):
     """Fold the 128-byte block at block[off:] into the state h (16 halves, updated in place).
 
-    w is the caller's 160-slot schedule scratch, so hashing allocates nothing per block
-    beyond the unpacked words."""
+    wh/wl are the caller's 16-slot rings for the message schedule (high and low halves):
+    W[t] only needs W[t-16..t-1], and small lists keep every allocation of a hash below
+    300 bytes, which a fragmented board heap can still serve."""
     M = _M32
     K = _K
-    words = struct.unpack_from(">32I", block, off)
-    for i in range(32):
-        w[i] = words[i]
-    for i in range(32, 160, 2):
-        # W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16]
-        xh = w[i - 4]
-        xl = w[i - 3]
-        yh = w[i - 30]
-        yl = w[i - 29]
-        lo = (((xl >> 19 | xh << 13) ^ (xh >> 29 | xl << 3) ^ (xl >> 6 | xh << 26)) & M) \
-            + w[i - 13] \
-            + (((yl >> 1 | (yh & 1) << 31) ^ (yl >> 8 | yh << 24) ^ (yl >> 7 | yh << 25)) & M) \
-            + w[i - 31]
-        w[i] = ((xh >> 19 | xl << 13) ^ (xl >> 29 | xh << 3) ^ (xh >> 6)) \
-            + w[i - 14] \
-            + ((yh >> 1 | (yl & 1) << 31) ^ (yh >> 8 | yl << 24) ^ (yh >> 7)) \
-            + w[i - 32] + (lo >> 32) & M
-        w[i + 1] = lo & M
+    for j in range(16):
+        wh[j], wl[j] = struct.unpack_from(">II", block, off + 8 * j)
     ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl = h
-    for i in range(0, 160, 2):
+    for t in range(80):
+        j = t & 15
+        if t >= 16:
+            # W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16]; W[t-16] is slot j.
+            i = (t - 2) & 15
+            xh = wh[i]
+            xl = wl[i]
+            i = (t - 15) & 15
+            yh = wh[i]
+            yl = wl[i]
+            i = (t - 7) & 15
+            lo = (((xl >> 19 | xh << 13) ^ (xh >> 29 | xl << 3) ^ (xl >> 6 | xh << 26)) & M) \
+                + wl[i] \
+                + (((yl >> 1 | (yh & 1) << 31) ^ (yl >> 8 | yh << 24) ^ (yl >> 7 | yh << 25)) & M) \
+                + wl[j]
+            wh[j] = ((xh >> 19 | xl << 13) ^ (xl >> 29 | xh << 3) ^ (xh >> 6)) \
+                + wh[i] \
+                + ((yh >> 1 | (yl & 1) << 31) ^ (yh >> 8 | yl << 24) ^ (yh >> 7)) \
+                + wh[j] + (lo >> 32) & M
+            wl[j] = lo & M
         # T1 = h + S1(e) + Ch(e, f, g) + K[t] + W[t]; T2 = S0(a) + Maj(a, b, c)
+        i = t + t
         lo = hl + (((el >> 14 | eh << 18) ^ (el >> 18 | eh << 14) ^ (eh >> 9 | el << 23)) & M) \
-            + (gl ^ (el & (fl ^ gl))) + K[i + 1] + w[i + 1]
+            + (gl ^ (el & (fl ^ gl))) + K[i + 1] + wl[j]
         t1h = hh + ((eh >> 14 | el << 18) ^ (eh >> 18 | el << 14) ^ (el >> 9 | eh << 23)) \
-            + (gh ^ (eh & (fh ^ gh))) + K[i] + w[i] + (lo >> 32)
+            + (gh ^ (eh & (fh ^ gh))) + K[i] + wh[j] + (lo >> 32)
         t1l = lo & M
         t2l = (((al >> 28 | ah << 4) ^ (ah >> 2 | al << 30) ^ (ah >> 7 | al << 25)) & M) \
             + ((al & bl) | (cl & (al | bl)))
@@ -117,7 +122,8 @@ class _PureSha512:
         self._buf = bytearray(128)
         self._fill = 0
         self._len = 0
-        self._w = [0] * 160
+        self._wh = [0] * 16
+        self._wl = [0] * 16
         if data:
             self.update(data)
 
@@ -137,9 +143,9 @@ class _PureSha512:
             if fill < 128:
                 self._fill = fill
                 return
-            _compress(self._h, self._w, self._buf, 0)
+            _compress(self._h, self._wh, self._wl, self._buf, 0)
         while n - pos >= 128:
-            _compress(self._h, self._w, mv, pos)
+            _compress(self._h, self._wh, self._wl, mv, pos)
             pos += 128
         rest = n - pos
         self._buf[:rest] = mv[pos:]
@@ -147,7 +153,6 @@ class _PureSha512:
 
     def digest(self):
         h = list(self._h)
-        w = self._w
         tail = bytearray(256)
         fill = self._fill
         tail[:fill] = self._buf[:fill]
@@ -156,7 +161,7 @@ class _PureSha512:
         # Message length in bits, 128-bit big-endian; lengths below 2**61 bytes need 64 bits.
         struct.pack_into(">Q", tail, end - 8, self._len << 3)
         for off in range(0, end, 128):
-            _compress(h, w, tail, off)
+            _compress(h, self._wh, self._wl, tail, off)
         return struct.pack(">16I", *h)
 
 
