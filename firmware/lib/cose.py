@@ -11,7 +11,7 @@ import ed25519
 
 class CoseError(ValueError):
     def __init__(self, message, code=C.E_BAD_SIGNATURE):
-        ValueError.__init__(self, message)
+        super().__init__(message)
         self.code = code
 
 

@@ -7,9 +7,12 @@ import cose
 
 
 class ProtoError(ValueError):
-    def __init__(self, message, code):
-        ValueError.__init__(self, message)
+    # `seq` is the request's seq when the header was readable, so the error reply can name it
+    # in K_RE and the sender can match it (None before that point).
+    def __init__(self, message, code, seq=None):
+        super().__init__(message)
         self.code = code
+        self.seq = seq
 
 
 class Message:
@@ -53,8 +56,8 @@ def unsigned(msg_type, seq, payload):
     return cbor.dumps([msg_type, seq, payload])
 
 
-def _fail(message, code):
-    raise ProtoError(message, code)
+def _fail(message, code, seq=None):
+    raise ProtoError(message, code, seq)
 
 
 def open_body(body, keyring=None, last_seq=None, max_len=C.MAX_FRAME_LIMIT):
@@ -71,7 +74,7 @@ def open_body(body, keyring=None, last_seq=None, max_len=C.MAX_FRAME_LIMIT):
         if not isinstance(payload, dict):
             _fail("payload must be a map", C.E_BAD_REQUEST)
         if msg_type not in C.UNSIGNED_OK:
-            _fail("message type must be signed", C.E_UNAUTHORIZED)
+            _fail("message type must be signed", C.E_UNAUTHORIZED, seq)
         return Message(msg_type, seq, None, payload)
     try:
         protected, protected_bytes, payload_bytes, signature = cose.parse(item)
@@ -86,22 +89,22 @@ def open_body(body, keyring=None, last_seq=None, max_len=C.MAX_FRAME_LIMIT):
     kid = protected.get(C.COSE_KID)
     known = keyring.lookup(kid) if keyring is not None else None
     if known is None:
-        _fail("unknown or revoked key id", C.E_UNKNOWN_KEY)
+        _fail("unknown or revoked key id", C.E_UNKNOWN_KEY, seq)
     try:
         cose.check_signature(protected_bytes, payload_bytes, signature, known[0])
     except ValueError:
-        _fail("bad signature", C.E_BAD_SIGNATURE)
+        _fail("bad signature", C.E_BAD_SIGNATURE, seq)
     allowed = C.SIGNER_ROLES.get(msg_type)
     if allowed is not None and known[1] not in allowed:
-        _fail("key role may not sign this type", C.E_UNAUTHORIZED)
+        _fail("key role may not sign this type", C.E_UNAUTHORIZED, seq)
     if last_seq is not None:
         previous = last_seq.get(kid)
         if previous is not None and seq <= previous:
-            _fail("replayed sequence number", C.E_REPLAYED)
+            _fail("replayed sequence number", C.E_REPLAYED, seq)
     try:
         payload = cbor.loads(payload_bytes)
     except ValueError as exc:
-        _fail(str(exc), getattr(exc, "code", C.E_BAD_CBOR))
+        _fail(str(exc), getattr(exc, "code", C.E_BAD_CBOR), seq)
     if not isinstance(payload, dict):
-        _fail("payload must be a map", C.E_BAD_REQUEST)
+        _fail("payload must be a map", C.E_BAD_REQUEST, seq)
     return Message(msg_type, seq, sender, payload, kid, known[1])

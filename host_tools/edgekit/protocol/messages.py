@@ -2,6 +2,7 @@
 SPEC section 5 (CBOR, shape, key known, signature, role, replay, payload) so that a rejected
 body never reaches code that changes state."""
 from edgekit import catalog
+from edgekit import catalog as C
 from edgekit.errors import ProtocolError
 from edgekit.protocol import cbor, cose
 
@@ -145,3 +146,46 @@ def reply_error(re_seq, code, text, seq):
     """An unsigned ERROR body (what a host or a factory-state device sends)."""
     return unsigned(catalog.ERROR, seq, {catalog.K_RE: re_seq, catalog.K_CODE: code,
                                          catalog.K_MSG: text})
+
+
+def open_self_signed(body: bytes, max_len=C.MAX_FRAME_LIMIT) -> Message:
+    """PROV_KEY: a device's first message, signed by the key it carries (proof of possession).
+    Verified against K_PUB in its own payload, whose kid must match the header's."""
+    try:
+        sign1 = cose.decode_sign1(body)
+    except cose.CoseError as exc:
+        raise ProtocolError(str(exc), exc.code) from None
+    header = sign1.protected
+    if header.get(C.HDR_TYPE) != C.PROV_KEY:
+        raise ProtocolError("only PROV_KEY is self-signed", C.E_UNKNOWN_KEY)
+    try:
+        payload = cbor.loads(sign1.payload, max_len=max_len)
+    except cbor.CBORError as exc:
+        raise ProtocolError(f"payload: {exc}", exc.code) from None
+    public_key = payload.get(C.K_PUB) if isinstance(payload, dict) else None
+    _require(isinstance(public_key, bytes) and len(public_key) == 32,
+             "PROV_KEY without a 32-byte public key", C.E_BAD_REQUEST)
+    _require(cose.kid_of(public_key) == sign1.kid, "PROV_KEY kid does not match its key",
+             C.E_UNKNOWN_KEY)
+    try:
+        sign1.verify(public_key)
+    except cose.CoseError:
+        raise ProtocolError("PROV_KEY signature does not verify", C.E_BAD_SIGNATURE) from None
+    return Message(C.PROV_KEY, header.get(C.HDR_SEQ), header.get(C.HDR_SENDER), payload,
+                   kid=sign1.kid, role=C.ROLE_DEVICE, body=body)
+
+
+def open_untrusted_caps(body: bytes, max_len=C.MAX_FRAME_LIMIT) -> Message:
+    """A signed CAPS from a device whose key we do not know yet: parsed, NOT trusted
+    (role None). The caller checks the certificate inside against its fleet root, then
+    asks again with the certified key in its keyring."""
+    try:
+        sign1 = cose.decode_sign1(body)
+        payload = cbor.loads(sign1.payload, max_len=max_len)
+    except (cose.CoseError, cbor.CBORError) as exc:
+        raise ProtocolError(str(exc), getattr(exc, "code", C.E_BAD_CBOR)) from None
+    header = sign1.protected
+    _require(header.get(C.HDR_TYPE) == C.CAPS and isinstance(payload, dict),
+             "only CAPS may be read before its key is known", C.E_UNKNOWN_KEY)
+    return Message(C.CAPS, header.get(C.HDR_SEQ), header.get(C.HDR_SENDER), payload,
+                   kid=sign1.kid, role=None, body=body)

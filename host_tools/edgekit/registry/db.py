@@ -17,7 +17,7 @@ from edgekit.paths import edgekit_home
 from edgekit.errors import EdgekitError
 from edgekit.registry.export import KINDS
 
-STATUSES = ("factory", "provisioned", "lost", "retired")
+STATUSES = ("factory", "provisioning", "provisioned", "lost", "retired")
 MAX_SEQ = (1 << 63) - 1   # SQLite INTEGER is signed 64-bit
 MAX_DETAIL = 65536
 

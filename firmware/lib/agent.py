@@ -1,0 +1,74 @@
+# The protocol agent: one body in, the response bodies out. Transport-free (the link module
+# moves bytes); state-free beyond the retransmission cache (the Device holds the state).
+#
+# Order for every body (SPEC 5): envelope.open_body verifies CBOR, shape, key, signature,
+# role and replay; the Device persists the new replay counter; only then does a handler run.
+# A handler gets a verified Message and returns (type, payload), a list of them, a finished
+# body (bytes; provisioning signs with a key the Device does not hold yet), or None;
+# it raises envelope.ProtoError for a request it refuses, and changes nothing when it does.
+import hashlib
+
+import catalog as C
+import envelope
+
+
+class Agent:
+    def __init__(self, dev, max_frame):
+        self.dev = dev
+        self.max_frame = max_frame
+        self.handlers = {}
+        self.rejected = 0
+        self.handled = 0
+        # Retransmission cache: the last signed request's (kid, seq, digest) and our answers,
+        # so a host that lost our response and resends the same bytes gets the same answer
+        # instead of "replayed" — and the command does not run twice.
+        self._last = None
+        self._last_answers = None
+
+    def on(self, msg_type, handler):
+        self.handlers[msg_type] = handler
+
+    def handle(self, body):
+        dev = self.dev
+        try:
+            msg = envelope.open_body(body, dev.keyring, dev.replay, self.max_frame)
+        except envelope.ProtoError as exc:
+            self.rejected += 1
+            if exc.code == C.E_REPLAYED and self._last is not None \
+                    and self._last[2] == hashlib.sha256(body).digest():
+                return self._last_answers
+            return [dev.error(exc.seq, exc.code, str(exc))]
+        handler = self.handlers.get(msg.type)
+        if handler is None:
+            self.rejected += 1
+            return [dev.error(msg.seq, C.E_UNKNOWN_TYPE, "no handler for type %d in state %s"
+                              % (msg.type, "provisioned" if dev.provisioned else "factory"))]
+        dev.accept(msg)
+        try:
+            result = handler(msg)
+        except envelope.ProtoError as exc:
+            answers = [dev.error(msg.seq, exc.code, str(exc))]
+        except MemoryError:
+            answers = [dev.error(msg.seq, C.E_BUSY, "out of memory")]
+        except Exception as exc:  # a handler bug must answer, not kill the link
+            answers = [dev.error(msg.seq, C.E_INTERNAL, repr(exc))]
+        else:
+            self.handled += 1
+            answers = self._bodies(msg.seq, result)
+        if msg.kid is not None:
+            self._last = (msg.kid, msg.seq, hashlib.sha256(body).digest())
+            self._last_answers = answers
+        return answers
+
+    def _bodies(self, seq, result):
+        if result is None:
+            return []
+        if isinstance(result, bytes):   # a body the handler built and signed itself
+            return [result]
+        if isinstance(result, tuple):
+            result = [result]
+        return [self.dev.reply(seq, t, p) for t, p in result]
+
+
+def refuse(code, text):
+    raise envelope.ProtoError(text, code)

@@ -1,0 +1,107 @@
+# Factory-state provisioning responder (SPEC 8.2). Trust model: a factory-fresh device trusts
+# whoever holds its cable, as every provisioning scheme with physical access does; from the
+# commit on it trusts only the anchors it was given, and leaving that state needs an
+# operator-signed REPROVISION.
+#
+#   PROV_BEGIN {nonce, fleet, kind}  -> the device makes its Ed25519 key pair from the board
+#                                       RNG (the private half never leaves it) and answers
+#   PROV_KEY {pub, hwid, board, nonce}  signed by the new key (proof of possession)
+#   PROV_COMMIT {nonce, cert, anchors, config}  -> checks everything, commits identity, cert,
+#                                       anchors and config in ONE atomic store commit
+#   PROV_DONE {device_id}            signed by the device key; then reset into the app.
+# Until the commit nothing is written: a power cut before it leaves a factory-fresh device.
+import catalog as C
+import cbor
+import cose
+import ed25519
+import envelope
+import schema
+from agent import refuse
+
+
+class Provisioner:
+    def __init__(self, rt):
+        self.rt = rt
+        self.pending = None
+        rt.agent.on(C.PROV_BEGIN, self.begin)
+        rt.agent.on(C.PROV_COMMIT, self.commit)
+
+    def _sender(self):
+        return "factory-" + self.rt.hal.unique_id()[:8].hex()
+
+    def begin(self, msg):
+        p = msg.payload
+        nonce, kind, fleet = p.get(C.K_NONCE), p.get(C.K_KIND), p.get(C.K_FLEET)
+        if not isinstance(nonce, bytes) or len(nonce) != 16 or not isinstance(fleet, str):
+            refuse(C.E_BAD_REQUEST, "PROV_BEGIN needs a 16-byte nonce and a fleet id")
+        if kind not in self.rt.kinds:
+            refuse(C.E_BAD_REQUEST, "kind %r is not in this firmware (it has: %s); flash the "
+                   "firmware for that kind" % (kind, ", ".join(self.rt.kinds)))
+        seed = self.rt.hal.random_bytes(32)
+        pub = ed25519.public_key(seed)
+        self.pending = {"seed": seed, "pub": pub, "nonce": nonce, "kind": kind, "fleet": fleet}
+        payload = {C.K_RE: msg.seq, C.K_PUB: pub, C.K_HWID: self.rt.hal.unique_id(),
+                   C.K_BOARD: self.rt.hal.NAME, C.K_NONCE: nonce}
+        return envelope.signed(C.PROV_KEY, payload, seed, pub, self.rt.dev.next_seq(),
+                               self._sender())
+
+    def commit(self, msg):
+        pend = self.pending
+        p = msg.payload
+        if pend is None or p.get(C.K_NONCE) != pend["nonce"]:
+            refuse(C.E_INVALID_STATE, "no provisioning session with that nonce: start again "
+                   "with PROV_BEGIN")
+        anchors = self._anchors(p.get(C.K_ANCHORS), p.get(C.K_EPOCH, 0), p.get(C.K_REVOKED, []))
+        cert = p.get(C.K_CERT)
+        fields = self._certificate(cert, anchors[C.ROLE_FLEET][0], pend)
+        app_schema = self.rt.schema_for(pend["kind"])
+        try:
+            config = schema.validate(app_schema, p.get(C.K_CONFIG, {}))
+        except ValueError as exc:
+            refuse(C.E_BAD_REQUEST, "config: %s" % exc)
+        identity = {"id": fields[C.K_DEVICE_ID], "seed": pend["seed"], "pub": pend["pub"],
+                    "kind": pend["kind"], "fleet": pend["fleet"],
+                    "site": fields.get(C.K_SITE, "")}
+        self.rt.dev.store.commit({"identity": identity, "cert": cert, "anchors": anchors,
+                                  "config": config})
+        self.pending = None
+        payload = {C.K_RE: msg.seq, C.K_DEVICE_ID: identity["id"], C.K_STATE: "provisioned"}
+        body = envelope.signed(C.PROV_DONE, payload, pend["seed"], pend["pub"],
+                               self.rt.dev.next_seq(), identity["id"])
+        self.rt.sched.after("reboot", 300, self.rt.hal.reset)  # answer, then boot the app
+        return body
+
+    def _anchors(self, anchors, epoch, revoked):
+        if not isinstance(anchors, dict) or not isinstance(epoch, int):
+            refuse(C.E_BAD_REQUEST, "anchors must be a map of role to public keys")
+        if not isinstance(revoked, list) or len(revoked) > 16 or \
+                not all(isinstance(k, bytes) and len(k) == 8 for k in revoked):
+            refuse(C.E_BAD_REQUEST, "revoked: at most 16 key ids of 8 bytes")
+        out = {"epoch": epoch, "revoked": revoked}
+        for role, most in ((C.ROLE_FLEET, 1), (C.ROLE_FIRMWARE, 2), (C.ROLE_OPERATOR, 2)):
+            keys = anchors.get(role)
+            if not isinstance(keys, list) or not 1 <= len(keys) <= most or \
+                    not all(isinstance(k, bytes) and len(k) == 32 for k in keys):
+                refuse(C.E_BAD_REQUEST, "anchors: %s needs 1..%d 32-byte keys" % (role, most))
+            out[role] = keys
+        return out
+
+    def _certificate(self, cert, fleet_pub, pend):
+        if not isinstance(cert, bytes):
+            refuse(C.E_BAD_REQUEST, "certificate missing")
+        try:
+            protected, pbytes, payload, sig = cose.parse(cbor.loads(cert))
+            cose.check_signature(pbytes, payload, sig, fleet_pub)
+            fields = cbor.loads(payload)
+        except ValueError:
+            refuse(C.E_BAD_SIGNATURE, "certificate is not signed by the fleet key it came with")
+        if protected.get(C.HDR_TYPE) != C.DOC_DEVICE_CERT or not isinstance(fields, dict):
+            refuse(C.E_BAD_REQUEST, "not a device certificate")
+        hal = self.rt.hal
+        if fields.get(C.K_PUB) != pend["pub"] or fields.get(C.K_HWID) != hal.unique_id() \
+                or fields.get(C.K_KIND) != pend["kind"] or fields.get(C.K_BOARD) != hal.NAME:
+            refuse(C.E_BAD_REQUEST, "certificate is for another key, board or kind")
+        dev_id = fields.get(C.K_DEVICE_ID)
+        if not isinstance(dev_id, str) or not 1 <= len(dev_id) <= 32:
+            refuse(C.E_BAD_REQUEST, "certificate has no valid device id")
+        return fields

@@ -1,0 +1,180 @@
+# The device runtime: boot sequence, app selection, journals, device time, event push.
+#
+#   factory state   -> only HELLO and the provisioning responder answer
+#   provisioned     -> core services + the app of the provisioned kind
+# Everything reaches hardware through `hal`; everything persistent through store/journal.
+import gc
+import os
+import sys
+
+import catalog as C
+import cbor
+import device as device_mod
+import provision
+import schema as schema_mod
+import senml
+import services
+from agent import Agent
+from journal import Journal
+from link import Link
+from scheduler import Scheduler
+
+KNOWN_KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
+_CLOCK_SAVE_MS = 6 * 3600 * 1000
+
+
+def _module_present(name):
+    for d in sys.path:
+        for ext in (".py", ".mpy"):
+            try:
+                os.stat((d or ".") + "/" + name + ext)
+                return True
+            except OSError:
+                pass
+    return False
+
+
+def available_kinds():
+    """Kinds this firmware can become. A built image names its own in `build_info` (written
+    by the build); the development tree offers every kind, each running its app when the
+    module is present and the minimal app otherwise."""
+    try:
+        import build_info
+        return list(build_info.KINDS)
+    except ImportError:
+        return list(KNOWN_KINDS)
+
+
+class MinimalApp:
+    """A provisioned device whose kind has no app in this firmware: it answers HELLO and
+    reports its identity, nothing else (and says so rather than pretending)."""
+    SCHEMA = {}
+
+    def __init__(self, rt):
+        rt.log("no app for kind %s in this firmware: minimal app" % rt.dev.kind, 2)
+
+
+class Runtime:
+    def __init__(self, hal):
+        self.hal = hal
+        board = hal.BOARD
+        self.fw_version = device_mod.FW_VERSION
+        self.reset_cause = hal.reset_cause()
+        self.boot_ms = hal.ticks_ms()
+        self.max_frame = board.get("max_frame", C.MAX_FRAME_DEFAULT)
+        self.window = board.get("window", 4)
+        self.dev = device_mod.Device(hal)
+        self.agent = Agent(self.dev, self.max_frame)
+        self.link = Link(hal, self.agent, self.max_frame)
+        self.sched = Scheduler(hal, board.get("wdt_ms", 0) if self.dev.provisioned else 0,
+                               self.log)
+        self.kinds = available_kinds()
+        self.app = None
+        self.schema = {}
+        self.telemetry = self.events = self.logs = None
+        self._boot_clock()
+        if self.dev.provisioned:
+            self._start_app()
+        else:
+            provision.Provisioner(self)
+        services.install(self)
+        gc.collect()
+
+    @property
+    def state(self):
+        return "provisioned" if self.dev.provisioned else "factory"
+
+    # -- apps ------------------------------------------------------------------------------
+    def app_module(self, kind):
+        if kind in self.kinds and _module_present(kind):
+            return __import__(kind)
+        return MinimalApp
+
+    def schema_for(self, kind):
+        return self.app_module(kind).SCHEMA
+
+    def _start_app(self):
+        root = self.hal.storage_root().rstrip("/") + "/data"
+        journals = self.hal.BOARD.get("journals", {})
+        self.telemetry = Journal(root, "telemetry", *journals.get("telemetry", (65536, 4096)))
+        self.events = Journal(root, "events", *journals.get("events", (16384, 2048)))
+        self.logs = Journal(root, "logs", *journals.get("logs", (8192, 2048)))
+        mod = self.app_module(self.dev.kind)
+        self.schema = mod.SCHEMA
+        self.dev.config = self._migrate_config(self.dev.config)
+        self.app = mod.App(self) if mod is not MinimalApp else MinimalApp(self)
+
+    def _migrate_config(self, stored):
+        # After an update the schema may have new keys (take defaults) or drop old ones
+        # (log and drop): a stored config never stops the app from starting.
+        keep = {}
+        for k, v in (stored or {}).items():
+            if k in self.schema:
+                keep[k] = v
+            else:
+                self.log("config key %s no longer exists: dropped" % k, 2)
+        try:
+            return schema_mod.validate(self.schema, keep)
+        except ValueError as exc:
+            self.log("stored config invalid (%s): defaults used" % exc, 3)
+            return schema_mod.defaults(self.schema)
+
+    # -- device time -----------------------------------------------------------------------
+    # Device time: seconds that keep counting across reboots (base saved every 6 h), so
+    # records taken while the RTC was never synced still get honest relative times.
+    def _boot_clock(self):
+        rec = self.dev.store.load("boot", {}) or {}
+        self.boots = rec.get("n", 0) + 1
+        self._clock_base = rec.get("dt", 0)
+        self._save_clock()
+        self.sched.every("clock", _CLOCK_SAVE_MS, self._save_clock, phase_ms=_CLOCK_SAVE_MS)
+
+    def _save_clock(self):
+        self.dev.store.save("boot", {"n": self.boots, "dt": self.device_time()})
+
+    def uptime_s(self):
+        return self.hal.ticks_diff(self.hal.ticks_ms(), self.boot_ms) // 1000
+
+    def device_time(self):
+        return self._clock_base + self.uptime_s()
+
+    # -- records ---------------------------------------------------------------------------
+    def record(self, records):
+        """Journal a SenML pack of records taken now (durable when this returns)."""
+        entry = [self.hal.time(), self.device_time(), records]
+        return self.telemetry.append(cbor.dumps(entry))
+
+    def restamp(self, entry):
+        """Stored [unix|None, device_time, records] -> a SenML pack for sending now."""
+        at_unix, at_dt, records = entry
+        base = "urn:dev:ek:%s:" % self.dev.device_id
+        t = senml.stamp(at_unix, at_dt, self.hal.time(), self.device_time())
+        return senml.pack(base, records, base_time=t)
+
+    def event(self, name, active, duration, severity, suppressed=0):
+        """Journal an alarm/event and push it to the host at once (it is also fetchable)."""
+        payload = {C.K_NAME: name, C.K_ACTIVE: active, C.K_DURATION: int(duration),
+                   C.K_LEVEL: severity,
+                   C.K_TIME: self.hal.time() if self.hal.time() is not None
+                   else -self.uptime_s()}
+        if suppressed:
+            payload[C.K_COUNT] = suppressed
+        seq = self.events.append(cbor.dumps(payload))
+        payload[C.K_FROM] = seq
+        try:
+            self.link.send(self.dev.body(C.EVENT, payload))
+        except OSError:
+            pass    # link down: the host fetches it later (store-and-forward)
+
+    def log(self, text, level=1):
+        if self.logs is not None and level >= 2:   # only warnings and worse cost flash
+            self.logs.append(cbor.dumps([level, text[:160]]))
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self):
+        self.sched.run(on_input=self.link.poll)
+
+
+def main(hal):
+    rt = Runtime(hal)
+    rt.run()

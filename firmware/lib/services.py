@@ -1,0 +1,189 @@
+# Core protocol services every provisioned device offers, whatever its kind: capabilities,
+# config, time, store-and-forward fetch/ack of telemetry, events and logs, reboot, key epochs
+# and reprovisioning. App-specific commands go through rt.app.command().
+import gc
+import sys
+
+import catalog as C
+import cbor
+import cose
+import device as device_mod
+import schema
+from agent import refuse
+
+_FETCH_MAX = 32
+
+
+def caps(rt):
+    dev = rt.dev
+    v = sys.implementation.version
+    p = {C.K_PROTO: C.PROTOCOL_VERSION, C.K_BOARD: rt.hal.NAME, C.K_FW: rt.fw_version,
+         C.K_RUNTIME: "%d.%d.%d" % (v[0], v[1], v[2]), C.K_MAX_FRAME: rt.max_frame,
+         C.K_WINDOW: rt.window, C.K_FREE_HEAP: gc.mem_free(),
+         C.K_STATE: rt.state, C.K_HWID: rt.hal.unique_id(),
+         C.K_UPTIME: rt.hal.ticks_diff(rt.hal.ticks_ms(), rt.boot_ms),
+         C.K_RESET_CAUSE: rt.reset_cause, C.K_TIME: rt.hal.time()}
+    if dev.provisioned:
+        p[C.K_DEVICE_ID] = dev.device_id
+        p[C.K_KIND] = dev.kind
+        p[C.K_CERT] = dev.cert
+    elif rt.kinds:
+        p[C.K_KIND] = ",".join(rt.kinds)
+    return p
+
+
+def hello(rt, msg):
+    versions = msg.payload.get(C.K_PROTO)
+    if isinstance(versions, list) and len(versions) == 2 and \
+            not versions[0] <= C.PROTOCOL_VERSION <= versions[1]:
+        refuse(C.E_UNSUPPORTED_VERSION, "device speaks protocol %d..%d"
+               % (C.PROTOCOL_VERSION, C.PROTOCOL_VERSION))
+    return C.CAPS, caps(rt)
+
+
+def install(rt):
+    a = rt.agent
+    a.on(C.HELLO, lambda m: hello(rt, m))
+    if not rt.dev.provisioned:
+        return
+    a.on(C.CONFIG_GET, lambda m: config_get(rt, m))
+    a.on(C.CONFIG_SET, lambda m: config_set(rt, m))
+    a.on(C.TIME_SYNC, lambda m: time_sync(rt, m))
+    a.on(C.TELEMETRY_FETCH, lambda m: fetch(rt, m, rt.telemetry, C.TELEMETRY))
+    a.on(C.TELEMETRY_ACK, lambda m: ack(rt, m, rt.telemetry))
+    a.on(C.EVENT_FETCH, lambda m: fetch(rt, m, rt.events, C.EVENTS))
+    a.on(C.EVENT_ACK, lambda m: ack(rt, m, rt.events))
+    a.on(C.LOG_FETCH, lambda m: fetch(rt, m, rt.logs, C.LOG))
+    a.on(C.REBOOT, lambda m: reboot(rt, m))
+    a.on(C.KEY_EPOCH, lambda m: key_epoch(rt, m))
+    a.on(C.REPROVISION, lambda m: reprovision(rt, m))
+    a.on(C.COMMAND, lambda m: command(rt, m))
+
+
+def config_get(rt, msg):
+    name = msg.payload.get(C.K_NAME)
+    cfg = rt.dev.config
+    if name is not None:
+        if name not in cfg:
+            refuse(C.E_NOT_FOUND, "no setting %r" % (name,))
+        cfg = {name: cfg[name]}
+    return C.CONFIG, {C.K_CONFIG: cfg}
+
+
+def config_set(rt, msg):
+    values = msg.payload.get(C.K_CONFIG)
+    try:
+        new = schema.validate(rt.schema, values, rt.dev.config)
+    except ValueError as exc:
+        refuse(C.E_BAD_REQUEST, str(exc))
+    rt.dev.store.save("config", new)   # durable before it takes effect
+    rt.dev.config = new
+    if rt.app is not None and hasattr(rt.app, "reconfigure"):
+        rt.app.reconfigure(new)
+    return C.ACK, {C.K_CONFIG: new}
+
+
+def time_sync(rt, msg):
+    t = msg.payload.get(C.K_TIME)
+    if not isinstance(t, int) or t < 1600000000:
+        refuse(C.E_BAD_REQUEST, "time must be unix seconds after 2020")
+    rt.hal.set_time(t)
+    return C.TIME, {C.K_TIME: rt.hal.time(),
+                    C.K_UPTIME: rt.hal.ticks_diff(rt.hal.ticks_ms(), rt.boot_ms)}
+
+
+def fetch(rt, msg, journal, reply_type):
+    p = msg.payload
+    count = p.get(C.K_COUNT, _FETCH_MAX)
+    frm = p.get(C.K_FROM)
+    if not isinstance(count, int) or count < 1:
+        refuse(C.E_BAD_REQUEST, "count must be a positive integer")
+    # Leave room in the frame for the envelope and signature (about 120 bytes).
+    budget = rt.max_frame - 160
+    rows = journal.read(frm, min(count, _FETCH_MAX), budget)
+    records = []
+    used = 0
+    for seq, payload in rows:
+        entry = cbor.loads(payload)
+        item = [seq, rt.restamp(entry)] if reply_type != C.LOG else [seq] + entry
+        size = len(cbor.dumps(item))
+        if records and used + size > budget:
+            break
+        used += size
+        records.append(item)
+    first = records[0][0] if records else (journal.last_seq + 1)
+    last = records[-1][0] if records else journal.last_seq
+    return reply_type, {C.K_RECORDS: records, C.K_FROM: first, C.K_UPTO: last,
+                        C.K_MORE: last < journal.last_seq, C.K_DROPPED: journal.dropped}
+
+
+def ack(rt, msg, journal):
+    upto = msg.payload.get(C.K_UPTO)
+    if not isinstance(upto, int) or upto < 0:
+        refuse(C.E_BAD_REQUEST, "upto must be a journal sequence number")
+    if upto > journal.last_seq:
+        refuse(C.E_BAD_REQUEST, "cannot acknowledge %d: the last record is %d"
+               % (upto, journal.last_seq))
+    journal.ack(upto)
+    return C.ACK, {C.K_UPTO: upto, C.K_COUNT: journal.pending_count()}
+
+
+def reboot(rt, msg):
+    rt.log("reboot requested by %s" % msg.sender)
+    rt.sched.after("reboot", 200, rt.hal.reset)   # answer first, then reset
+    return C.ACK, {}
+
+
+def key_epoch(rt, msg):
+    p = msg.payload
+    epoch = p.get(C.K_EPOCH)
+    new = p.get(C.K_ANCHORS)
+    revoked = p.get(C.K_REVOKED, [])
+    dev = rt.dev
+    if not isinstance(epoch, int) or epoch <= dev.epoch:
+        refuse(C.E_REPLAYED, "key epoch %r is not above the current %d" % (epoch, dev.epoch))
+    if not isinstance(new, dict) or not isinstance(revoked, list):
+        refuse(C.E_BAD_REQUEST, "key epoch needs anchors and a revoked list")
+    anchors = dict(dev.anchors)
+    for role in (C.ROLE_OPERATOR, C.ROLE_FIRMWARE):
+        keys = new.get(role)
+        if keys is not None:
+            if not isinstance(keys, list) or not keys or len(keys) > 2 or \
+                    not all(isinstance(k, bytes) and len(k) == 32 for k in keys):
+                refuse(C.E_BAD_REQUEST, "%s keys: one or two 32-byte public keys" % role)
+            anchors[role] = keys
+    if not all(isinstance(k, bytes) and len(k) == 8 for k in revoked):
+        refuse(C.E_BAD_REQUEST, "revoked: a list of 8-byte key ids")
+    for role in (C.ROLE_FLEET, C.ROLE_OPERATOR, C.ROLE_FIRMWARE):
+        for k in anchors[role]:
+            if cose.kid_of(k) in revoked:
+                refuse(C.E_BAD_REQUEST, "a %s key is both trusted and revoked" % role)
+    anchors["revoked"] = revoked[:16]
+    anchors["epoch"] = epoch
+    dev.store.save("anchors", anchors)
+    dev._load_anchors(anchors)
+    return C.ACK, {C.K_EPOCH: epoch}
+
+
+def reprovision(rt, msg):
+    dev = rt.dev
+    if msg.payload.get(C.K_DEVICE_ID) != dev.device_id:
+        refuse(C.E_BAD_REQUEST, "reprovision names another device id")
+    # `identity` goes first: Device.load needs all four records, so the device is factory
+    # state from that one delete on, and a power cut mid-way cannot leave it half provisioned.
+    for name in device_mod.PROVISION_RECORDS:
+        dev.store.delete(name)
+    rt.log("reprovision: back to factory state")
+    rt.sched.after("reboot", 200, rt.hal.reset)
+    return C.ACK, {C.K_STATE: "factory"}
+
+
+def command(rt, msg):
+    name = msg.payload.get(C.K_NAME)
+    args = msg.payload.get(C.K_ARGS, {})
+    if not isinstance(name, str) or not isinstance(args, dict):
+        refuse(C.E_BAD_REQUEST, "command needs a name and an args map")
+    if rt.app is None or not hasattr(rt.app, "command"):
+        refuse(C.E_UNKNOWN_TYPE, "this device has no commands")
+    result = rt.app.command(name, args)
+    return C.COMMAND_RESULT, {C.K_NAME: name, C.K_RESULT: result}

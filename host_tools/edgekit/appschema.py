@@ -1,0 +1,67 @@
+"""App config schemas, executed from the firmware's own files (firmware/lib/schema.py and
+firmware/apps/<kind>_schema.py), so the host validates exactly as the device will."""
+import importlib.util
+import json
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+from edgekit.paths import FIRMWARE_DIR, FIRMWARE_LIB
+
+KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
+ID_PREFIX = {"water_meter": "wm", "water_atm": "atm", "smart_bin": "bin", "env_sensor": "env"}
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_validator = _load(FIRMWARE_LIB / "schema.py", "edgekit_fw_schema")
+
+
+def check_kind(kind):
+    if kind not in KINDS:
+        raise EdgekitError(f"unknown device kind {kind!r}: choose one of {', '.join(KINDS)}")
+
+
+def schema_for(kind):
+    """The kind's SCHEMA, or {} when this firmware has no app for it yet."""
+    check_kind(kind)
+    path = FIRMWARE_DIR / "apps" / f"{kind}_schema.py"
+    return _load(path, f"edgekit_fw_{kind}_schema").SCHEMA if path.exists() else {}
+
+
+def validate(kind, values):
+    """The full config the device will hold, or an EdgekitError naming the bad key."""
+    try:
+        return _validator.validate(schema_for(kind), values)
+    except _validator.SchemaError as exc:
+        raise EdgekitError(f"config for {kind}: {exc}") from None
+
+
+def load_config_file(path):
+    """A TOML (or JSON) file of settings -> dict. Errors name the file and the line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise EdgekitError(f"cannot read config file {path}: {exc.strerror}") from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EdgekitError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    else:
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise EdgekitError(f"{path}: invalid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise EdgekitError(f"{path}: expected a table of settings")
+    return data

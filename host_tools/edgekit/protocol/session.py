@@ -1,0 +1,139 @@
+"""A host's conversation with one device over a transport: frames out, frames in, requests
+matched to responses by seq (K_RE), events the device pushes meanwhile kept in `events`.
+
+Retransmission resends the *same bytes*: a device that already acted on the request answers
+from its response cache instead of rejecting the repeat as a replay (SPEC 5), so a lost
+response never makes a command run twice.
+"""
+import time
+from collections import deque
+
+from edgekit import catalog as C
+from edgekit.errors import LinkError, ProtocolError
+from edgekit.protocol import framing, messages
+
+
+class SeqCounter:
+    """In-process fallback: strictly increasing, seeded from wall-clock microseconds (SPEC 5).
+    Tools that sign persist theirs through the key store (`KeyStore.next_seq`)."""
+
+    def __init__(self):
+        self._last = 0
+
+    def __call__(self):
+        self._last = max(self._last + 1, time.time_ns() // 1000)
+        return self._last
+
+
+class Session:
+    def __init__(self, transport, signer=None, sender="host", next_seq=None, device_keys=None,
+                 max_frame=C.MAX_FRAME_DEFAULT, timeout=5.0, retries=2):
+        self.transport = transport
+        self.signer = signer
+        self.sender = sender
+        self.next_seq = next_seq or SeqCounter()
+        self.device_keys = device_keys  # messages.Keyring with the device's key, once known
+        self.max_frame = max_frame
+        self.timeout = timeout
+        self.retries = retries
+        self.decoder = framing.FrameDecoder(C.MAX_FRAME_LIMIT)
+        self.events = deque(maxlen=256)
+        self.stats = {"frames_in": 0, "frames_out": 0, "rejected_in": 0, "retransmits": 0}
+        self._pending = deque()
+
+    # -- frames -------------------------------------------------------------------------
+    def send_body(self, body: bytes):
+        if len(body) > self.max_frame:
+            raise ProtocolError(f"message of {len(body)} bytes exceeds the device's max frame "
+                                f"({self.max_frame}); split it", C.E_TOO_LARGE)
+        self.transport.write(framing.encode_frame(body))
+        self.stats["frames_out"] += 1
+
+    def _fill(self, timeout):
+        data = self.transport.read(timeout)
+        if not data:
+            return False
+        for body in self.decoder.feed(data):
+            if not isinstance(body, bytes):  # Dropped candidate (noise, REPL text) or INTERRUPT
+                self.stats["rejected_in"] += 1
+                continue
+            try:
+                msg = messages.open_body(body, self.device_keys)
+            except ProtocolError as exc:
+                msg = None
+                if exc.code == C.E_UNKNOWN_KEY:
+                    # A factory device's first signed message (PROV_KEY, self-certified), or
+                    # the CAPS of a device we have not met (untrusted: role None).
+                    for opener in (messages.open_self_signed, messages.open_untrusted_caps):
+                        try:
+                            msg = opener(body)
+                            break
+                        except ProtocolError:
+                            pass
+                if msg is None:
+                    self.stats["rejected_in"] += 1
+                    continue
+            self.stats["frames_in"] += 1
+            self._pending.append(msg)
+        return True
+
+    def receive(self, timeout=None):
+        """The next verified message, or None after `timeout` seconds."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._fill(min(remaining, 0.2))
+        return self._pending.popleft()
+
+    # -- requests -----------------------------------------------------------------------
+    def build(self, msg_type, payload, sign=None):
+        seq = self.next_seq()
+        if sign is None:
+            sign = msg_type not in C.UNSIGNED_OK
+        if sign:
+            if self.signer is None:
+                raise ProtocolError(f"message 0x{msg_type:02x} must be signed: load the operator "
+                                    "key (edgekit keys init / --keys DIR)", C.E_UNAUTHORIZED)
+            body = messages.signed(msg_type, payload, self.signer, seq, self.sender)
+        else:
+            body = messages.unsigned(msg_type, seq, payload)
+        return seq, body
+
+    def request(self, msg_type, payload=None, sign=None, timeout=None, expect=None):
+        """Send a request, return the device's answer (a Message). ERROR raises ProtocolError."""
+        seq, body = self.build(msg_type, payload or {}, sign)
+        return self.exchange(seq, body, timeout=timeout, expect=expect)
+
+    def exchange(self, seq, body, timeout=None, expect=None):
+        timeout = self.timeout if timeout is None else timeout
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats["retransmits"] += 1
+            self.send_body(body)
+            deadline = time.monotonic() + timeout
+            while True:
+                msg = self.receive(max(0.0, deadline - time.monotonic()))
+                if msg is None:
+                    break
+                if msg.payload.get(C.K_RE) != seq:
+                    self.events.append(msg)  # pushed event, or a late answer to something else
+                    continue
+                if msg.type == C.ERROR:
+                    code = msg.payload.get(C.K_CODE)
+                    raise ProtocolError(f"device refused: {C.error_name(code)}: "
+                                        f"{msg.payload.get(C.K_MSG, '')}", code)
+                if expect is not None and msg.type != expect:
+                    raise ProtocolError(f"expected message 0x{expect:02x}, got 0x{msg.type:02x}")
+                return msg
+        raise LinkError(f"no answer from the device after {self.retries + 1} attempts of "
+                        f"{timeout:.1f} s: check the cable/port and that the firmware is running")
+
+    def hello(self, timeout=None):
+        caps = self.request(C.HELLO, {C.K_PROTO: [C.PROTOCOL_VERSION, C.PROTOCOL_VERSION]},
+                            sign=False, timeout=timeout, expect=C.CAPS)
+        max_frame = caps.payload.get(C.K_MAX_FRAME)
+        if isinstance(max_frame, int) and 64 <= max_frame <= C.MAX_FRAME_LIMIT:
+            self.max_frame = max_frame
+        return caps

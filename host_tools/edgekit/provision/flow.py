@@ -1,0 +1,200 @@
+"""Provision one device over an open Session (SPEC 8.2).
+
+Steps: hello -> begin (device makes its key) -> certificate (fleet root signs) -> commit
+(config, anchors, certificate; the device commits atomically and reboots) -> verify (the
+first signed hello) -> record (registry). Power loss or unplugging at any step leaves the
+device factory-fresh or fully provisioned: rerunning finishes (a device already holding the
+certificate we issued is recognised from the registry's pending row) or starts over.
+"""
+import os
+import time
+from datetime import datetime, timezone
+
+from edgekit import appschema
+from edgekit import catalog as C
+from edgekit.errors import EdgekitError, LinkError, ProtocolError
+from edgekit.protocol import cbor, cose, messages
+
+STEPS = ("hello", "begin", "certificate", "commit", "reboot", "verify", "record")
+
+
+class Fleet:
+    """What provisioning needs from the key store: the fleet signer, anchors, seq numbers."""
+
+    def __init__(self, keystore, fleet_signer, operator_signer=None):
+        self.keystore = keystore
+        self.fleet_signer = fleet_signer
+        self.operator_signer = operator_signer
+        trust = keystore.anchors()
+        self.anchors = trust["anchors"]
+        self.epoch = trust["epoch"]
+        self.revoked = trust["revoked"]
+        self.fleet_public = self.anchors[C.ROLE_FLEET][0]
+        self.fleet_id = "fleet-" + cose.kid_of(self.fleet_public).hex()[:8]
+
+    def next_seq(self, role=C.ROLE_FLEET):
+        return self.keystore.next_seq(role)
+
+
+def device_id_for(kind, public_key):
+    return f"{appschema.ID_PREFIX[kind]}-{cose.kid_of(public_key)[:6].hex()}"
+
+
+def check_certificate(cert: bytes, fleet_public: bytes) -> dict:
+    """The certificate's fields if the fleet root signed it; ProtocolError otherwise."""
+    try:
+        sign1 = cose.decode_sign1(cert)
+        sign1.verify(fleet_public)
+        fields = cbor.loads(sign1.payload)
+    except (cose.CoseError, cbor.CBORError):
+        raise ProtocolError("device certificate is not signed by this fleet's root key",
+                            C.E_UNKNOWN_KEY) from None
+    if sign1.protected.get(C.HDR_TYPE) != C.DOC_DEVICE_CERT:
+        raise ProtocolError("not a device certificate", C.E_BAD_REQUEST)
+    return fields
+
+
+def issue_certificate(fleet, device_id, public_key, kind, board, hwid, site):
+    fields = {C.K_DEVICE_ID: device_id, C.K_PUB: public_key, C.K_KIND: kind, C.K_BOARD: board,
+              C.K_HWID: hwid, C.K_ISSUED: int(time.time()), C.K_FLEET: fleet.fleet_id,
+              C.K_SITE: site}
+    header = {C.HDR_TYPE: C.DOC_DEVICE_CERT, C.HDR_SEQ: fleet.next_seq(), C.HDR_SENDER: "fleet"}
+    return cose.sign1(cbor.dumps(fields), fleet.fleet_signer, header)
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def wait_for_boot(session, public_key, timeout=20.0):
+    """HELLO until the device answers CAPS signed by `public_key` (it rebooted into its app)."""
+    ring = messages.Keyring()
+    ring.add(public_key, C.ROLE_DEVICE)
+    session.device_keys = ring
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            caps = session.hello(timeout=1.0)
+        except (LinkError, ProtocolError) as exc:
+            last_error = exc
+            time.sleep(0.2)
+            continue
+        if caps.role == C.ROLE_DEVICE and caps.payload.get(C.K_STATE) != "factory":
+            return caps
+        time.sleep(0.2)
+    raise LinkError(f"the device did not come back signed after reboot ({last_error}); "
+                    f"rerun the same command to finish")
+
+
+def provision(session, fleet, registry, kind, site, config=None, location=None,
+              reprovision=False, progress=lambda step, detail="": None):
+    """Provision the device behind `session`; return its registry row."""
+    appschema.check_kind(kind)
+    full_config = appschema.validate(kind, config or {})
+    progress("hello")
+    caps = session.hello()
+    state = caps.payload.get(C.K_STATE)
+    if state != "factory":
+        caps = _already_provisioned(session, fleet, registry, caps, kind, reprovision, progress)
+        if caps is not None and not reprovision:
+            return _record(session, registry, caps, location, progress)
+    board = caps.payload.get(C.K_BOARD)
+    offered = str(caps.payload.get(C.K_KIND) or "").split(",")
+    if kind not in offered:
+        raise EdgekitError(f"the firmware on this {board} has no {kind} app (it has: "
+                           f"{', '.join(k for k in offered if k) or 'none'}); flash the "
+                           f"{kind} firmware first (edgekit flash)")
+
+    progress("begin")
+    nonce = os.urandom(16)
+    key_msg = session.request(C.PROV_BEGIN, {C.K_NONCE: nonce, C.K_FLEET: fleet.fleet_id,
+                                             C.K_KIND: kind}, sign=False, expect=C.PROV_KEY)
+    p = key_msg.payload
+    if p.get(C.K_NONCE) != nonce or p.get(C.K_BOARD) != board:
+        raise ProtocolError("PROV_KEY does not answer this session (nonce/board mismatch); "
+                            "rerun the command")
+    public_key, hwid = p[C.K_PUB], p.get(C.K_HWID)
+
+    progress("certificate")
+    device_id = device_id_for(kind, public_key)
+    cert = issue_certificate(fleet, device_id, public_key, kind, board, hwid, site)
+    row = {"kind": kind, "board": board, "public_key": public_key, "certificate": cert,
+           "site": site, "hwid": hwid, "status": "provisioning"}
+    if location:
+        row["location"] = location
+    registry.upsert_device(device_id, **row)
+
+    progress("commit", device_id)
+    ring = messages.Keyring()
+    ring.add(public_key, C.ROLE_DEVICE)
+    session.device_keys = ring
+    session.request(C.PROV_COMMIT, {C.K_NONCE: nonce, C.K_CERT: cert,
+                                    C.K_ANCHORS: fleet.anchors, C.K_EPOCH: fleet.epoch,
+                                    C.K_REVOKED: fleet.revoked, C.K_CONFIG: full_config},
+                    sign=False, expect=C.PROV_DONE, timeout=10.0)
+    progress("reboot")
+    caps = wait_for_boot(session, public_key)
+    return _record(session, registry, caps, location, progress)
+
+
+def _already_provisioned(session, fleet, registry, caps, kind, reprovision, progress):
+    p = caps.payload
+    cert = p.get(C.K_CERT)
+    if not isinstance(cert, bytes):
+        raise ProtocolError("device says it is provisioned but shows no certificate")
+    fields = check_certificate(cert, fleet.fleet_public)   # another fleet's device: refused
+    device_id, public_key = fields[C.K_DEVICE_ID], fields[C.K_PUB]
+    ring = messages.Keyring()
+    ring.add(public_key, C.ROLE_DEVICE)
+    session.device_keys = ring
+    caps = session.hello()          # again, now that we can check its signature
+    if caps.role != C.ROLE_DEVICE:
+        raise ProtocolError("device's CAPS is not signed by its certified key")
+    known = registry.get(device_id)
+    if not reprovision:
+        if known and known.get("status") == "provisioning" and \
+                bytes(known.get("public_key") or b"") == public_key:
+            progress("verify", f"{device_id} finished provisioning before the interruption")
+            return caps
+        raise EdgekitError(f"device is already provisioned as {device_id} ({fields[C.K_KIND]}); "
+                           f"pass --reprovision to wipe and provision it again (needs the "
+                           f"operator key)")
+    if fleet.operator_signer is None:
+        raise EdgekitError("--reprovision needs the operator key: load it with the key "
+                           "passphrase (EDGEKIT_KEY_PASSPHRASE)")
+    progress("reprovision", device_id)
+    session.signer = fleet.operator_signer
+    session.next_seq = lambda: fleet.next_seq(C.ROLE_OPERATOR)
+    session.request(C.REPROVISION, {C.K_DEVICE_ID: device_id}, expect=C.ACK)
+    registry.record_event(device_id, "reprovisioned", {"new_kind": kind})
+    session.device_keys = None
+    return _wait_factory(session)
+
+
+def _wait_factory(session, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            caps = session.hello(timeout=1.0)
+            if caps.payload.get(C.K_STATE) == "factory":
+                return caps
+        except (LinkError, ProtocolError):
+            pass
+        time.sleep(0.2)
+    raise LinkError("the device did not come back in factory state after REPROVISION")
+
+
+def _record(session, registry, caps, location, progress):
+    progress("verify")
+    p = caps.payload
+    device_id = p.get(C.K_DEVICE_ID)
+    fields = {"status": "provisioned", "fw_version": p.get(C.K_FW), "provisioned_at": _now()}
+    if location:
+        fields["location"] = location
+    registry.upsert_device(device_id, **fields)
+    registry.touch(device_id, caps.seq, p.get(C.K_FW))
+    registry.record_event(device_id, "provisioned", {"board": p.get(C.K_BOARD),
+                                                     "kind": p.get(C.K_KIND)})
+    progress("record", device_id)
+    return registry.get(device_id)

