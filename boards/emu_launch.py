@@ -1,0 +1,81 @@
+# What a port's main loop does between reset and the REPL, for the unix VM (which runs
+# neither boot.py nor main.py by itself). The emulator supervisor starts every board as
+#   micropython -X heapsize=<board heap> -i emu_launch.py SIDE_FD FLASH_DIR ROM_DIR START BARE
+# START "main": boot.py then main.py (power-on, reset, soft reboot from the friendly REPL);
+# START "raw": boot.py only, then a marker asking the supervisor to enter the raw REPL
+# (a soft reboot from the raw REPL skips main.py on real ports too). After this script the
+# VM's own REPL (-i) takes over, on the same stdin/stdout: the board's UART.
+#
+# The flash directory is mounted at "/" so every path the firmware or mpremote uses, even an
+# absolute one, lands on the board's flash; the firmware tree is mounted read-only at
+# /.frozen, the way a real image carries frozen modules.
+
+# Printed (instead of running main.py) after a raw-REPL soft reboot: the supervisor swallows
+# it and the VM's banner, sends Ctrl-A, and forwards from "raw REPL; CTRL-B to exit".
+_EMU_RAW_MARK = "\x1b_edgekit-raw-repl\x1b\\"
+
+
+def _emu_print_exception(exc):
+    import io
+    import sys
+    buf = io.StringIO()
+    sys.print_exception(exc, buf)
+    # A real board's traceback starts at boot.py/main.py: hide this launcher's frame.
+    for line in buf.getvalue().split("\n"):
+        if line and "emu_launch.py" not in line:
+            sys.stdout.write(line + "\r\n")
+
+
+def _emu_run(name, bare):
+    import os
+    path = name
+    try:
+        os.stat(path)
+    except OSError:
+        if bare:
+            return
+        path = "/.frozen/fw/" + name
+        try:
+            os.stat(path)
+        except OSError:
+            return
+    try:
+        execfile(path)  # noqa: F821 - a MicroPython unix builtin
+    except SystemExit:
+        raise              # the supervisor soft-reboots the board, as a port does
+    except BaseException as exc:  # noqa: B902 - boot.py failing must not stop main.py
+        _emu_print_exception(exc)
+        if name == "main.py" or isinstance(exc, KeyboardInterrupt):
+            return "repl"
+
+
+def _emu_launch():
+    import os
+    import sys
+    fd, flash, rom, start, bare = sys.argv[1:6]
+    bare = bare == "1"
+    os.umount("/")
+    os.mount(os.VfsPosix(flash), "/")
+    os.mount(os.VfsPosix(rom), "/.frozen", readonly=True)
+    os.chdir("/")
+    sys.path[:] = ["/.frozen/boards"]
+    import hal_emu
+    hal_emu.connect(int(fd))
+    sys.modules["hal"] = hal_emu
+    if bare:
+        os.umount("/.frozen")
+        sys.path[:] = ["", ".frozen", "/lib"]
+    else:
+        sys.path[:] = ["", "/lib", "/.frozen/fw/lib", "/.frozen/protocol", "/.frozen/fw",
+                       "/.frozen/boards"]
+    sys.argv[:] = []
+    if _emu_run("boot.py", bare) == "repl":
+        return
+    if start == "raw":
+        sys.stdout.write(_EMU_RAW_MARK)
+    else:
+        _emu_run("main.py", bare)
+
+
+_emu_launch()
+del _emu_launch, _emu_run, _emu_print_exception, _EMU_RAW_MARK

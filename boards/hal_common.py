@@ -1,0 +1,186 @@
+# Hardware-free parts shared by every HAL (hal_esp32, hal_rp2040, hal_emu): tick arithmetic,
+# debounced pulse counting, ADC scaling, sensor frame decoding, the plain flash seam and the
+# stdio link. Kept free of `machine` so the unix VM unit-tests exactly what boards run.
+import os
+import select
+import sys
+
+from micropython import const
+
+# MicroPython's ticks_ms() wraps at 2**30 on every port; the emulator HAL wraps the same way
+# so firmware meets the wrap in simulation (after 12.4 simulated days) before the field does.
+TICKS_PERIOD = const(0x40000000)
+_TICKS_MASK = const(0x3FFFFFFF)
+_TICKS_HALF = const(0x20000000)
+
+RESET_CAUSES = ("power_on", "soft", "hard", "watchdog", "deepsleep", "brownout")
+
+
+class HalError(OSError):
+    """A peripheral failed (I2C NACK, timeout, unknown role); firmware reports E_HARDWARE."""
+
+
+def ticks_add(a, b):
+    return (a + b) & _TICKS_MASK
+
+
+def ticks_diff(a, b):
+    return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
+
+
+def role(board, name, mode):
+    """The pin entry of role `name`, checked to be of `mode` ("pulse", "in", "out", "adc")."""
+    pins = board.get("pins", {})
+    entry = pins.get(name)
+    if entry is None:
+        raise HalError("board %s has no pin role %r; roles: %s"
+                       % (board.get("name"), name, ", ".join(sorted(pins))))
+    if entry.get("mode") != mode:
+        raise HalError("pin role %r of board %s is %r, not %r"
+                       % (name, board.get("name"), entry.get("mode"), mode))
+    return entry
+
+
+class Debouncer:
+    """Counts an edge only if `debounce_ms` passed since the last counted one.
+
+    Called from a pin IRQ: integer-only, allocates nothing. Why debounce at all: reed and
+    hall flow sensors chatter for ~1 ms per pulse; counting chatter overbills the customer.
+    """
+
+    def __init__(self, debounce_ms):
+        self.debounce_ms = debounce_ms
+        self.count = 0
+        self.rejected = 0
+        self._last = None
+
+    def edge(self, now_ms):
+        last = self._last
+        if last is not None and ticks_diff(now_ms, last) < self.debounce_ms:
+            self.rejected += 1
+            return False
+        self._last = now_ms
+        self.count += 1
+        return True
+
+
+def adc_mv(raw, raw_full_scale, vref_mv, divider=1.0):
+    """Millivolts at the divider's input from a raw ADC reading (clamped to the scale)."""
+    if raw < 0:
+        raw = 0
+    elif raw > raw_full_scale:
+        raw = raw_full_scale
+    return int(raw * vref_mv * divider / raw_full_scale + 0.5)
+
+
+def _crc8_sht(data):
+    # Sensirion CRC-8: poly 0x31, init 0xFF (SHT3x datasheet section 4.12).
+    crc = 0xFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def sht31_decode(buf):
+    """{"temp_c", "rh"} from the 6-byte SHT3x measurement; HalError on a CRC mismatch."""
+    if len(buf) != 6:
+        raise HalError("sht31: expected 6 bytes, got %d" % len(buf))
+    if _crc8_sht(buf[0:2]) != buf[2] or _crc8_sht(buf[3:5]) != buf[5]:
+        raise HalError("sht31: CRC mismatch (bus noise or loose wire)")
+    t = (buf[0] << 8) | buf[1]
+    h = (buf[3] << 8) | buf[4]
+    return {"temp_c": round(-45 + 175 * t / 65535, 2), "rh": round(100 * h / 65535, 2)}
+
+
+def a02yyuw_decode(buf):
+    """Distance in mm from the 4-byte A02YYUW ultrasonic frame FF H L SUM."""
+    if len(buf) != 4 or buf[0] != 0xFF:
+        raise HalError("a02yyuw: bad frame header")
+    if (buf[0] + buf[1] + buf[2]) & 0xFF != buf[3]:
+        raise HalError("a02yyuw: checksum mismatch")
+    return (buf[1] << 8) | buf[2]
+
+
+def pms5003_decode(buf):
+    """{"pm1", "pm25", "pm10"} (ug/m3, atmospheric) from a 32-byte PMS5003 frame."""
+    if len(buf) != 32 or buf[0] != 0x42 or buf[1] != 0x4D:
+        raise HalError("pms5003: bad frame header")
+    if sum(buf[0:30]) & 0xFFFF != (buf[30] << 8) | buf[31]:
+        raise HalError("pms5003: checksum mismatch")
+    return {"pm1": (buf[10] << 8) | buf[11], "pm25": (buf[12] << 8) | buf[13],
+            "pm10": (buf[14] << 8) | buf[15]}
+
+
+class Flash:
+    """Plain flash seam: every persistent write of the firmware goes through one of these.
+
+    write, rename and remove each count one operation (each is at least one littlefs
+    metadata commit); the emulator's subclass can cut the power during any of them.
+    """
+
+    def __init__(self):
+        self.writes = 0
+
+    def write(self, f, data):
+        self.writes += 1
+        n = f.write(data)
+        if n is not None and n != len(data):
+            raise OSError(28, "short write: flash full? free space and retry")
+
+    def rename(self, src, dst):
+        self.writes += 1
+        os.rename(src, dst)
+
+    def remove(self, path):
+        self.writes += 1
+        os.remove(path)
+
+
+class StdioLink:
+    """The board's UART/USB link as MicroPython's stdin/stdout, binary-safe.
+
+    Reads are byte-wise behind poll(): a MicroPython stream read(n) blocks until n bytes
+    arrive, and reading one byte at a time never swallows bytes meant for the REPL after
+    an interrupt.
+    """
+
+    def __init__(self, stdin=None, stdout=None):
+        self._in = stdin or sys.stdin.buffer
+        self._out = stdout or sys.stdout.buffer
+        self._poll = select.poll()
+        self._poll.register(stdin or sys.stdin, select.POLLIN)
+        self._one = bytearray(1)
+
+    def any(self):
+        for _, ev in self._poll.poll(0):
+            if ev & select.POLLIN:
+                return True
+        return False
+
+    def poll_ms(self, ms):
+        """True as soon as input is waiting, False after `ms` without any."""
+        for _, ev in self._poll.poll(ms):
+            if ev & select.POLLIN:
+                return True
+        return False
+
+    def readinto(self, buf):
+        n = 0
+        one = self._one
+        size = len(buf)
+        while n < size and self.any():
+            if not self._in.readinto(one):
+                break
+            buf[n] = one[0]
+            n += 1
+        return n
+
+    def read(self, n):
+        buf = bytearray(n)
+        got = self.readinto(buf)
+        return bytes(buf[:got]) if got else None
+
+    def write(self, data):
+        self._out.write(data)

@@ -1,0 +1,263 @@
+# Emulator HAL: what is hardware on a real board is the edgekit supervisor here, reached over
+# a side channel (an inherited socket fd, never the UART): clock and sleeps, reset cause,
+# watchdog, peripherals (read from the board's simulated world) and the flash counter that
+# lets the supervisor cut the power during a chosen write. The UART is the VM's stdin/stdout.
+#
+# Side channel wire format (documented in boards/HAL.md): the VM sends one JSON array per
+# line, [id, op, args...] (id 0: a notification, no answer); the supervisor answers
+# b"%04x" % len + JSON [id, device_ms, value] or [id, device_ms, null, "error"]. The length
+# prefix lets the VM read an answer in two reads instead of one syscall per byte.
+import json
+import os
+import sys
+import time as _time
+from binascii import unhexlify
+
+from hal_common import (HalError, Flash, StdioLink, RESET_CAUSES, TICKS_PERIOD,  # noqa: F401
+                        ticks_add, ticks_diff)
+
+BOARD = None
+NAME = None
+link = StdioLink()
+
+_ch = None          # side channel file (None: detached, see _detached_hello)
+_id = 0
+_mode = "real"      # "virtual" | "paused" | "real"
+_rate = 1.0         # device ms per local ms while running (1 + drift)
+_base_dev = 0       # device ms since boot at the last answer
+_base_loc = 0       # local ticks_ms() at that answer
+_last_dev = 0       # highest device ms handed out: the clock never goes back
+_rtc_ms = None      # unix ms at device ms 0, None until the RTC is set
+_cause = "power_on"
+_uid = b""
+
+
+def _sync(dev_ms):
+    global _base_dev, _base_loc
+    _base_dev = dev_ms
+    _base_loc = _time.ticks_ms()
+
+
+def _send(msg):
+    _ch.write(json.dumps(msg).encode() + b"\n")
+
+
+def _rt(op, *args):
+    """Round trip to the supervisor; answers to an interrupted request are skipped by id."""
+    global _id
+    if _ch is None:
+        return _detached(op, args)
+    _id = _id % 1000000 + 1
+    _send([_id, op] + list(args))
+    while True:
+        head = _ch.read(4)
+        if not head or len(head) < 4:
+            # The supervisor is gone: a board without power does not run on.
+            sys.exit(70)
+        body = _ch.read(int(head.decode(), 16))
+        msg = json.loads(body)
+        if msg[0] == _id:
+            break
+    _sync(msg[1])
+    if len(msg) > 3:
+        raise HalError(msg[3])
+    return msg[2]
+
+
+def _notify(op, *args):
+    if _ch is not None:
+        _send([0, op] + list(args))
+
+
+def _dev_ms():
+    global _last_dev
+    if _mode == "paused" and _ch is not None:
+        _rt("now")
+        now = _base_dev
+    else:
+        now = _base_dev + int(ticks_diff(_time.ticks_ms(), _base_loc) * _rate)
+    if now < _last_dev:
+        now = _last_dev
+    _last_dev = now
+    return now
+
+
+def _detached(op, args):
+    # No supervisor (e.g. firmware unit tests under edgekit.testing.mp): real time, no
+    # peripherals. Lets `import hal_emu as hal` work in any micropython run.
+    if op == "sleep" or op == "wait":
+        ms = args[0]
+        if op == "wait":
+            return link.poll_ms(ms)
+        _time.sleep_ms(ms)
+        return None
+    if op in ("now", "set_time", "wdt_start", "output"):
+        return None
+    raise HalError("hal_emu: %s needs the emulator supervisor (run the board with edgekit emu)"
+                   % op)
+
+
+def connect(fd):
+    """Called once by emu_launch before boot.py: open the side channel and say hello."""
+    global _ch, BOARD, NAME, _mode, _rate, _rtc_ms, _cause, _uid
+    _ch = open(fd, "r+b")
+    info = _rt("hello")
+    BOARD = info["board"]
+    NAME = BOARD["name"]
+    _mode = info["mode"]
+    _rate = info["rate"]
+    _rtc_ms = info["rtc_ms"]
+    _cause = info["cause"]
+    _uid = unhexlify(info["uid"])
+
+
+def _detached_board():
+    global BOARD, NAME
+    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    try:
+        with open(here + "/esp32.json") as f:
+            BOARD = json.load(f)
+    except OSError:
+        BOARD = {"name": "esp32", "pins": {}, "link": {"max_frame": 1024, "window": 4}}
+    NAME = BOARD["name"]
+
+
+# --- clock ---------------------------------------------------------------------------------
+def ticks_ms():
+    return _dev_ms() & (TICKS_PERIOD - 1)
+
+
+def sleep_ms(ms):
+    ms = max(0, int(ms))
+    if _mode == "real" or _ch is None:
+        _time.sleep_ms(int(ms / _rate))
+    else:
+        _rt("sleep", ms)
+
+
+def wait(ms):
+    """Sleep up to `ms`; True at once when the link has input (at the current sim time)."""
+    if link.any():
+        return True
+    ms = max(0, int(ms))
+    if _mode == "real" or _ch is None:
+        return link.poll_ms(int(ms / _rate))
+    return bool(_rt("wait", ms))
+
+
+def time():
+    if _rtc_ms is None:
+        return None
+    return (_rtc_ms + _dev_ms()) // 1000
+
+
+def set_time(unix):
+    global _rtc_ms
+    unix = int(unix)
+    if unix < 0:
+        raise ValueError("set_time: unix seconds must be >= 0")
+    _rtc_ms = unix * 1000 - _dev_ms()
+    _rt("set_time", unix)
+
+
+def deep_sleep(ms):
+    _rt("deep_sleep", max(0, int(ms)))
+    while True:            # the supervisor has cut us off; never return to the caller
+        _time.sleep_ms(1000)
+
+
+# --- system --------------------------------------------------------------------------------
+def reset_cause():
+    return _cause
+
+
+def reset():
+    _rt("reset")
+    while True:
+        _time.sleep_ms(1000)
+
+
+def unique_id():
+    return _uid
+
+
+def random_bytes(n):
+    return os.urandom(n)
+
+
+def wdt_start(timeout_ms):
+    timeout_ms = int(timeout_ms)
+    if timeout_ms < 1:
+        raise ValueError("wdt_start: timeout_ms must be >= 1")
+    _rt("wdt_start", timeout_ms)
+
+
+def wdt_feed():
+    _notify("wdt_feed")
+
+
+def storage_root():
+    # emu_launch mounts the board's flash directory at "/", as littlefs is on a real board.
+    return ""
+
+
+class EmuFlash(Flash):
+    """Plain flash whose every operation first asks the supervisor whether power holds."""
+
+    def write(self, f, data):
+        cut = _rt("flash", "write", len(data))
+        if cut is not None:
+            if cut:
+                f.write(data[:cut])
+            try:
+                f.flush()
+            except OSError:
+                pass
+            _rt("die", "brownout")
+        Flash.write(self, f, data)
+
+    def rename(self, src, dst):
+        if _rt("flash", "rename", 0) is not None:
+            _rt("die", "brownout")
+        Flash.rename(self, src, dst)
+
+    def remove(self, path):
+        if _rt("flash", "remove", 0) is not None:
+            _rt("die", "brownout")
+        Flash.remove(self, path)
+
+
+flash = EmuFlash()
+
+
+# --- peripherals (values come from the board's world model) --------------------------------
+def pulse_count(name):
+    return _rt("pulse", name)
+
+
+def adc_read(name):
+    return _rt("adc", name)
+
+
+def sensor_read(name):
+    return _rt("sensor", name)
+
+
+def input(name):  # noqa: A001 - the HAL contract names it so
+    return bool(_rt("input", name))
+
+
+def output(name, value):
+    _rt("output", name, value if isinstance(value, (int, float)) else bool(value))
+
+
+def output_state(name):
+    return _rt("output_state", name)
+
+
+def card_uid():
+    uid = _rt("card")
+    return None if uid is None else unhexlify(uid)
+
+
+_detached_board()

@@ -1,0 +1,1 @@
+# Placeholder boot.py (the firmware core replaces it): nothing to set up before main.py.

@@ -1,0 +1,88 @@
+"""Board definitions (boards/<name>.json): load, validate, list.
+
+The JSON files are data shared by the host (emulator, OTA target checks, flashing) and the
+device (`hal.BOARD`). This module is the one host reader, so a malformed definition fails
+here with the file and field named instead of deep inside a board start.
+"""
+import json
+import re
+
+from edgekit.errors import EdgekitError
+from edgekit.paths import BOARDS_DIR
+
+PIN_MODES = ("pulse", "in", "out", "adc")
+_REQUIRED = {"name": str, "description": str, "mcu": str, "port": str, "runtime": str,
+             "heap": str, "flash": dict, "link": dict, "pins": dict, "peripherals": list}
+_SIZE = re.compile(r"^(\d+)([KM]?)$")
+
+
+class BoardError(EdgekitError):
+    """A board name or definition is wrong."""
+
+
+def known_boards():
+    """Names of the boards defined in boards/*.json, sorted."""
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.json"))
+
+
+def parse_size(text):
+    """"110K" -> 112640 bytes (K = 1024, M = 1024**2)."""
+    m = _SIZE.match(str(text).strip().upper())
+    if not m:
+        raise BoardError(f"size {text!r} is not a number with an optional K or M suffix")
+    return int(m.group(1)) * {"": 1, "K": 1024, "M": 1024 * 1024}[m.group(2)]
+
+
+def load_board(name):
+    """The validated definition of board `name` (a dict, as the device sees it)."""
+    path = BOARDS_DIR / f"{name}.json"
+    if not re.fullmatch(r"[a-z0-9_]+", str(name)) or not path.is_file():
+        raise BoardError(f"unknown board {name!r}; known boards: {', '.join(known_boards())}")
+    try:
+        board = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BoardError(f"{path}: not valid JSON ({exc}); fix the file") from None
+    validate(board, str(path))
+    return board
+
+
+def validate(board, where="board definition"):
+    def bad(msg):
+        raise BoardError(f"{where}: {msg}")
+
+    for key, kind in _REQUIRED.items():
+        if not isinstance(board.get(key), kind):
+            bad(f"field {key!r} must be a {kind.__name__}")
+    parse_size(board["heap"])
+    flash = board["flash"]
+    for key in ("size", "fs_size", "block_size"):
+        if not isinstance(flash.get(key), int) or flash[key] <= 0:
+            bad(f"flash.{key} must be a positive integer (bytes)")
+    if flash.get("fs") != "littlefs2":
+        bad("flash.fs must be 'littlefs2' (the only filesystem edgekit supports)")
+    if flash["fs_size"] > flash["size"]:
+        bad("flash.fs_size is larger than flash.size")
+    link = board["link"]
+    for key in ("baud", "max_frame", "window"):
+        if not isinstance(link.get(key), int) or link[key] <= 0:
+            bad(f"link.{key} must be a positive integer")
+    from edgekit import catalog
+    if link["max_frame"] > catalog.MAX_FRAME_LIMIT:
+        bad(f"link.max_frame {link['max_frame']} exceeds the protocol limit "
+            f"{catalog.MAX_FRAME_LIMIT}")
+    for role, pin in board["pins"].items():
+        if not isinstance(pin, dict) or pin.get("mode") not in PIN_MODES:
+            bad(f"pins.{role}.mode must be one of {', '.join(PIN_MODES)}")
+        if "pin" not in pin:
+            bad(f"pins.{role} has no 'pin' number")
+    buses = board.get("buses", {})
+    for sensor, spec in board.get("sensors", {}).items():
+        if spec.get("bus") not in buses:
+            bad(f"sensors.{sensor}.bus {spec.get('bus')!r} is not one of buses: "
+                f"{', '.join(buses) or 'none'}")
+    return board
+
+
+def heap_arg(board):
+    """The `-X heapsize=` value for this board's VM."""
+    return str(board["heap"]).upper()

@@ -1,0 +1,187 @@
+"""The supervisor's side of the HAL side channel: one handler per operation.
+
+Requests are [id, op, args...] from boards/hal_emu.py; every handler either answers with
+`board.reply(id, value)`, parks the request (sleep, wait), or ends the VM (reset, deep sleep,
+brown-out). A Refused error becomes hal.HalError on the device with the same message.
+"""
+import math
+
+from edgekit.emu.world import HardwareFault
+
+
+class Refused(Exception):
+    """The request is invalid for this board or the peripheral failed."""
+
+
+def handle(board, req_id, op, args):
+    fn = _OPS.get(op)
+    if fn is None:
+        raise Refused(f"unknown HAL operation {op!r}: boards/hal_emu.py and the emulator "
+                      "are from different versions")
+    try:
+        fn(board, req_id, *args)
+    except TypeError as exc:
+        raise Refused(f"HAL operation {op!r}: bad arguments ({exc})") from None
+
+
+def _role(board, name, mode):
+    pins = board.board["pins"]
+    entry = pins.get(name)
+    if entry is None:
+        raise Refused(f"board {board.board['name']} has no pin role {name!r}; roles: "
+                      f"{', '.join(sorted(pins))}")
+    if entry["mode"] != mode:
+        raise Refused(f"pin role {name!r} of board {board.board['name']} is "
+                      f"{entry['mode']!r}, not {mode!r}")
+    return entry
+
+
+def _now_world(board):
+    board.world.advance_to(board.clock.now())
+
+
+def _read(board, req_id, op, name):
+    _now_world(board)
+    try:
+        return board.world.read(op, name)
+    except HardwareFault as exc:
+        raise Refused(str(exc)) from None
+
+
+# --- boot and clock -----------------------------------------------------------------------
+def _hello(board, req_id):
+    board.state = "running"
+    rtc = board.rtc_ms(board.clock.boot_world)
+    board.reply(req_id, {
+        "board": board.board, "cause": board.cause, "uid": board.uid.hex(),
+        "mode": board.clock.mode, "rate": 1.0 + board.clock.ppm * 1e-6,
+        "rtc_ms": None if rtc is None else int(rtc)})
+
+
+def _now(board, req_id):
+    board.reply(req_id, None)
+
+
+def _sleep(board, req_id, ms):
+    board.park(req_id, "sleep", max(0, int(ms)))
+
+
+def _wait(board, req_id, ms):
+    if board.vm.unread_input() > 0:
+        board.reply(req_id, True)
+        return
+    board.park(req_id, "wait", max(0, int(ms)))
+
+
+def _set_time(board, req_id, unix):
+    board.set_rtc(unix)
+    board.reply(req_id, None)
+
+
+def _deep_sleep(board, req_id, ms):
+    clock = board.clock
+    wake = clock.world_after_device_ms(int(ms)) if int(ms) > 0 else None
+
+    def asleep():
+        clock.sleep(math.inf)
+        if wake is not None:
+            clock.at(wake, "wake", lambda: board.power_on("deepsleep"))
+        board._arm()
+    board.kill(asleep)
+
+
+def _reset(board, req_id):
+    board.reset("hard")
+
+
+def _die(board, req_id, cause="brownout"):
+    board.reset(cause if cause in ("brownout", "hard", "watchdog") else "hard")
+
+
+# --- watchdog -----------------------------------------------------------------------------
+def _wdt_schedule(board):
+    board.clock.cancel("wdt")
+    board.clock.at(board.clock.world_after_device_ms(board.wdt_ms), "wdt",
+                   lambda: board.reset("watchdog"))
+    board._arm()
+
+
+def _wdt_start(board, req_id, ms):
+    ms = int(ms)
+    if ms < 1:
+        raise Refused("wdt_start: timeout must be >= 1 ms")
+    board.wdt_ms = ms
+    _wdt_schedule(board)
+    board.reply(req_id, None)
+
+
+def _wdt_feed(board, req_id):
+    if board.wdt_ms:
+        _wdt_schedule(board)
+
+
+# --- flash --------------------------------------------------------------------------------
+def _flash(board, req_id, kind, nbytes=0):
+    board.flash_ops += 1
+    if board.brownout_after is not None:
+        board.brownout_after -= 1
+        if board.brownout_after <= 0:
+            board.brownout_after = None
+            # A torn write keeps a random strict prefix; a rename/remove does not happen.
+            cut = board.rng.randrange(int(nbytes)) if kind == "write" and nbytes > 0 else 0
+            board.reply(req_id, cut)
+            return
+    board.reply(req_id, None)
+
+
+# --- peripherals --------------------------------------------------------------------------
+def _pulse(board, req_id, name):
+    _role(board, name, "pulse")
+    total = _read(board, req_id, "pulse", name)
+    board.reply(req_id, max(0, int(total) - board.pulse_offset.get(name, 0)))
+
+
+def _adc(board, req_id, name):
+    _role(board, name, "adc")
+    board.reply(req_id, _read(board, req_id, "adc", name))
+
+
+def _input(board, req_id, name):
+    _role(board, name, "in")
+    board.reply(req_id, bool(_read(board, req_id, "input", name)))
+
+
+def _sensor(board, req_id, name):
+    sensors = board.board.get("sensors", {})
+    if name not in sensors:
+        raise Refused(f"board {board.board['name']} has no sensor {name!r}; sensors: "
+                      f"{', '.join(sorted(sensors)) or 'none'}")
+    board.reply(req_id, _read(board, req_id, "sensor", name))
+
+
+def _output(board, req_id, name, value):
+    _role(board, name, "out")
+    _now_world(board)
+    board.world.output(name, value)
+    board.reply(req_id, None)
+
+
+def _output_state(board, req_id, name):
+    _role(board, name, "out")
+    board.reply(req_id, board.world.output_state(name))
+
+
+def _card(board, req_id):
+    if "card_reader" not in board.board:
+        raise Refused(f"board {board.board['name']} has no card reader")
+    _now_world(board)
+    uid = board.world.card_uid()
+    board.reply(req_id, None if uid is None else bytes(uid).hex())
+
+
+_OPS = {
+    "hello": _hello, "now": _now, "sleep": _sleep, "wait": _wait, "set_time": _set_time,
+    "deep_sleep": _deep_sleep, "reset": _reset, "die": _die, "wdt_start": _wdt_start,
+    "wdt_feed": _wdt_feed, "flash": _flash, "pulse": _pulse, "adc": _adc, "input": _input,
+    "sensor": _sensor, "output": _output, "output_state": _output_state, "card": _card,
+}

@@ -1,0 +1,184 @@
+"""The simulated world around one board: named quantities over simulated time.
+
+A World holds quantities (flow rate, battery voltage, a tamper magnet, ...) that tests and
+the CLI set by name, that a CSV time series can drive, and from which the HAL's reads are
+computed at the board's current world time. Kinds subclass World (see worlds/); adding one
+is a small module declaring its quantities and four hooks:
+
+    integrate(t0_ms, t1_ms)    move continuous state (counters, batteries) across a span
+    pulse_total(role) -> int   absolute pulses on a pulse pin since the world began
+    adc_mv(role) / input(role) / sensor(name) / card_uid()
+    on_output(role, value)     the firmware drove an output (valve, pump, LED...)
+
+Faults apply to what the HAL reads (a role or sensor name): "stuck" freezes the value seen
+at the next read, "range" returns a fixed out-of-range value, "nack" makes the read fail
+like an I2C NACK. Quantities change only at explicit times, so integration is exact.
+"""
+import csv
+import io
+
+FAULTS = ("stuck", "range", "nack")
+
+
+class WorldError(ValueError):
+    """A bad quantity name or value; the message lists what is valid."""
+
+
+class HardwareFault(Exception):
+    """The read fails on the device (I2C NACK, sensor not fitted): hal.HalError there."""
+
+
+class World:
+    kind = None
+    # name -> default; a subclass extends this. Values are numbers or booleans.
+    quantities = {"battery_mv": 3700.0}
+    units = {"battery_mv": "mV"}
+
+    def __init__(self, board):
+        self.board = board
+        self.values = dict(self.quantities)
+        self.t = 0.0                # world ms the state has been integrated to
+        self.outputs = {}
+        self.faults = {}            # read name -> [kind, value]
+        self._series = []           # pending CSV rows: (world_ms, {name: value})
+
+    # --- time ---------------------------------------------------------------------------
+    def advance_to(self, t):
+        """Integrate up to world time `t`, applying driven rows in order."""
+        while self._series and self._series[0][0] <= t:
+            row_t, row = self._series.pop(0)
+            if row_t > self.t:
+                self.integrate(self.t, row_t)
+                self.t = row_t
+            self.values.update(row)
+        if t > self.t:
+            self.integrate(self.t, t)
+            self.t = t
+
+    def integrate(self, t0, t1):
+        """Hook: continuous state across [t0, t1) with the current values."""
+
+    # --- setting quantities ---------------------------------------------------------------
+    def coerce(self, name, value):
+        if name not in self.values:
+            raise WorldError(f"{self.kind or 'generic'} world has no quantity {name!r}; "
+                             f"quantities: {', '.join(sorted(self.values))}")
+        default = self.quantities.get(name, self.values[name])
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("true", "on", "yes", "1") and isinstance(default, bool):
+                return True
+            if low in ("false", "off", "no", "0") and isinstance(default, bool):
+                return False
+            try:
+                value = float(value)
+            except ValueError:
+                raise WorldError(f"{name}={value!r}: expected a number"
+                                 + (" or true/false" if isinstance(default, bool) else "")) \
+                    from None
+        if isinstance(default, bool):
+            return bool(value)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise WorldError(f"{name}={value!r}: expected a number")
+        return float(value)
+
+    def set(self, t, **values):
+        coerced = {k: self.coerce(k, v) for k, v in values.items()}
+        self.advance_to(t)
+        self.values.update(coerced)
+
+    def drive_csv(self, t, text):
+        """Drive quantities from CSV text: a `t` column (seconds from now), then names."""
+        reader = csv.reader(io.StringIO(text))
+        header = [h.strip() for h in next(reader, [])]
+        if not header or header[0] not in ("t", "time", "seconds"):
+            raise WorldError("CSV needs a header whose first column is t (seconds from "
+                             "start), e.g. 't,flow_lpm'")
+        rows = []
+        for lineno, rec in enumerate(reader, start=2):
+            if not rec or not "".join(rec).strip():
+                continue
+            if len(rec) != len(header):
+                raise WorldError(f"CSV line {lineno}: {len(rec)} fields, header has "
+                                 f"{len(header)}")
+            try:
+                at = float(rec[0])
+            except ValueError:
+                raise WorldError(f"CSV line {lineno}: time {rec[0]!r} is not a number") \
+                    from None
+            row = {name: self.coerce(name, val.strip())
+                   for name, val in zip(header[1:], rec[1:]) if val.strip() != ""}
+            rows.append((t + at * 1000.0, row))
+        rows.sort(key=lambda r: r[0])
+        self.advance_to(t)
+        self._series = sorted(self._series + rows, key=lambda r: r[0])
+        return len(rows)
+
+    # --- faults -----------------------------------------------------------------------------
+    def fault(self, name, kind, value=None):
+        if kind in (None, "none", "clear"):
+            self.faults.pop(name, None)
+            return
+        if kind not in FAULTS:
+            raise WorldError(f"fault {kind!r}: use one of {', '.join(FAULTS)} or none")
+        if kind == "range" and value is None:
+            raise WorldError("a 'range' fault needs the out-of-range value to return")
+        self.faults[name] = [kind, value]
+
+    def _faulted(self, name, read):
+        f = self.faults.get(name)
+        if f is None:
+            return read()
+        kind, value = f
+        if kind == "nack":
+            raise HardwareFault(f"{name}: no answer (injected NACK)")
+        if kind == "range":
+            return value
+        if value is None:           # stuck: freeze whatever the next read returns
+            f[1] = read()
+        return f[1]
+
+    # --- what the HAL reads (called after advance_to) ----------------------------------------
+    def read(self, op, name):
+        if op == "pulse":
+            return self._faulted(name, lambda: self.pulse_total(name))
+        if op == "adc":
+            return self._faulted(name, lambda: int(round(self.adc_mv(name))))
+        if op == "input":
+            return self._faulted(name, lambda: bool(self.input(name)))
+        if op == "sensor":
+            return self._faulted(name, lambda: self.sensor(name))
+        raise WorldError(f"unknown read {op!r}")
+
+    def pulse_total(self, role):
+        return 0
+
+    def adc_mv(self, role):
+        if role == "battery":
+            return self.values["battery_mv"]
+        return 0
+
+    def input(self, role):
+        return False
+
+    def sensor(self, name):
+        raise HardwareFault(f"sensor {name!r} does not answer: not fitted on a "
+                            f"{self.kind or 'generic'} device")
+
+    def card_uid(self):
+        return None
+
+    def output(self, role, value):
+        self.outputs[role] = value
+        self.on_output(role, value)
+
+    def on_output(self, role, value):
+        """Hook: outputs that feed back into the world (a closed valve stops the flow)."""
+
+    def output_state(self, role):
+        return self.outputs.get(role, False)
+
+    def snapshot(self):
+        return {"kind": self.kind, "t_s": round(self.t / 1000.0, 3), "values": dict(self.values),
+                "outputs": dict(self.outputs), "faults": {k: v[0] for k, v in self.faults.items()},
+                "driven_rows": len(self._series)}

@@ -1,0 +1,88 @@
+"""The emulated UART: first prompt, pyserial over TCP and pty, real mpremote, Ctrl-C."""
+import os
+import time
+
+import serial
+
+from conftest import mpremote, raw_exec, read_until
+
+
+def test_bare_board_boots_to_prompt_over_tcp_and_pty(emu):
+    b = emu.start("esp32", bare=True)
+    try:
+        port = serial.serial_for_url(b.url, timeout=0.1)
+        out = read_until(port, b">>> ")
+        assert b"MicroPython" in out
+        # The same UART through the host-facing pty (what a USB serial port would be).
+        tty = serial.Serial(b.pty, timeout=0.1)
+        tty.write(b"import hal; print(6*7, hal.NAME)\r")
+        seen = read_until(tty, b"42 esp32", 5)
+        assert b"42 esp32" in seen
+        # both hosts see the board's output, as two listeners on one UART line would
+        assert b"42 esp32" in read_until(port, b"42 esp32", 5)
+        tty.close()
+        port.close()
+        assert os.listdir(b.flash) == []            # bare: an empty flash, nothing installed
+    finally:
+        b.stop()
+
+
+def test_mpremote_exec_cp_ls_and_soft_reset_without_resume(emu, tmp_path):
+    b = emu.start("esp32")                          # placeholder main.py loop is running
+    try:
+        assert mpremote(b.url, "exec", "print(1+1)").strip() == "2"
+        src = tmp_path / "hello.txt"
+        src.write_bytes(os.urandom(3000))
+        out = mpremote(b.url, "fs", "cp", str(src), ":hello.txt", "+", "fs", "ls")
+        assert "hello.txt" in out
+        # it is on the board's flash directory, byte for byte, and survives a reboot
+        assert (open(os.path.join(b.flash, "hello.txt"), "rb").read() == src.read_bytes())
+        mpremote(b.url, "soft-reset")
+        out = mpremote(b.url, "exec", "import os, hal; print(os.listdir('/'), hal.reset_cause())")
+        assert "hello.txt" in out and "soft" in out
+        # absolute paths land on the flash, never on the host's root
+        mpremote(b.url, "fs", "mkdir", ":/lib", "+", "fs", "cp", str(src), ":/lib/x.bin")
+        assert os.path.exists(os.path.join(b.flash, "lib", "x.bin"))
+        info = b.info()
+        assert info["resets"]["soft"] >= 4 and info["resets"]["power_on"] == 1
+        # mpremote through the pty path too (pyserial's RTS/DTR on a pty)
+        assert mpremote(b.pty, "exec", "print(3*3)").strip() == "9"
+    finally:
+        b.stop()
+
+
+def test_ctrl_c_interrupts_code_running_from_the_raw_repl(emu):
+    b = emu.start("esp32", bare=True)
+    try:
+        port = b.serial(timeout=0.1)
+        read_until(port, b">>> ")
+        port.write(b"\r\x01")
+        read_until(port, b"raw REPL; CTRL-B to exit\r\n>")
+        port.write(b"while True:\n    pass\n\x04")
+        read_until(port, b"OK")
+        time.sleep(0.3)
+        port.write(b"\x03")                      # kbd_intr armed: becomes KeyboardInterrupt
+        out = read_until(port, b"\x04>", 5)
+        assert b"KeyboardInterrupt" in out
+        # with kbd_intr(-1) the same byte is data, as on a real port
+        port.write(b"import micropython, sys\nmicropython.kbd_intr(-1)\n"
+                   b"print(sys.stdin.buffer.read(1))\nmicropython.kbd_intr(3)\n\x04")
+        read_until(port, b"OK")
+        time.sleep(0.2)
+        port.write(b"\x03")
+        out = read_until(port, b"\x04>", 5)
+        assert b"b'\\x03'" in out
+    finally:
+        b.stop()
+
+
+def test_raw_exec_helper_and_hal_basics(emu):
+    b = emu.start("rp2040", bare=True)
+    try:
+        port = b.serial(timeout=0.1)
+        read_until(port, b">>> ")
+        out = raw_exec(port, "import hal, json\nprint(json.dumps([hal.NAME, hal.BOARD['heap'], "
+                             "len(hal.unique_id()), hal.reset_cause(), hal.time()]))")
+        assert out.strip() == '["rp2040", "190K", 8, "power_on", null]'
+    finally:
+        b.stop()
