@@ -177,44 +177,6 @@ def _comb_column(nb, i):
             | ((nb[j + 16] >> s) & 1) << 2 | ((nb[j + 24] >> s) & 1) << 3)
 
 
-def _base_mul(n):
-    """[n]B for 0 <= n < 2**256 as projective (X, Y, Z): 63 doublings, <= 64 additions."""
-    m = _M
-    comb = _COMB
-    nb = n.to_bytes(32, "little")
-    # The state is a completed point (x, y, z, t): X = x t, Y = y z, Z = z t, T = x y.
-    x = 0
-    y = z = t = 1
-    for i in range(63, -1, -1):
-        if i != 63:
-            X = x * t % m
-            Y = y * z % m
-            Z = z * t % m
-            xx = X * X % m
-            yy = Y * Y % m
-            zz = Z * Z % m
-            s = X + Y
-            y = yy + xx
-            z = yy - xx
-            x = s * s % m - y
-            t = zz + zz - z
-        j = _comb_column(nb, i)
-        if j:
-            ypx, ymx, xy2d = comb[j - 1]
-            X = x * t % m
-            Y = y * z % m
-            Z = z * t % m
-            a = (Y - X) * ymx % m
-            b = (Y + X) * ypx % m
-            c = x * y % m * xy2d % m
-            d = Z + Z
-            x = b - a
-            y = b + a
-            z = d + c
-            t = d - c
-    return x * t % m, y * z % m, z * t % m
-
-
 def _odd_multiples(x1, y1):
     """P, 3P, ..., 15P for P = (x1, y1) affine, each as (Y + X, Y - X, 2 Z, 2 d T)."""
     m = _M
@@ -276,33 +238,39 @@ def _wnaf5(nb):
     return naf
 
 
-def _double_scalar_mul(s, k, x1, y1):
-    """[s]B - [k]P as projective (X, Y, Z), for s, k < 2**253 and P = (x1, y1) affine:
-    one chain of doublings shared by k's NAF digits and s's comb columns (Straus)."""
+def _mul(s, k=0, x1=0, y1=1):
+    """[s]B - [k]P as projective (X, Y, Z), for 0 <= s < 2**256, 0 <= k < 2**253 and
+    P = (x1, y1) affine. s goes by comb columns (63 doublings, <= 64 additions of _COMB);
+    k, if any, in width-5 NAF over P's odd multiples along the same doublings (Straus)."""
     m = _M
     comb = _COMB
-    # Subtracting [k]P is adding [k](-P): the NAF table is built on -P.
-    table = _odd_multiples(-x1 % _P, y1)
-    naf = _wnaf5(k.to_bytes(32, "little"))
     sb = s.to_bytes(32, "little")
-    top = 255
-    while top >= 64 and not naf[top]:
-        top -= 1
+    naf = None
+    top = 63
+    if k:
+        # Subtracting [k]P is adding [k](-P): the NAF table is built on -P.
+        table = _odd_multiples(-x1 % _P, y1)
+        naf = _wnaf5(k.to_bytes(32, "little"))
+        top = 255
+        while top > 63 and not naf[top]:
+            top -= 1
+    # The state is a completed point (x, y, z, t): X = x t, Y = y z, Z = z t, T = x y.
     x = 0
     y = z = t = 1
     for i in range(top, -1, -1):
-        X = x * t % m
-        Y = y * z % m
-        Z = z * t % m
-        xx = X * X % m
-        yy = Y * Y % m
-        zz = Z * Z % m
-        u = X + Y
-        y = yy + xx
-        z = yy - xx
-        x = u * u % m - y
-        t = zz + zz - z
-        v = naf[i]
+        if i != top:   # the first step would only double the identity
+            X = x * t % m
+            Y = y * z % m
+            Z = z * t % m
+            xx = X * X % m
+            yy = Y * Y % m
+            zz = Z * Z % m
+            u = X + Y
+            y = yy + xx
+            z = yy - xx
+            x = u * u % m - y
+            t = zz + zz - z
+        v = naf[i] if naf else 0
         if v:
             X = x * t % m
             Y = y * z % m
@@ -356,7 +324,7 @@ def _hash_mod_l(*parts):
 def public_key(seed32):
     """The 32-byte public key of a 32-byte private seed (RFC 8032 5.1.5)."""
     a, _ = _expand(seed32)
-    return _encode(*_base_mul(a))
+    return _encode(*_mul(a))
 
 
 def sign(seed32, msg):
@@ -364,9 +332,9 @@ def sign(seed32, msg):
     a, prefix = _expand(seed32)
     if not isinstance(msg, (bytes, bytearray, memoryview)):
         raise TypeError("ed25519 message must be bytes, got %s" % type(msg).__name__)
-    pk = _encode(*_base_mul(a))
+    pk = _encode(*_mul(a))
     r = _hash_mod_l(prefix, msg)
-    rb = _encode(*_base_mul(r))
+    rb = _encode(*_mul(r))
     k = _hash_mod_l(rb, pk, msg)
     return rb + ((r + k * a) % _L).to_bytes(32, "little")
 
@@ -392,4 +360,4 @@ def verify(public_key, msg, signature):
     rb = signature[:32]
     k = _hash_mod_l(rb, public_key, msg)
     # Compare encodings, as OpenSSL does: a non-canonical or undecodable R never matches.
-    return _encode(*_double_scalar_mul(s, k, point[0], point[1])) == rb
+    return _encode(*_mul(s, k, point[0], point[1])) == rb
