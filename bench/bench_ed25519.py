@@ -13,8 +13,9 @@ workload (score = 65e6 / time in us):
   RP2040  474.88 -> 136.9 ms  (micropython PR #14182, RPI_PICO, 125 MHz)
 Board time ~= host time x (board calibration time / host calibration time). The spigot here
 allocates fewer tuples than bm_pidigits (0.75 ms against 1.00 ms for bm_pidigits' own code,
-measured once on this machine), so the estimates err high by about a quarter. On a 31-bit small-int port the 32-bit halves of SHA-512 are bignums too:
-the "upper" figure charges SHA-512 at the textbook's all-bignum speed.
+measured once on this machine), so the estimates err high by about a quarter. On a 31-bit
+small-int port the 32-bit halves of SHA-512 are bignums too: the "upper" figure charges
+SHA-512 at the textbook's all-bignum speed.
 
 Run: .venv/bin/python bench/bench_ed25519.py   (exit 0; figures on stdout)
 """
