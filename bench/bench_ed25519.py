@@ -19,7 +19,6 @@ SHA-512 at the textbook's all-bignum speed.
 
 Run: .venv/bin/python bench/bench_ed25519.py   (exit 0; figures on stdout)
 """
-import json
 import sys
 from pathlib import Path
 
