@@ -54,3 +54,20 @@ def raw_exec(port, code, timeout=10.0):
         raise AssertionError(f"board raised:\n{err.decode(errors='replace')}")
     port.write(b"\r\x02")
     return stdout.decode(errors="replace")
+
+
+def wait_file(path, predicate=lambda text: True, timeout=15.0):
+    """Wait until the board has written `path` and `predicate(text)` holds; returns text."""
+    end = time.monotonic() + timeout
+    text = None
+    while True:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = None
+        if text is not None and predicate(text):
+            return text
+        if time.monotonic() > end:
+            raise AssertionError(f"{path}: condition not met within {timeout} s; "
+                                 f"content {text!r}")
+        time.sleep(0.02)

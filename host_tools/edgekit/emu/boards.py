@@ -62,14 +62,17 @@ def validate(board, where="board definition"):
         bad("flash.fs must be 'littlefs2' (the only filesystem edgekit supports)")
     if flash["fs_size"] > flash["size"]:
         bad("flash.fs_size is larger than flash.size")
-    link = board["link"]
-    for key in ("baud", "max_frame", "window"):
-        if not isinstance(link.get(key), int) or link[key] <= 0:
-            bad(f"link.{key} must be a positive integer")
+    if not isinstance(board["link"].get("baud"), int) or board["link"]["baud"] <= 0:
+        bad("link.baud must be a positive integer")
+    for key in ("max_frame", "window", "wdt_ms", "wdt_max_ms"):
+        if not isinstance(board.get(key), int) or board[key] <= 0:
+            bad(f"{key} must be a positive integer")
     from edgekit import catalog
-    if link["max_frame"] > catalog.MAX_FRAME_LIMIT:
-        bad(f"link.max_frame {link['max_frame']} exceeds the protocol limit "
+    if board["max_frame"] > catalog.MAX_FRAME_LIMIT:
+        bad(f"max_frame {board['max_frame']} exceeds the protocol limit "
             f"{catalog.MAX_FRAME_LIMIT}")
+    if board["wdt_ms"] > board["wdt_max_ms"]:
+        bad(f"wdt_ms {board['wdt_ms']} is above the hardware limit wdt_max_ms")
     for role, pin in board["pins"].items():
         if not isinstance(pin, dict) or pin.get("mode") not in PIN_MODES:
             bad(f"pins.{role}.mode must be one of {', '.join(PIN_MODES)}")

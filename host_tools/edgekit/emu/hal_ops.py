@@ -110,6 +110,10 @@ def _wdt_start(board, req_id, ms):
     ms = int(ms)
     if ms < 1:
         raise Refused("wdt_start: timeout must be >= 1 ms")
+    limit = board.board.get("wdt_max_ms")
+    if limit and ms > limit:
+        raise Refused(f"wdt_start: {ms} ms is above the {board.board['name']} watchdog's "
+                      f"hardware limit of {limit} ms; feed more often")
     board.wdt_ms = ms
     _wdt_schedule(board)
     board.reply(req_id, None)

@@ -1,0 +1,206 @@
+# The part of a real board's HAL shared by ESP32 and RP2040: everything on `machine` that
+# both ports spell the same way. hal_esp32 / hal_rp2040 add what differs (ADC, reset
+# causes) and are installed as `hal.py`. Hardware-free logic lives in hal_common, where
+# the unix VM tests it.
+import json
+import os
+import time as _time
+
+import machine
+from hal_common import (Debouncer, Flash, HalError, StdioLink, role,  # noqa: F401
+                        sht31_decode, a02yyuw_decode, pms5003_decode, adc_mv)
+
+ticks_ms = _time.ticks_ms
+ticks_diff = _time.ticks_diff
+ticks_add = _time.ticks_add
+
+
+def load_board(path="/board.json"):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise HalError("board definition %s unreadable (%s): reinstall the firmware"
+                       % (path, exc))
+
+
+BOARD = load_board()
+NAME = BOARD["name"]
+link = StdioLink()
+flash = Flash()
+
+# Ports before 1.22 count time() from 2000; the HAL always speaks unix seconds.
+_EPOCH = 946684800 if _time.gmtime(0)[0] == 2000 else 0
+# After a power loss the RTC restarts in 2000 (ESP32) or 2021 (RP2040): any date before
+# this one means "never set".
+_RTC_VALID_FROM = 1704067200    # 2024-01-01
+
+
+# --- clock ---------------------------------------------------------------------------------
+def sleep_ms(ms):
+    _time.sleep_ms(max(0, int(ms)))
+
+
+def wait(ms):
+    return link.poll_ms(max(0, int(ms)))
+
+
+def time():
+    t = _time.time() + _EPOCH
+    return t if t >= _RTC_VALID_FROM else None
+
+
+def set_time(unix):
+    tm = _time.gmtime(int(unix) - _EPOCH)
+    # RTC.datetime takes (year, month, day, weekday, hours, minutes, seconds, subseconds)
+    machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+
+
+def deep_sleep(ms):
+    machine.deepsleep(max(0, int(ms)))
+
+
+# --- system --------------------------------------------------------------------------------
+def reset():
+    machine.reset()
+
+
+def unique_id():
+    return machine.unique_id()
+
+
+def random_bytes(n):
+    return os.urandom(n)
+
+
+_wdt = None
+
+
+def wdt_start(timeout_ms):
+    global _wdt
+    timeout_ms = int(timeout_ms)
+    limit = BOARD.get("wdt_max_ms")
+    if timeout_ms < 1 or (limit and timeout_ms > limit):
+        raise HalError("wdt_start: %d ms outside 1..%s ms on %s" % (timeout_ms, limit, NAME))
+    _wdt = machine.WDT(timeout=timeout_ms)
+
+
+def wdt_feed():
+    if _wdt is not None:
+        _wdt.feed()
+
+
+def storage_root():
+    return ""
+
+
+# --- pins ----------------------------------------------------------------------------------
+_pins = {}
+_counters = {}
+
+
+def _pin(name, mode):
+    p = _pins.get(name)
+    if p is None:
+        entry = role(BOARD, name, mode)
+        if mode == "out":
+            p = machine.Pin(entry["pin"], machine.Pin.OUT)
+        else:
+            pull = machine.Pin.PULL_UP if entry.get("pull") == "up" else None
+            p = machine.Pin(entry["pin"], machine.Pin.IN, pull)
+        _pins[name] = p
+    return p
+
+
+def pulse_count(name):
+    c = _counters.get(name)
+    if c is None:
+        entry = role(BOARD, name, "pulse")
+        c = Debouncer(entry.get("debounce_ms", 2))
+        trigger = machine.Pin.IRQ_RISING if entry.get("edge") == "rising" \
+            else machine.Pin.IRQ_FALLING
+        # The handler only calls edge(): integers, no allocation, safe in a hard IRQ.
+        _pin(name, "pulse").irq(trigger=trigger, handler=lambda p: c.edge(_time.ticks_ms()))
+        _counters[name] = c
+    return c.count
+
+
+def input(name):  # noqa: A001 - the HAL contract names it so
+    entry = role(BOARD, name, "in")
+    level = _pin(name, "in").value()
+    return (level == 0) if entry.get("active") == "low" else (level == 1)
+
+
+def output(name, value):
+    _pin(name, "out").value(1 if value else 0)
+
+
+def output_state(name):
+    return bool(_pin(name, "out").value())
+
+
+# --- buses and sensors ---------------------------------------------------------------------
+_buses = {}
+
+
+def _bus(name):
+    b = _buses.get(name)
+    if b is None:
+        spec = BOARD["buses"][name]
+        index = int(name[-1])
+        if spec["kind"] == "i2c":
+            b = machine.I2C(index, sda=machine.Pin(spec["sda"]), scl=machine.Pin(spec["scl"]),
+                            freq=spec.get("freq", 100000))
+        elif spec["kind"] == "uart":
+            b = machine.UART(index, baudrate=spec["baud"], tx=machine.Pin(spec["tx"]),
+                             rx=machine.Pin(spec["rx"]), timeout=100)
+        else:
+            raise HalError("bus %s (%s) has no driver in this HAL" % (name, spec["kind"]))
+        _buses[name] = b
+    return b
+
+
+def _uart_frame(uart, head, size):
+    # Sensors stream frames continuously; take the newest whole one within ~1 s.
+    buf = bytearray(size)
+    deadline = _time.ticks_add(_time.ticks_ms(), 1000)
+    while _time.ticks_diff(deadline, _time.ticks_ms()) > 0:
+        b = uart.read(1)
+        if b and b[0] == head:
+            buf[0] = head
+            got = uart.readinto(memoryview(buf)[1:])
+            if got == size - 1:
+                return buf
+    raise HalError("no frame from the UART sensor within 1 s")
+
+
+def sensor_read(name):
+    spec = BOARD.get("sensors", {}).get(name)
+    if spec is None:
+        raise HalError("board %s has no sensor %r" % (NAME, name))
+    part = spec["part"]
+    try:
+        bus = _bus(spec["bus"])
+        if part == "sht31":
+            bus.writeto(spec["addr"], b"\x24\x00")     # single shot, high repeatability
+            _time.sleep_ms(16)
+            return sht31_decode(bus.readfrom(spec["addr"], 6))
+        if part == "pcb-db-meter":
+            return bus.readfrom_mem(spec["addr"], 0x0A, 1)[0]   # dB SPL register
+        if part == "a02yyuw":
+            return a02yyuw_decode(_uart_frame(bus, 0xFF, 4))
+        if part == "pms5003":
+            return pms5003_decode(_uart_frame(bus, 0x42, 32))
+    except OSError as exc:
+        if isinstance(exc, HalError):
+            raise
+        raise HalError("sensor %s (%s) did not answer: %s" % (name, part, exc))
+    raise HalError("sensor part %s has no driver in this HAL" % part)
+
+
+def card_uid():
+    # The RC522 driver is not part of this skeleton: report "no card" until it is, and
+    # let the card_present switch tell the app a card is there.
+    if "card_reader" not in BOARD:
+        raise HalError("board %s has no card reader" % NAME)
+    return None

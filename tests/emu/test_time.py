@@ -1,0 +1,157 @@
+"""Simulated time: virtual (idle time skipped), paused (advance), drift, watchdog, deep sleep."""
+import json
+import time
+
+import pytest
+
+from conftest import wait_file
+from edgekit.emu import EmuError
+
+# A device that wakes every minute and records (boot count, reset cause, ticks) to its flash.
+MINUTE_APP = r"""
+import hal
+with open("/boots.txt", "a") as f:
+    f.write(hal.reset_cause() + "\n")
+n = 0
+while True:
+    woke = hal.wait(60000)
+    if woke:
+        hal.link.read(64)
+    n += 1
+    with open("/wakes.txt", "w") as f:
+        f.write("%d %d %s\n" % (n, hal.ticks_ms(), woke))
+"""
+
+
+def _flash_with(tmp_path, main, name="flash"):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "main.py").write_text(main)
+    return d
+
+
+def _wakes(flash):
+    if not (flash / "wakes.txt").exists():
+        return 0, 0, None
+    # the board rewrites the file every wake: retry a read that caught it truncated
+    text = wait_file(flash / "wakes.txt", lambda t: len(t.split()) == 3, timeout=2)
+    n, ticks, woke = text.split()
+    return int(n), int(ticks), woke == "True"
+
+
+def test_a_simulated_day_passes_in_seconds(emu, tmp_path):
+    flash = _flash_with(tmp_path, MINUTE_APP)
+    b = emu.start("esp32", time="virtual", flash=flash)
+    try:
+        start = time.monotonic()
+        b.wait_for(lambda i: i["sim_s"] > 86400, timeout=30, interval=0.05)
+        wall = time.monotonic() - start
+        n, ticks, _ = _wakes(flash)
+        # every minute of the day really ran through the firmware: ~1440 wake-ups
+        assert n >= 1439 and ticks >= 1439 * 60000
+        assert wall < 30
+        assert b.info()["reset_cause"] == "power_on"
+    finally:
+        b.stop()
+
+
+def test_paused_time_moves_only_on_advance(emu, tmp_path):
+    flash = _flash_with(tmp_path, MINUTE_APP)
+    b = emu.start("esp32", time="paused", flash=flash)
+    try:
+        b.wait_for(lambda i: i["state"] == "asleep")
+        t0 = b.now()
+        time.sleep(0.3)
+        assert b.now() == t0                     # frozen while nobody advances
+        assert _wakes(flash)[0] == 0
+        assert b.advance(3600) == pytest.approx(t0 + 3600, abs=0.01)
+        n, ticks, woke = _wakes(flash)
+        assert n == 60 and not woke              # one wake per simulated minute, in order
+        assert ticks == pytest.approx(3600 * 1000, abs=100)
+        # host input wakes wait() at the current simulated time, without advancing it
+        port = b.serial()
+        port.write(b"x")
+        deadline = time.monotonic() + 5
+        while _wakes(flash)[0] == 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        n, ticks, woke = _wakes(flash)
+        assert n == 61 and woke and ticks == pytest.approx(3600 * 1000, abs=100)
+        assert b.now() == pytest.approx(t0 + 3600, abs=0.01)
+        port.close()
+        with pytest.raises(EmuError, match="seconds must be >= 0"):
+            b.advance(-1)
+    finally:
+        b.stop()
+
+
+def test_clock_drift_and_rtc(emu, tmp_path):
+    flash = _flash_with(tmp_path, MINUTE_APP)
+    b = emu.start("esp32", time="paused", flash=flash, drift_ppm=200)
+    try:
+        b.wait_for(lambda i: i["state"] == "asleep")
+        b.set_rtc(1_800_000_000)
+        b.advance(10_000)
+        c = b.clock()
+        # 200 ppm fast: the device counts 2 ms extra per simulated 10 s
+        assert c["device_ms"] == pytest.approx(10_000_000 * 1.0002, abs=60_000 * 0.0002 + 50)
+        assert c["rtc"] == pytest.approx(1_800_000_000 + 10_000 * 1.0002, abs=0.1)
+        n, ticks, _ = _wakes(flash)
+        # the device's own minute is short by 200 ppm: it fits a few more into the span
+        assert n == int(10_000 / 60 * 1.0002)
+    finally:
+        b.stop()
+
+
+WATCHDOG_APP = r"""
+import hal
+with open("/boots.txt", "a") as f:
+    f.write(hal.reset_cause() + "\n")
+hal.wdt_start(5000)
+for _ in range(3):
+    hal.sleep_ms(1000)
+    hal.wdt_feed()
+while True:                 # a hung task: never feeds again
+    hal.sleep_ms(1000)
+"""
+
+DEEPSLEEP_APP = r"""
+import hal
+with open("/boots.txt", "a") as f:
+    f.write("%s %s\n" % (hal.reset_cause(), hal.time()))
+if hal.time() is None:
+    hal.set_time(1800000000)
+n = len(open("/boots.txt").read().split("\n"))
+if n <= 3:
+    hal.deep_sleep(600000)
+"""
+
+
+def test_watchdog_and_deep_sleep_resets(emu, tmp_path):
+    wd = _flash_with(tmp_path, WATCHDOG_APP, "wd")
+    ds = _flash_with(tmp_path, DEEPSLEEP_APP, "ds")
+    a = emu.start("esp32", time="virtual", flash=wd)
+    b = emu.start("rp2040", time="virtual", flash=ds, bare=True)
+    try:
+        boots = wait_file(wd / "boots.txt", lambda t: len(t.split()) >= 3).split()
+        assert boots[:3] == ["power_on", "watchdog", "watchdog"]
+        # fed 3 times a second apart, then starved: reset 3 + 5 s after each boot
+        assert a.now() >= 2 * 8
+        lines = wait_file(ds / "boots.txt", lambda t: len(t.split("\n")) >= 4).splitlines()
+        assert lines[0] == "power_on None"
+        # the RTC keeps time through deep sleep: 600 s later each time
+        assert lines[1] == "deepsleep 1800000600" and lines[2] == "deepsleep 1800001200"
+        assert b.clock()["sim_s"] >= 1200
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_watchdog_limit_of_the_board(emu, tmp_path):
+    flash = _flash_with(tmp_path, "import hal, json\n"
+                        "try:\n    hal.wdt_start(20000)\nexcept hal.HalError as e:\n"
+                        "    open('/err.txt', 'w').write(str(e))\n")
+    b = emu.start("rp2040", flash=flash)
+    try:
+        assert "hardware limit of 8388 ms" in wait_file(flash / "err.txt")
+    finally:
+        b.stop()
