@@ -48,7 +48,7 @@ REBOOT = 0x58           # operator-signed                          -> ACK, then 
 KEY_EPOCH = 0x60        # fleet-root-signed: rotate/revoke operator and firmware keys -> ACK
 
 # OTA: numbers reserved here, defined fully in SPEC "OTA".
-OTA_OFFER = 0x70        # firmware-key-signed manifest            -> OTA_STATUS
+OTA_OFFER = 0x70        # operator-signed, carries the firmware-signed manifest -> OTA_STATUS
 OTA_STATUS = 0x71       # device: held ranges / file digests
 OTA_CHUNK = 0x72        # unsigned bulk data, covered by the manifest digests
 OTA_CHUNK_ACK = 0x73    # unsigned, cumulative + selective ack
@@ -203,7 +203,9 @@ SIGNER_ROLES = {
     LOG_FETCH: (ROLE_OPERATOR,),
     REBOOT: (ROLE_OPERATOR,),
     KEY_EPOCH: (ROLE_FLEET,),
-    OTA_OFFER: (ROLE_FIRMWARE,),
+    # The manifest inside is signed by the (offline) firmware key; the offer that carries
+    # it is sent by an operator, so the operator key signs the message itself.
+    OTA_OFFER: (ROLE_OPERATOR,),
     OTA_INSTALL: (ROLE_OPERATOR,),
     OTA_RESULT_FETCH: (ROLE_OPERATOR,),
     OTA_ABORT: (ROLE_OPERATOR,),

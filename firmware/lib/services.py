@@ -98,6 +98,21 @@ def fetch(rt, msg, journal, reply_type):
     frm = p.get(C.K_FROM)
     if not isinstance(count, int) or count < 1:
         refuse(C.E_BAD_REQUEST, "count must be a positive integer")
+    if frm is not None and (not isinstance(frm, int) or frm < 0):
+        refuse(C.E_BAD_REQUEST, "from must be a journal sequence number")
+    return reply_type, records_payload(rt, journal, reply_type, frm, count)
+
+
+def push_telemetry(rt):
+    """Send pending telemetry unsolicited (the reporting schedule); False if none pending."""
+    if not rt.telemetry.pending_count():
+        return False
+    rt.link.send(rt.dev.body(C.TELEMETRY, records_payload(rt, rt.telemetry, C.TELEMETRY,
+                                                          None, _FETCH_MAX)))
+    return True
+
+
+def records_payload(rt, journal, reply_type, frm, count):
     # Leave room in the frame for the envelope and signature (about 120 bytes).
     budget = rt.max_frame - 160
     rows = journal.read(frm, min(count, _FETCH_MAX), budget)
@@ -113,8 +128,8 @@ def fetch(rt, msg, journal, reply_type):
         records.append(item)
     first = records[0][0] if records else (journal.last_seq + 1)
     last = records[-1][0] if records else journal.last_seq
-    return reply_type, {C.K_RECORDS: records, C.K_FROM: first, C.K_UPTO: last,
-                        C.K_MORE: last < journal.last_seq, C.K_DROPPED: journal.dropped}
+    return {C.K_RECORDS: records, C.K_FROM: first, C.K_UPTO: last,
+            C.K_MORE: last < journal.last_seq, C.K_DROPPED: journal.dropped}
 
 
 def ack(rt, msg, journal):
@@ -125,6 +140,8 @@ def ack(rt, msg, journal):
         refuse(C.E_BAD_REQUEST, "cannot acknowledge %d: the last record is %d"
                % (upto, journal.last_seq))
     journal.ack(upto)
+    if journal is rt.telemetry and rt.app is not None and hasattr(rt.app, "delivered"):
+        rt.app.delivered()
     return C.ACK, {C.K_UPTO: upto, C.K_COUNT: journal.pending_count()}
 
 
