@@ -126,30 +126,28 @@ class Journal:
                 pos = 0
                 size = seg[_SIZE]
                 while pos + _HDR_LEN <= size:
-                    f.seek(pos)
-                    ok = f.readinto(self._hdr) == _HDR_LEN
-                    magic, length, seq, crc = struct.unpack("<HHII", self._hdr)
-                    ok = ok and magic == _MAGIC and seq > prev and \
-                        length <= self.max_payload and pos + _HDR_LEN + length <= size
-                    if ok and seq >= from_seq:
-                        if out and used + length > max_bytes:
-                            return out
-                        data = f.read(length)
-                        c = binascii.crc32(memoryview(self._hdr)[:8])
-                        ok = len(data) == length and binascii.crc32(data, c) == crc
-                        if ok:
-                            out.append((seq, data))
-                            used += length
-                    if not ok:
-                        # Damaged since open: skip to the next record that checks out.
+                    # Every record is checked again, skipped ones too: a header damaged
+                    # since open must not send the walk off course.
+                    n = self._valid_at(f, pos, size, prev)
+                    if n < 0:
                         pos = self._resync(f, pos + 1, size, prev)
                         if pos < 0:
                             break
                         continue
+                    seq = self._seq
+                    if seq >= from_seq:
+                        if out and used + n - _HDR_LEN > max_bytes:
+                            return out
+                        f.seek(pos + _HDR_LEN)
+                        data = f.read(n - _HDR_LEN)
+                        if len(data) != n - _HDR_LEN:
+                            break
+                        out.append((seq, data))
+                        used += len(data)
+                        if len(out) >= max_count:
+                            return out
                     prev = seq
-                    pos += _HDR_LEN + length
-                    if len(out) >= max_count:
-                        return out
+                    pos += n
             finally:
                 f.close()
         return out
@@ -210,7 +208,7 @@ class Journal:
         self._broken = False
         flashio.makedirs(self.dir)
         try:
-            meta = self._meta.load("meta") or {}
+            meta = self._meta.load("meta", None, lambda m: isinstance(m, dict)) or {}
         except StoreError:
             meta = {}       # both copies damaged: resend from the start rather than fail
             self.corrupt += 1
@@ -248,6 +246,8 @@ class Journal:
                     else:
                         self.corrupt += 1
                 self.flash.remove(path)
+                if seg_last > last:
+                    last = seg_last
                 continue
             self._segs.append([nos[i], first, seg_last, count, size])
             self._bytes += size
@@ -288,8 +288,9 @@ class Journal:
         if f.readinto(self._hdr) != _HDR_LEN:
             return -1
         magic, length, seq, crc = struct.unpack("<HHII", self._hdr)
-        if magic != _MAGIC or length > self.max_payload or seq <= min_seq \
-                or pos + _HDR_LEN + length > size:
+        # The length is bounded by the file, not by segment_bytes: records written under
+        # a larger segment_bytes stay readable after that setting is lowered.
+        if magic != _MAGIC or seq <= min_seq or pos + _HDR_LEN + length > size:
             return -1
         mv = self._mv
         c = binascii.crc32(memoryview(self._hdr)[:8])

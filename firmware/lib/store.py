@@ -180,11 +180,8 @@ class Store:
         files = self._listdir()
         mark = self._pre + _MARK
         if _MARK in files:
-            names = self._read(mark, True)
+            names = self._marked_names(mark)
             if names:
-                names = bytes(names).decode().split("\n")
-                for name in names:
-                    check_name(name)
                 self._apply(names)
                 self.rolled_forward += 1
             else:
@@ -230,6 +227,18 @@ class Store:
 
     def _listdir(self):
         return os.listdir(self.root or ".")
+
+    def _marked_names(self, mark):
+        data = self._read(mark, True)
+        if not data:
+            return None
+        try:
+            names = bytes(data).decode().split("\n")
+            for name in names:
+                check_name(name)
+        except ValueError:
+            return None
+        return names
 
     def _apply(self, names):
         for name in names:

@@ -311,6 +311,32 @@ def damaged_after_open():
 
 
 @case
+def skipped_header_damaged_after_open():
+    # Record 2's seq becomes huge after open; reading from 5 walks past it.
+    j = J("lateseq", max_bytes=65536, seg=1024)
+    for i in range(10):
+        j.append(body(i + 1))
+    path = j.dir + "/" + seg_files(j)[-1]
+    d = bytearray(slurp(path))
+    d[32 + 4:32 + 8] = b"\xf0\xff\xff\xff"
+    rewrite(path, d)
+    return [q for q, _ in j.read(5, 100, 100000)]
+
+
+@case
+def segment_bytes_lowered():
+    j = J("lowseg", max_bytes=65536, seg=4096)
+    for i in range(10):
+        j.append(body(i + 1, 300))
+    j.close()
+    k = J("lowseg", max_bytes=65536, seg=256)
+    recs = read_all(k)
+    q = k.append(body(11, 100))
+    return {"seqs": [r[0] for r in recs], "sizes": sorted(set(len(r[1]) for r in recs)),
+            "corrupt": k.corrupt, "torn": k.torn, "next": q, "segs": len(seg_files(k))}
+
+
+@case
 def garbage_segment():
     j = J("gseg", max_bytes=65536, seg=256)
     for i in range(40):
@@ -528,6 +554,17 @@ def test_record_with_an_old_seq_is_never_read_twice(r):
 
 def test_damage_after_open_is_skipped_by_read(r):
     assert ok(r, "damaged_after_open")["seqs"] == [1, 2, 4, 5, 6, 7, 8, 9, 10]
+
+
+def test_read_is_not_misled_by_a_skipped_damaged_header(r):
+    assert ok(r, "skipped_header_damaged_after_open") == [5, 6, 7, 8, 9, 10]
+
+
+def test_records_survive_a_lowered_segment_size(r):
+    res = ok(r, "segment_bytes_lowered")
+    assert res["seqs"] == list(range(1, 11)) and res["sizes"] == [300]
+    assert res["corrupt"] == 0 and res["torn"] == 0
+    assert res["next"] == 11 and res["segs"] == 2
 
 
 def test_garbage_segment_is_dropped(r):
