@@ -1,6 +1,7 @@
 # What a port's main loop does between reset and the REPL, for the unix VM (which runs
 # neither boot.py nor main.py by itself). The emulator supervisor starts every board as
-#   micropython -X heapsize=<board heap> -i emu_launch.py SIDE_FD FLASH_DIR ROM_DIR START BARE
+#   micropython -X heapsize=<heap> -i emu_launch.py SIDE_FD FLASH_DIR ROM_DIR START BARE
+#                                                  FS_SIZE BLOCK_SIZE
 # START "main": boot.py then main.py (power-on, reset, soft reboot from the friendly REPL);
 # START "raw": boot.py only, then a marker asking the supervisor to enter the raw REPL
 # (a soft reboot from the raw REPL skips main.py on real ports too). After this script the
@@ -13,6 +14,43 @@
 # Printed (instead of running main.py) after a raw-REPL soft reboot: the supervisor swallows
 # it and the VM's banner, sends Ctrl-A, and forwards from "raw REPL; CTRL-B to exit".
 _EMU_RAW_MARK = "\x1b_edgekit-raw-repl\x1b\\"
+
+
+def _emu_flash_vfs(os, fs_size, block):
+    class EmuFlash(os.VfsPosix):
+        """The flash directory as the board's littlefs: fixes and faithful numbers.
+
+        rename: VfsPosix(root) joins both paths in one shared buffer, so renaming one
+        absolute path to another renames the target onto itself (ENOENT). Passing the
+        source relative to the cwd sidesteps the buffer; littlefs has no such bug.
+        statvfs: report the board's filesystem size, not the host disk's."""
+
+        def rename(self, old, new):
+            if old[:1] == "/" and new[:1] == "/":
+                cwd = [p for p in self.getcwd().split("/") if p]
+                parts = [p for p in old.split("/") if p]
+                common = 0
+                while common < min(len(cwd), len(parts)) and cwd[common] == parts[common]:
+                    common += 1
+                old = "/".join([".."] * (len(cwd) - common) + parts[common:])
+            return super().rename(old, new)
+
+        def statvfs(self, path):
+            used = 0
+            stack = ["/"]
+            while stack:
+                d = stack.pop()
+                for entry in self.ilistdir(d):
+                    if entry[1] == 0x4000:
+                        stack.append(d + entry[0] + "/")
+                        used += 1
+                    else:
+                        used += (self.stat(d + entry[0])[6] + block - 1) // block + 1
+            total = fs_size // block
+            free = max(0, total - used - 2)
+            return (block, block, total, free, free, 0, 0, 0, 0, 255)
+
+    return EmuFlash
 
 
 def _emu_print_exception(exc):
@@ -52,10 +90,10 @@ def _emu_run(name, bare):
 def _emu_launch():
     import os
     import sys
-    fd, flash, rom, start, bare = sys.argv[1:6]
+    fd, flash, rom, start, bare, fs_size, block = sys.argv[1:8]
     bare = bare == "1"
     os.umount("/")
-    os.mount(os.VfsPosix(flash), "/")
+    os.mount(_emu_flash_vfs(os, int(fs_size), int(block))(flash), "/")
     os.mount(os.VfsPosix(rom), "/.frozen", readonly=True)
     os.chdir("/")
     sys.path[:] = ["/.frozen/boards"]
@@ -66,8 +104,8 @@ def _emu_launch():
         os.umount("/.frozen")
         sys.path[:] = ["", ".frozen", "/lib"]
     else:
-        sys.path[:] = ["", "/lib", "/.frozen/fw/lib", "/.frozen/protocol", "/.frozen/fw",
-                       "/.frozen/boards"]
+        sys.path[:] = ["", "/lib", "/.frozen/fw/lib", "/.frozen/fw/apps", "/.frozen/protocol",
+                       "/.frozen/fw", "/.frozen/boards"]
     sys.argv[:] = []
     if _emu_run("boot.py", bare) == "repl":
         return
@@ -78,4 +116,4 @@ def _emu_launch():
 
 
 _emu_launch()
-del _emu_launch, _emu_run, _emu_print_exception, _EMU_RAW_MARK
+del _emu_launch, _emu_run, _emu_print_exception, _emu_flash_vfs, _EMU_RAW_MARK

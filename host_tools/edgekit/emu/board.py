@@ -17,6 +17,8 @@ import math
 import os
 import random
 
+from edgekit.emu.boards import parse_size
+from edgekit.emu.rom import frozen_allowance
 from edgekit.emu import hal_ops
 from edgekit.emu.clock import Clock
 from edgekit.emu.link import Uart
@@ -50,6 +52,7 @@ class Board:
         self.rom_dir = str(rom_dir)
         self.state_dir = str(state_dir)
         self.bare = bare
+        self.heap_scale = 1.0
         self.rng = random.Random(seed)
         self.clock = Clock(time_mode, speed)
         self.world = make_world(kind, board_def)
@@ -114,12 +117,21 @@ class Board:
                              if pin["mode"] == "pulse"}
         self.state = "booting"
         self._settled.clear()
-        self.vm = VM(self.loop, heap=self.board["heap"], flash_dir=self.flash_dir,
+        self.vm = VM(self.loop, heap=self.vm_heap(), flash_dir=self.flash_dir,
                      rom_dir=self.rom_dir, start=start, bare=self.bare,
-                     on_exit=self._vm_exited)
+                     fs_size=self.board["flash"]["fs_size"],
+                     block_size=self.board["flash"]["block_size"], on_exit=self._vm_exited)
         self.uart.attach_vm(self.vm.master)
         self.loop.add_reader(self.vm.side.fileno(), self._side_readable)
         self._arm()
+
+    def vm_heap(self):
+        """Board heap (scaled by heap_scale for headroom tests) + the frozen-module allowance
+        (edgekit.emu.rom): the firmware's data gets exactly the board's figure."""
+        if self.bare:
+            return str(self.board["heap"])
+        allowance = frozen_allowance(self.rom_dir, self.kind)
+        return str(int(parse_size(self.board["heap"]) * self.heap_scale) + allowance)
 
     def kill(self, then=None):
         """Cut the VM off now (no output drained); `then()` runs once it is gone."""

@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+from edgekit.emu.rom import build_rom
 from edgekit.emu.board import Board
 from edgekit.emu.boards import load_board
 from edgekit.emu.clock import MODES
@@ -34,20 +35,9 @@ class Supervisor:
         self._raise_fd_limit()
 
     def _make_rom(self):
-        # What emu_launch mounts read-only at /.frozen: the firmware tree, the protocol
-        # catalogue and the HAL, live (symlinks), so an edit shows at the next boot.
-        rom = self.root / "rom"
-        rom.mkdir(exist_ok=True)
-        for name, target in (("fw", FIRMWARE_DIR), ("protocol", PROTOCOL_DIR),
-                             ("boards", BOARDS_DIR)):
-            link = rom / name
-            if link.is_symlink() and os.readlink(link) == str(target):
-                continue
-            tmp = rom / f".{name}.tmp{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(target)
-            os.replace(tmp, link)
-        return rom
+        # What emu_launch mounts read-only at /.frozen: the firmware compiled to .mpy, as a
+        # board image freezes it (edgekit.emu.rom explains the heap accounting).
+        return build_rom(self.root)
 
     @staticmethod
     def _raise_fd_limit():
@@ -65,7 +55,7 @@ class Supervisor:
         return f"{board_name}-{n}"
 
     def start(self, board="esp32", kind=None, time="virtual", speed=None, flash=None,
-              bare=False, port=0, seed=None, id=None, drift_ppm=0.0, rtc=None):
+              bare=False, port=0, seed=None, id=None, drift_ppm=0.0, rtc=None, heap_scale=1.0):
         board_def = load_board(board)
         if time not in MODES:
             raise EmuError(f"time mode {time!r}: use one of {', '.join(MODES)}")
@@ -95,6 +85,9 @@ class Supervisor:
             self._unlock_flash(board_id)
             raise
         b.clock.ppm = float(drift_ppm)
+        if not 0.1 <= float(heap_scale) <= 4:
+            raise EmuError("heap_scale must be 0.1..4 (0.7 proves 30% heap headroom)")
+        b.heap_scale = float(heap_scale)
         if rtc is not None:
             b.set_rtc(rtc)
         self.boards[board_id] = b
@@ -248,13 +241,12 @@ class Supervisor:
         return {"id": board_id, "cause": cause}
 
     def noise(self, board_id, rate, kinds=NOISE_KINDS, direction="both", seed=None):
-        from edgekit.emu.link import Noise
         b = self.get(board_id)
         if direction not in ("both", "rx", "tx"):
             raise EmuError("noise direction: both, rx (host to board) or tx (board to host)")
         try:
             for d in (("rx", "tx") if direction == "both" else (direction,)):
-                b.uart.noise[d] = Noise(float(rate), tuple(kinds), seed)
+                b.uart.noise[d].configure(float(rate), tuple(kinds), seed)
         except ValueError as exc:
             raise EmuError(str(exc)) from None
         return {"id": board_id, "rate": float(rate), "kinds": list(kinds),
