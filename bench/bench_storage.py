@@ -78,7 +78,7 @@ for i in range(1200):
 j.close()
 names = [j.dir + "/" + n for n in os.listdir(j.dir) if n.endswith(".log")]
 buf = bytearray(256)
-rounds = 10
+rounds = 40
 t = time.ticks_us()
 for r in range(rounds):
     total = 0
