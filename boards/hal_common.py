@@ -142,8 +142,7 @@ class StdioLink:
     """The board's UART/USB link as MicroPython's stdin/stdout, binary-safe.
 
     Reads are byte-wise behind poll(): a MicroPython stream read(n) blocks until n bytes
-    arrive, and reading one byte at a time never swallows bytes meant for the REPL after
-    an interrupt.
+    arrive.
     """
 
     def __init__(self, stdin=None, stdout=None):
@@ -167,6 +166,9 @@ class StdioLink:
         return False
 
     def readinto(self, buf):
+        """Non-blocking; stops right after a 0x03 byte so that whatever follows an
+        interrupt request (mpremote's "\r\x01") stays in the link for the REPL, however
+        large the caller's buffer. 0x03 never occurs inside a frame (SPEC section 2)."""
         n = 0
         one = self._one
         size = len(buf)
@@ -175,6 +177,8 @@ class StdioLink:
                 break
             buf[n] = one[0]
             n += 1
+            if one[0] == 0x03:
+                break
         return n
 
     def read(self, n):

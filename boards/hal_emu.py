@@ -248,7 +248,7 @@ def input(name):  # noqa: A001 - the HAL contract names it so
 
 
 def output(name, value):
-    _rt("output", name, value if isinstance(value, (int, float)) else bool(value))
+    _rt("output", name, bool(value))
 
 
 def output_state(name):

@@ -56,13 +56,14 @@ def raw_exec(port, code, timeout=10.0):
     return stdout.decode(errors="replace")
 
 
-def wait_file(path, predicate=lambda text: True, timeout=15.0):
-    """Wait until the board has written `path` and `predicate(text)` holds; returns text."""
+def wait_file(path, predicate=lambda text: True, timeout=15.0, binary=False):
+    """Wait until the board has written `path` and `predicate(text)` holds; returns text
+    (bytes with binary=True)."""
     end = time.monotonic() + timeout
     text = None
     while True:
         try:
-            text = path.read_text()
+            text = path.read_bytes() if binary else path.read_text()
         except FileNotFoundError:
             text = None
         if text is not None and predicate(text):

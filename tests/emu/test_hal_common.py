@@ -107,3 +107,20 @@ print(json.dumps({"name": hal.NAME, "dt": dt, "err": err, "time": hal.time(),
     assert out["name"] == "esp32" and out["dt"] >= 20 and out["time"] is None
     assert "needs the emulator supervisor" in out["err"]
     assert out["root"] == "" and out["writes"] == 0
+
+
+def test_link_reads_stop_after_an_interrupt_byte():
+    # mpremote sends "\r\x03" then "\r\x01": a firmware reading 256-byte chunks must leave
+    # the "\r\x01" for the REPL, so the HAL's reads end at the 0x03.
+    out = mp.run_json(r"""
+import json, hal_common
+link = hal_common.StdioLink()
+buf = bytearray(64)
+chunks = []
+while link.any():
+    n = link.readinto(buf)
+    chunks.append(bytes(buf[:n]).hex())
+print(json.dumps({"chunks": chunks, "after": link.read(8)}))
+""", stdin=b"frame\x00\r\x03\r\x01tail\x03")
+    assert [bytes.fromhex(c) for c in out["chunks"]] == [b"frame\x00\r\x03", b"\r\x01tail\x03"]
+    assert out["after"] is None

@@ -91,6 +91,9 @@ def _deep_sleep(board, req_id, ms):
 
 
 def _reset(board, req_id):
+    # hal.reset() lets the link's transmitter finish first (a real HAL flushes its UART
+    # before machine.reset()): what the firmware wrote before asking reaches the host.
+    board.uart.send_to_host(board._filter_output(board.uart.drain_vm()))
     board.reset("hard")
 
 

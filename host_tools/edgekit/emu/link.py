@@ -43,15 +43,20 @@ class Pacer:
 
 
 class Noise:
-    def __init__(self, rate=0.0, kinds=NOISE_KINDS, seed=None):
+    def __init__(self):
+        self.rate, self.kinds = 0.0, NOISE_KINDS
+        self.rng = random.Random()
+        self.events = {k: 0 for k in NOISE_KINDS}   # cumulative over reconfigurations
+
+    def configure(self, rate, kinds=NOISE_KINDS, seed=None):
         if not 0.0 <= rate <= 1.0:
             raise ValueError("noise rate is a probability per byte: 0.0 to 1.0")
         bad = [k for k in kinds if k not in NOISE_KINDS]
         if bad or not kinds:
             raise ValueError(f"noise kinds {bad or kinds}: use some of {', '.join(NOISE_KINDS)}")
-        self.rate, self.kinds = rate, tuple(kinds)
-        self.rng = random.Random(seed)
-        self.events = {k: 0 for k in NOISE_KINDS}
+        self.rate, self.kinds = float(rate), tuple(kinds)
+        if seed is not None:
+            self.rng.seed(seed)
 
     def apply(self, data):
         if not self.rate or not data:

@@ -47,7 +47,8 @@ def _die_with_parent():
 class VM:
     """Spawned at construction; `on_exit(returncode)` runs on the loop when it ends."""
 
-    def __init__(self, loop, *, heap, flash_dir, rom_dir, start, bare, on_exit):
+    def __init__(self, loop, *, heap, flash_dir, rom_dir, start, bare, fs_size, block_size,
+                 on_exit):
         global _VM_COMMAND
         if _VM_COMMAND is None:
             _VM_COMMAND = _vm_command()
@@ -64,7 +65,7 @@ class VM:
         self.side, vm_side = socket.socketpair()
         argv = _VM_COMMAND + ["-X", f"heapsize={heap}", "-i", str(LAUNCHER),
                               str(vm_side.fileno()), str(flash_dir), str(rom_dir), start,
-                              "1" if bare else "0"]
+                              "1" if bare else "0", str(fs_size), str(block_size)]
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=slave, stdout=slave, stderr=slave, cwd=str(flash_dir),
