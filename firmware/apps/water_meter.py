@@ -45,8 +45,10 @@ class App:
         self.alarms.restore(st.get("alarms"))
         self.checkpoints = st.get("n", 0)
         self._replay_pending(st)
-        self.last_fwd = self.hal.pulse_count("flow")
-        self.last_rev = self._rev_count()
+        # The HAL counts pulses since this boot: start from 0, not from a first read, so
+        # pulses between power-on and this line are counted too.
+        self.last_fwd = 0
+        self.last_rev = 0
         self.last_sample = self.hal.ticks_ms()
         self.flow_lpm = 0.0
         self.hour_min = None
@@ -136,8 +138,10 @@ class App:
         else:
             self.last_flow = h
         a = self.alarms
-        a.update("leak", h - self.last_quiet >= self.cfg["leak_window_h"], t)
-        a.update("no_flow", h - self.last_flow >= self.cfg["no_flow_days"] * 24, t)
+        a.update("leak", h - self.last_quiet >= self.cfg["leak_window_h"], t,
+                 since=(self.last_quiet + 1) * _HOUR)
+        a.update("no_flow", h - self.last_flow >= self.cfg["no_flow_days"] * 24, t,
+                 since=(self.last_flow + 1) * _HOUR)
         try:
             mv = self.hal.adc_read("battery")
             a.update("low_battery", mv < self.cfg["low_battery_mv"], t)

@@ -19,6 +19,9 @@ class Agent:
         self.handlers = {}
         self.rejected = 0
         self.handled = 0
+        # Set by a handler that must act once its answer is on the wire (reboot into the
+        # app after provisioning, REBOOT, REPROVISION): the link calls it after sending.
+        self.after_reply = None
         # Retransmission cache: the last signed request's (kid, seq, digest) and our answers,
         # so a host that lost our response and resends the same bytes gets the same answer
         # instead of "replayed" — and the command does not run twice.

@@ -36,9 +36,11 @@ class Alarms:
     def define(self, name, set_after=0, clear_after=0, severity=2):
         self._alarms[name] = Alarm(name, set_after, clear_after, severity)
 
-    def update(self, name, condition, now):
+    def update(self, name, condition, now, since=None):
         """Feed the condition's current value at time `now` (seconds). Returns True on a
-        state change (set or clear)."""
+        state change (set or clear). `since`: when the condition really began, for
+        conditions judged over a window (a leak began when the flow last stopped, a day
+        before it is recognised); durations then count from there."""
         a = self._alarms[name]
         if bool(condition) == a.active:
             a.pending_since = None
@@ -57,8 +59,8 @@ class Alarms:
             self._send(a, False, duration, now)
         else:
             a.active = True
-            a.since = started
-            self._send(a, True, now - started, now)
+            a.since = started if since is None else since
+            self._send(a, True, now - a.since, now)
         return True
 
     def _send(self, a, active, duration, now):

@@ -29,6 +29,10 @@ class Link:
                 if isinstance(result, bytes):
                     for answer in self.agent.handle(result):
                         self.send(answer)
+                    then = self.agent.after_reply
+                    if then is not None:
+                        self.agent.after_reply = None
+                        then()
                 elif result is framing.INTERRUPT:
                     raise KeyboardInterrupt
                 else:

@@ -68,7 +68,7 @@ class Provisioner:
         payload = {C.K_RE: msg.seq, C.K_DEVICE_ID: identity["id"], C.K_STATE: "provisioned"}
         body = envelope.signed(C.PROV_DONE, payload, pend["seed"], pend["pub"],
                                self.rt.dev.next_seq(), identity["id"])
-        self.rt.sched.after("reboot", 300, self.rt.hal.reset)  # answer, then boot the app
+        self.rt.agent.after_reply = self.rt.hal.reset   # answer, then boot into the app
         return body
 
     def _anchors(self, anchors, epoch, revoked):

@@ -120,7 +120,12 @@ def records_payload(rt, journal, reply_type, frm, count):
     used = 0
     for seq, payload in rows:
         entry = cbor.loads(payload)
-        item = [seq, rt.restamp(entry)] if reply_type != C.LOG else [seq] + entry
+        if reply_type == C.TELEMETRY:
+            item = [seq, rt.restamp(entry)]     # stored times -> SenML times as of now
+        elif reply_type == C.LOG:
+            item = [seq] + entry                # [seq, level, text]
+        else:
+            item = [seq, entry]                 # events: the payload as pushed
         size = len(cbor.dumps(item))
         if records and used + size > budget:
             break
@@ -147,7 +152,7 @@ def ack(rt, msg, journal):
 
 def reboot(rt, msg):
     rt.log("reboot requested by %s" % msg.sender)
-    rt.sched.after("reboot", 200, rt.hal.reset)   # answer first, then reset
+    rt.agent.after_reply = rt.hal.reset   # answer first, then reset
     return C.ACK, {}
 
 
@@ -191,7 +196,7 @@ def reprovision(rt, msg):
     for name in device_mod.PROVISION_RECORDS:
         dev.store.delete(name)
     rt.log("reprovision: back to factory state")
-    rt.sched.after("reboot", 200, rt.hal.reset)
+    rt.agent.after_reply = rt.hal.reset
     return C.ACK, {C.K_STATE: "factory"}
 
 
