@@ -220,3 +220,12 @@ SIGNER_ROLES = {
     COMMAND_RESULT: (ROLE_DEVICE,), TIME: (ROLE_DEVICE,), LOG: (ROLE_DEVICE,),
     OTA_STATUS: (ROLE_DEVICE,), OTA_RESULT: (ROLE_DEVICE,), DOC_UPDATE_RESULT: (ROLE_DEVICE,),
 }
+
+# --- OTA (SPEC section 9; appended by the OTA issue) --------------------------------------
+K_ENCODING = 53         # OTA file entry: transfer form, "deflate" (zlib stream) when present
+K_XSIZE = 54            # OTA file entry: bytes of the transfer form (when it is compressed)
+K_POLICY = 55           # OTA manifest: install policy; "test-confirm" is the one defined
+K_DEADLINE = 56         # OTA manifest: seconds a trial image has to pass its health checks
+OTA_POLICY_TEST_CONFIRM = "test-confirm"
+OTA_MANIFEST_MAX = 4096     # largest manifest (COSE_Sign1 bytes) a device accepts
+OTA_FILES_MAX = 64          # most files one manifest may list
