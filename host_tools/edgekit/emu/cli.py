@@ -1,0 +1,279 @@
+"""`edgekit emu ...`: start and drive emulated boards held by a detached supervisor."""
+import json
+import sys
+
+from edgekit.emu.boards import known_boards
+from edgekit.emu.clock import MODES
+from edgekit.emu.control import Control
+from edgekit.emu.link import NOISE_KINDS
+from edgekit.emu.supervisor import EmuError
+
+
+def _print(args, data, human):
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=None, sort_keys=True))
+    else:
+        human(data)
+
+
+def _notes(ctl):
+    for note in ctl.notes:
+        print(f"edgekit emu: {note}", file=sys.stderr)
+
+
+def _control(args, start=False):
+    ctl = Control()
+    if start:
+        ctl.ensure()
+    else:
+        ctl.running()
+    _notes(ctl)
+    return ctl
+
+
+def _board_line(i):
+    kind = i.get("kind") or "-"
+    return (f"{i['id']:<14} {i['board']:<8} {kind:<12} {i['state']:<8} {i['time']:<7} "
+            f"sim {i['sim_s']:>12.1f} s  {i['url']}  {i['pty']}")
+
+
+def _show_boards(infos):
+    if not infos:
+        print("no boards running")
+        return
+    for i in infos:
+        print(_board_line(i))
+
+
+def cmd_start(args):
+    ctl = _control(args, start=True)
+    info = ctl.request("start", board=args.board, kind=args.kind, time=args.time,
+                       speed=args.speed, flash=args.flash, bare=args.bare, id=args.id,
+                       drift_ppm=args.drift)
+    _print(args, info, lambda i: print(_board_line(i) + f"\n  flash {i['flash']}"))
+
+
+def cmd_fleet(args):
+    ctl = _control(args, start=True)
+    infos = ctl.request("fleet", count=args.count, board=args.board, kind=args.kind,
+                        time=args.time, speed=args.speed)
+    _print(args, infos, _show_boards)
+
+
+def cmd_list(args):
+    ctl = _control(args)
+    infos = ctl.request("list") if ctl.running() else []
+    _print(args, infos, _show_boards)
+
+
+def cmd_stop(args):
+    if not args.all and not args.id:
+        raise EmuError("name a board to stop, or --all")
+    ctl = _control(args)
+    if not ctl.running():
+        print("no boards running")
+        return
+    result = ctl.request("stop_all") if args.all else ctl.request("stop", board_id=args.id)
+    stopped = result if isinstance(result, list) else [result]
+    _print(args, stopped, lambda r: print("\n".join(f"stopped {x['id']}" for x in r)
+                                          or "no boards running"))
+
+
+def _parse_assignments(pairs):
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise EmuError(f"{pair!r}: write NAME=VALUE, e.g. flow_lpm=12.5")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def cmd_set(args):
+    ctl = _control(args)
+    result = ctl.request("set", board_id=args.id, values=_parse_assignments(args.values))
+    _print(args, result, lambda w: print(", ".join(f"{k}={v}" for k, v in
+                                                    sorted(w["values"].items()))))
+
+
+def cmd_world(args):
+    ctl = _control(args)
+    _print(args, ctl.request("world", board_id=args.id),
+           lambda w: print(json.dumps(w, indent=2, sort_keys=True)))
+
+
+def cmd_drive(args):
+    ctl = _control(args)
+    try:
+        text = open(args.csv).read()
+    except OSError as exc:
+        raise EmuError(f"cannot read {args.csv}: {exc.strerror}") from None
+    result = ctl.request("drive", board_id=args.id, csv_text=text)
+    _print(args, result, lambda r: print(f"{r['rows']} rows scheduled"))
+
+
+def cmd_fault(args):
+    ctl = _control(args)
+    value = None
+    if args.value is not None:
+        try:
+            value = float(args.value)
+        except ValueError:
+            raise EmuError(f"fault value {args.value!r} must be a number") from None
+    result = ctl.request("fault", board_id=args.id, name=args.name, kind=args.kind,
+                         value=value)
+    _print(args, result, lambda w: print(f"faults: {w['faults'] or 'none'}"))
+
+
+def _show_clock(c):
+    rtc = "unset" if c["rtc"] is None else f"{c['rtc']:.0f}"
+    print(f"{c['id']}: {c['mode']} time, sim {c['sim_s']:.3f} s, device {c['device_ms']} ms, "
+          f"rtc {rtc}, drift {c['drift_ppm']} ppm, {c['state']}")
+
+
+def cmd_advance(args):
+    ctl = _control(args)
+    _print(args, ctl.request("advance", board_id=args.id, seconds=args.seconds), _show_clock)
+
+
+def cmd_clock(args):
+    ctl = _control(args)
+    if args.drift is not None:
+        ctl.request("drift", board_id=args.id, ppm=args.drift)
+    if args.mode:
+        ctl.request("set_time_mode", board_id=args.id, mode=args.mode, speed=args.speed)
+    _print(args, ctl.request("clock", board_id=args.id), _show_clock)
+
+
+def cmd_powercut(args):
+    ctl = _control(args)
+    result = ctl.request("powercut", board_id=args.id, at=args.at, off=args.off,
+                         within=args.within)
+    _print(args, result, lambda r: print(f"{r['id']}: power cut at sim {r['cut_at_s']:.3f} s"))
+
+
+def cmd_brownout(args):
+    ctl = _control(args)
+    result = ctl.request("brownout", board_id=args.id, after_writes=args.after)
+    _print(args, result, lambda r: print(f"{r['id']}: brown-out armed, flash operation "
+                                         f"{r['after_writes']} from now fails"))
+
+
+def cmd_noise(args):
+    ctl = _control(args)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    result = ctl.request("noise", board_id=args.id, rate=args.rate, kinds=kinds,
+                         direction=args.direction, seed=args.seed)
+    _print(args, result, lambda r: print(f"{r['id']}: noise {r['rate']} per byte "
+                                         f"({', '.join(r['kinds'])}, {r['direction']})"))
+
+
+def cmd_unplug(args):
+    ctl = _control(args)
+    result = ctl.request("unplug", board_id=args.id, seconds=args.seconds)
+    _print(args, result, lambda r: print(f"{r['id']}: unplugged"
+                                         + (f" for {r['for_s']} s" if r["for_s"] else "")))
+
+
+def cmd_replug(args):
+    ctl = _control(args)
+    _print(args, ctl.request("replug", board_id=args.id), lambda r: print(f"{r['id']}: plugged"))
+
+
+def register(subparsers):
+    emu = subparsers.add_parser(
+        "emu", help="emulated boards running the real firmware in the MicroPython VM",
+        description="Start and drive emulated boards. Boards run in a detached supervisor "
+                    "(state in $EDGEKIT_HOME/emu) and are reachable like USB boards: "
+                    "socket://127.0.0.1:PORT or a /dev/pts path.")
+    sub = emu.add_subparsers(dest="emu_command", metavar="COMMAND")
+    emu.set_defaults(func=lambda a: emu.print_help() or 2)
+
+    def add(name, func, help_text, json_out=True):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if json_out:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
+        return p
+
+    def board_options(p):
+        p.add_argument("--board", default="esp32", choices=known_boards(),
+                       help="board definition (boards/<name>.json; default esp32)")
+        p.add_argument("--kind", help="device kind whose world to simulate, e.g. water_meter")
+        p.add_argument("--time", default="virtual", choices=MODES,
+                       help="virtual: idle time skipped; paused: moves on `emu advance`; "
+                            "real: wall clock (default virtual)")
+        p.add_argument("--speed", type=float,
+                       help="virtual time only: cap at this many simulated s per wall s")
+
+    p = add("start", cmd_start, "start a board (and the supervisor if needed)")
+    board_options(p)
+    p.add_argument("--flash", help="flash directory (default: a new one per board id)")
+    p.add_argument("--id", help="board id (reusing an id reuses its flash)")
+    p.add_argument("--bare", action="store_true",
+                   help="only the MicroPython runtime and an empty flash (for flashing)")
+    p.add_argument("--drift", type=float, default=0.0, help="device clock error in ppm")
+
+    p = add("fleet", cmd_fleet, "start COUNT boards at once")
+    p.add_argument("--count", type=int, required=True, help="how many boards")
+    board_options(p)
+
+    add("list", cmd_list, "list running boards")
+
+    p = add("stop", cmd_stop, "stop a board (its flash directory is kept)")
+    p.add_argument("id", nargs="?", help="board id")
+    p.add_argument("--all", action="store_true", help="stop every board and the supervisor")
+
+    p = add("set", cmd_set, "set world quantities, e.g. `emu set esp32-1 flow_lpm=12.5`")
+    p.add_argument("id")
+    p.add_argument("values", nargs="+", metavar="NAME=VALUE")
+
+    p = add("world", cmd_world, "show a board's world: quantities, outputs, faults")
+    p.add_argument("id")
+
+    p = add("drive", cmd_drive, "drive quantities from a CSV time series (t column: seconds)")
+    p.add_argument("id")
+    p.add_argument("csv", help="CSV file: header t,NAME,...")
+
+    p = add("fault", cmd_fault, "inject a sensor fault: stuck, range VALUE, nack, or none")
+    p.add_argument("id")
+    p.add_argument("name", help="what the HAL reads: a role (battery, flow) or sensor (env)")
+    p.add_argument("kind", choices=("stuck", "range", "nack", "none"))
+    p.add_argument("value", nargs="?", help="stuck/range: the value to return")
+
+    p = add("advance", cmd_advance, "paused time: run a board through SECONDS of sim time")
+    p.add_argument("id")
+    p.add_argument("seconds", type=float)
+
+    p = add("clock", cmd_clock, "show (or change) a board's clock")
+    p.add_argument("id")
+    p.add_argument("--mode", choices=MODES, help="switch time mode")
+    p.add_argument("--speed", type=float, help="with --mode virtual: cap the speed")
+    p.add_argument("--drift", type=float, help="set the device clock error in ppm")
+
+    p = add("powercut", cmd_powercut, "cut the power (cold boot on the same flash)")
+    p.add_argument("id")
+    p.add_argument("--at", type=float, help="in this many simulated seconds (default now)")
+    p.add_argument("--within", type=float, help="at a random instant within this many s")
+    p.add_argument("--off", type=float, default=0.0,
+                   help="simulated seconds without power before it comes back")
+
+    p = add("brownout", cmd_brownout, "brown-out during the Nth flash write from now")
+    p.add_argument("id")
+    p.add_argument("--after", type=int, required=True, metavar="N")
+
+    p = add("noise", cmd_noise, "corrupt link bytes at a rate (0 turns it off)")
+    p.add_argument("id")
+    p.add_argument("--rate", type=float, required=True, help="probability per byte, 0..1")
+    p.add_argument("--kinds", default=",".join(NOISE_KINDS), help="flip,drop,dup")
+    p.add_argument("--direction", default="both", choices=("both", "rx", "tx"),
+                   help="rx: host to board, tx: board to host")
+    p.add_argument("--seed", type=int)
+
+    p = add("unplug", cmd_unplug, "unplug the link (clients dropped, connections refused)")
+    p.add_argument("id")
+    p.add_argument("--for", dest="seconds", type=float,
+                   help="wall seconds until it is plugged back (default: until replug)")
+
+    p = add("replug", cmd_replug, "plug the link back in")
+    p.add_argument("id")
