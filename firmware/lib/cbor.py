@@ -223,7 +223,7 @@ def _enc_map(out, x, depth):
         if kb in encoded:
             raise CBORError("two map keys encode the same: %r" % (k,))
         encoded[kb] = k
-    for kb in _sorted(encoded):
+    for kb in _sorted(encoded):     # RFC 8949 4.2.1: bytewise order of the encodings
         out += kb
         _enc(out, x[encoded[kb]], depth)
 

@@ -88,6 +88,11 @@ def cbor_vectors():
         ("float inf", float("inf")), ("float -inf", float("-inf")), ("float nan", float("nan")),
         ("array nested", [1, [2, [3, []]], {}]),
         ("map RFC 8949 order", {24: "a", -1: "b", "z": 1, "aa": 2, 0: [], b"k": None}),
+        ("map text keys (device identity record)",
+         {"id": "e", "seed": b"1", "pub": b"2", "kind": "k", "fleet": "f", "site": "s"}),
+        ("map text keys, many", {w: i for i, w in enumerate(
+            "valve flow tamper leak burst battery volume site kind id seed pub fleet a bb"
+            .split())}),
         ("senml pack", [{C.SENML_BN: "urn:dev:ek:0011:", C.SENML_BT: 1700000000,
                          C.SENML_N: "volume", C.SENML_U: "m3", C.SENML_V: 12.345},
                         {C.SENML_N: "flow", C.SENML_U: "m3/s", C.SENML_V: 0.0002,
