@@ -17,6 +17,7 @@ from edgekit.emu.link import NOISE_KINDS
 from edgekit.errors import EdgekitError
 from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, PROTOCOL_DIR
 
+FLEET_SPEED = 60.0      # simulated seconds per wall second for a fleet in virtual time
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
 
 
@@ -133,8 +134,13 @@ class Supervisor:
         return [self.stop(i) for i in list(self.boards)]
 
     def fleet(self, count, board="esp32", kind=None, time="virtual", speed=None):
+        """Start `count` boards. Virtual time defaults to FLEET_SPEED: uncapped, every idle
+        board would spin through its sleeps as fast as the CPU allows, and 200 of them
+        would starve the supervisor (one loop for all)."""
         if not 1 <= int(count) <= 1000:
             raise EmuError("fleet count must be 1..1000")
+        if time == "virtual" and speed is None:
+            speed = FLEET_SPEED
         return [self.start(board=board, kind=kind, time=time, speed=speed)
                 for _ in range(int(count))]
 
