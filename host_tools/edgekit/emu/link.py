@@ -15,6 +15,7 @@ import random
 import socket
 import tty
 
+from edgekit.emu.fds import lift, lift_socket
 _BURST = 256         # bytes of allowance a direction may bank (covers a late timer)
 _CHUNK = 32          # wait for this much allowance before the next paced step
 _RX_HIGH = 4096      # stop reading host clients above this many queued bytes
@@ -110,7 +111,7 @@ class Uart:
     # --- host side: TCP and pty -----------------------------------------------------------
     def plug(self):
         self.plugged = True
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener = lift_socket(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", self.port))
         self.port = self.listener.getsockname()[1]
@@ -121,6 +122,7 @@ class Uart:
         tty.setraw(slave)
         self.pty_path = os.ttyname(slave)
         os.close(slave)     # hung up until a host process opens the path
+        master = lift(master)
         os.set_blocking(master, False)
         self.pty_master = master
         self.pty_attached = False
@@ -206,6 +208,7 @@ class Uart:
             sock, _ = self.listener.accept()
         except OSError:
             return
+        sock = lift_socket(sock)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.clients[sock] = bytearray()

@@ -17,6 +17,7 @@ import sys
 import termios
 import tty
 
+from edgekit.emu.fds import lift, lift_socket
 from edgekit.paths import BOARDS_DIR, micropython_binary
 
 LAUNCHER = BOARDS_DIR / "emu_launch.py"
@@ -59,10 +60,12 @@ class VM:
         attrs = termios.tcgetattr(slave)
         attrs[3] &= ~(termios.ECHO | termios.ISIG | termios.ICANON | termios.IEXTEN)
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        master, slave = lift(master), lift(slave)
         os.set_blocking(master, False)
         self.master = master
         self.slave = slave          # kept open: FIONREAD on it tells input the VM has not read
-        self.side, vm_side = socket.socketpair()
+        side, vm_side = socket.socketpair()
+        self.side, vm_side = lift_socket(side), lift_socket(vm_side)
         argv = _VM_COMMAND + ["-X", f"heapsize={heap}", "-i", str(LAUNCHER),
                               str(vm_side.fileno()), str(flash_dir), str(rom_dir), start,
                               "1" if bare else "0", str(fs_size), str(block_size)]
@@ -76,7 +79,7 @@ class VM:
         self.pid = self.proc.pid
         self.side.setblocking(False)
         self.returncode = None
-        self._pidfd = os.pidfd_open(self.pid)
+        self._pidfd = lift(os.pidfd_open(self.pid))
         loop.add_reader(self._pidfd, self._exited)
 
     def _exited(self):

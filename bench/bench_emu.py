@@ -1,0 +1,254 @@
+"""Emulator figures: cold boot, simulated speed, link throughput, mpremote fs cp, fleet memory.
+
+    python bench/bench_emu.py                 # everything, fleet of 200
+    EDGEKIT_BENCH_FLEET=50 python bench/bench_emu.py
+
+No asserts on time: every figure is printed with a reference measured in the same run (a bare
+`micropython -c pass` start, the nominal 115200-baud byte rate, the fs cp rate FACTS.md
+records for a TCP link throttled to 115200 baud).
+"""
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import serial
+
+from edgekit.emu import Emulator
+from edgekit.paths import micropython_binary
+
+FLEET = int(os.environ.get("EDGEKIT_BENCH_FLEET", "200"))
+NOMINAL_BPS = 115200 / 10           # 8N1: ten bit times per byte
+FACTS_FSCP_KBPS = {"text": 2.72, "binary": 2.26}   # /work/shared/FACTS.md, unix VM resume
+
+
+def read_until(port, marker, timeout=20.0):
+    data = b""
+    end = time.monotonic() + timeout
+    while marker not in data:
+        if time.monotonic() > end:
+            raise RuntimeError(f"no {marker!r} within {timeout} s: {data[-200:]!r}")
+        data += port.read(max(1, port.in_waiting))
+    return data
+
+
+def bare_vm_start_ms(n=10):
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run([micropython_binary(), "-c", "pass"], check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def cold_boot_ms(emu, n=10):
+    """Board start request -> first REPL prompt on the TCP link (bare board)."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        b = emu.start("esp32", bare=True)
+        port = serial.serial_for_url(b.url, timeout=0.01)
+        read_until(port, b">>> ")
+        times.append((time.perf_counter() - t0) * 1000)
+        port.close()
+        b.stop()
+    return statistics.median(times)
+
+
+def firmware_boot_ms(emu, n=5):
+    """Board start -> the firmware runtime asleep in its main loop (first hal.wait)."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        b = emu.start("esp32", kind="water_meter", time="paused")
+        b.wait_for(lambda i: i["state"] == "asleep", timeout=30, interval=0.002)
+        times.append((time.perf_counter() - t0) * 1000)
+        b.stop()
+    return statistics.median(times)
+
+
+MINUTE_APP = """
+import hal
+while True:
+    hal.wait(60000)
+"""
+
+TX_APP = """
+import hal, micropython
+micropython.kbd_intr(-1)
+block = bytes(range(256)) * 4
+buf = bytearray(1)
+got = 0
+while True:
+    if not hal.wait(1000):
+        continue
+    while hal.link.readinto(buf):
+        if buf[0] == ord("!"):
+            for _ in range(%d):
+                hal.link.write(block)
+        elif buf[0] == ord("?"):
+            hal.link.write(b"RX%%d\\n" %% got)
+            got = 0
+        else:
+            got += 1
+"""
+
+
+def sim_speed(emu, flash, seconds=3.0):
+    (flash / "main.py").write_text(MINUTE_APP)
+    b = emu.start("esp32", flash=flash)
+    b.wait_for(lambda i: i["state"] == "asleep")
+    s0, t0 = b.now(), time.monotonic()
+    c0 = os.times()
+    time.sleep(seconds)
+    s1, t1 = b.now(), time.monotonic()
+    c1 = os.times()
+    b.stop()
+    cpu = (c1.user + c1.system - c0.user - c0.system) / (t1 - t0)
+    return (s1 - s0) / (t1 - t0), cpu
+
+
+def firmware_sim_speed(emu, seconds=3.0):
+    b = emu.start("esp32", kind="water_meter")
+    b.wait_for(lambda i: i["state"] in ("asleep", "running") and i["sim_s"] > 1)
+    s0, t0 = b.now(), time.monotonic()
+    time.sleep(seconds)
+    speed = (b.now() - s0) / (time.monotonic() - t0)
+    b.stop()
+    return speed
+
+
+def link_throughput(emu, flash, kib=64):
+    (flash / "main.py").write_text(TX_APP % kib)
+    b = emu.start("esp32", flash=flash)
+    port = serial.serial_for_url(b.url, timeout=0.05)
+    time.sleep(0.3)
+    port.reset_input_buffer()
+    total = kib * 1024
+    port.write(b"!")
+    got = port.read(1)
+    while not got:
+        got = port.read(1)
+    t0 = time.perf_counter()          # clock starts at the first byte: latency excluded
+    while len(got) < total:
+        got += port.read(total - len(got))
+    tx = (total - 1) / (time.perf_counter() - t0)
+    # host -> board: the board counts what arrived, then reports
+    payload = bytes(i % 90 + 35 for i in range(total)).replace(b"!", b"#").replace(b"?", b"#")
+    t0 = time.perf_counter()
+    port.write(payload)
+    port.flush()
+    port.write(b"?")
+    line = read_until(port, b"\n", timeout=60)
+    rx = total / (time.perf_counter() - t0)
+    received = int(line.split(b"RX")[1])
+    port.close()
+    b.stop()
+    return tx, rx, received == total
+
+
+def fs_cp(emu, tmp, kind):
+    b = emu.start("esp32")
+    src = Path(tmp) / f"fifty-{kind}.bin"
+    if kind == "text":
+        src.write_bytes((b"edgekit water meter telemetry line 0123456789\n" * 2000)[:50 * 1024])
+    else:
+        src.write_bytes(os.urandom(50 * 1024))
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+               + os.environ.get("PATH", ""))
+    subprocess.run([sys.executable, "-m", "mpremote", "connect", b.url, "exec", "pass"],
+                   check=True, env=env, capture_output=True)      # warm: soft reset done
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mpremote", "connect", b.url, "fs", "cp",
+                    str(src), ":x.bin"], check=True, env=env, capture_output=True)
+    seconds = time.perf_counter() - t0
+    same = (Path(b.flash) / "x.bin").read_bytes() == src.read_bytes()
+    b.stop()
+    return 50 / seconds, seconds, same
+
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def fleet_memory(emu, count):
+    t0 = time.monotonic()
+    boards = emu.fleet(count, board="esp32", kind="water_meter")
+    ids = {b.id for b in boards}
+    deadline = time.monotonic() + 300
+    while True:
+        infos = [i for i in emu.boards() if i["id"] in ids]
+        up = [i for i in infos if i["state"] in ("asleep", "running")]
+        if len(up) == count or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    started = time.monotonic() - t0
+    time.sleep(3.0)
+    c0, w0 = os.times(), time.monotonic()
+    s0 = [b.now() for b in boards[:10]]
+    time.sleep(5.0)
+    c1, w1 = os.times(), time.monotonic()
+    s1 = [b.now() for b in boards[:10]]
+    sup_cpu = (c1.user + c1.system - c0.user - c0.system) / (w1 - w0)
+    speeds = [(b - a) / (w1 - w0) for a, b in zip(s0, s1)]
+    pss = [p for p in (pss_kib(i["pid"]) for i in emu.boards() if i["id"] in ids) if p]
+    sup = pss_kib(os.getpid())
+    load1 = os.getloadavg()[0]
+    for b in boards:
+        b.stop()
+    return {"count": count, "up": len(up), "start_s": started, "pss": pss, "sup_pss": sup,
+            "sup_cpu": sup_cpu, "speed": statistics.median(speeds), "load1": load1}
+
+
+def main():
+    print(f"emulator bench (python {sys.version.split()[0]}, {os.cpu_count()} cores)")
+    ref = bare_vm_start_ms()
+    print(f"reference: bare `micropython -c pass` start        {ref:8.1f} ms")
+    with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        boot = cold_boot_ms(emu)
+        print(f"cold boot to first prompt (bare board, TCP)     {boot:8.1f} ms "
+              f"({boot / ref:.1f}x the bare VM start)")
+        fw = firmware_boot_ms(emu)
+        print(f"cold boot to firmware main loop (water_meter)   {fw:8.1f} ms "
+              f"({fw / ref:.1f}x the bare VM start)")
+        (tmp / "a").mkdir()
+        speed, cpu = sim_speed(emu, tmp / "a")
+        print(f"idle board waking every 60 s, virtual time      {speed:10.0f} sim s per wall s "
+              f"(supervisor CPU {cpu:.0%})")
+        fspeed = firmware_sim_speed(emu)
+        print(f"firmware runtime (factory state), virtual time  {fspeed:10.0f} sim s per wall s")
+        (tmp / "b").mkdir()
+        tx, rx, ok = link_throughput(emu, tmp / "b")
+        print(f"link board->host (64 KiB)                       {tx:8.0f} B/s "
+              f"({tx / NOMINAL_BPS:.1%} of {NOMINAL_BPS:.0f})")
+        print(f"link host->board (64 KiB)                       {rx:8.0f} B/s "
+              f"({rx / NOMINAL_BPS:.1%} of {NOMINAL_BPS:.0f}; all bytes arrived: {ok})")
+        for kind in ("text", "binary"):
+            kbps, secs, same = fs_cp(emu, tmp, kind)
+            print(f"mpremote fs cp 50 KB {kind:<6}                      {kbps:8.2f} KB/s "
+                  f"({secs:.1f} s; {kbps / FACTS_FSCP_KBPS[kind]:.2f}x FACTS' "
+                  f"{FACTS_FSCP_KBPS[kind]} KB/s; identical on flash: {same})")
+        f = fleet_memory(emu, FLEET)
+        pss = f["pss"]
+        print(f"fleet of {f['count']} water meters: {f['up']} up in {f['start_s']:.1f} s; "
+              f"VM PSS median {statistics.median(pss) / 1024:.2f} MiB, "
+              f"mean {statistics.mean(pss) / 1024:.2f} MiB, total {sum(pss) / 1024:.0f} MiB; "
+              f"supervisor PSS {f['sup_pss'] / 1024:.0f} MiB "
+              f"({(sum(pss) + f['sup_pss']) / 1024 / f['count']:.2f} MiB per board in all)")
+        print(f"fleet idle: supervisor CPU {f['sup_cpu']:.0%} of a core, sim speed "
+              f"{f['speed']:.1f}x (cap 60x), load average {f['load1']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
