@@ -206,9 +206,15 @@ def _enc_map(out, x, depth):
         # All-int keys: the deterministic order of their encodings is the uints ascending,
         # then the negatives descending (-1 = 0x20 before -2 = 0x21).
         ks = _sorted(x)
-        if neg:
-            ks = ks[neg:] + ks[neg - 1::-1]
-        for k in ks:
+        i = neg
+        step = 1
+        for _ in range(n):
+            # walk ks[neg:] up, then ks[:neg] down, without building new lists
+            if i == n:
+                i = neg - 1
+                step = -1
+            k = ks[i]
+            i += step
             if 0 <= k < 24:
                 out.append(k)
             elif -25 < k < 0:
