@@ -107,11 +107,10 @@ def _emu_launch():
         sys.path[:] = ["", "/lib", "/.frozen/fw/lib", "/.frozen/fw/apps", "/.frozen/protocol",
                        "/.frozen/fw", "/.frozen/boards"]
     sys.argv[:] = []
-    if _emu_run("boot.py", bare) == "repl":
-        return
+    stopped = _emu_run("boot.py", bare) == "repl"
     if start == "raw":
-        sys.stdout.write(_EMU_RAW_MARK)
-    else:
+        sys.stdout.write(_EMU_RAW_MARK)     # even after a failed boot.py: the host waits
+    elif not stopped:
         _emu_run("main.py", bare)
 
 

@@ -86,3 +86,33 @@ def test_raw_exec_helper_and_hal_basics(emu):
         assert out.strip() == '["rp2040", "190K", 8, "power_on", null]'
     finally:
         b.stop()
+
+
+def test_ctrl_d_at_the_friendly_repl_soft_reboots_into_main(emu, tmp_path):
+    (tmp_path / "boot.py").write_text("print('boot ran')\nraise ValueError('broken boot')\n")
+    (tmp_path / "main.py").write_text("import hal\nprint('main ran', hal.reset_cause())\n")
+    b = emu.start("esp32", flash=tmp_path)
+    try:
+        port = b.serial(timeout=0.1)
+        port.write(b"\r")
+        out = read_until(port, b">>> ")
+        # a failing boot.py prints its traceback and main.py still runs, as on a port
+        assert b"boot ran" in out and b"ValueError: broken boot" in out
+        assert b"main ran power_on" in out and b"emu_launch" not in out
+        port.write(b"\x04")
+        out = read_until(port, b"main ran soft")
+        assert b"MPY: soft reboot\r\n" in out
+        # a soft reboot from the raw REPL skips main.py and comes back in the raw REPL,
+        # even though boot.py fails
+        read_until(port, b">>> ")
+        port.write(b"\r\x01")
+        read_until(port, b"raw REPL; CTRL-B to exit\r\n>")
+        port.write(b"\x04")
+        out = read_until(port, b"raw REPL; CTRL-B to exit\r\n")
+        assert b"MPY: soft reboot" in out and b"boot ran" in out and b"main ran" not in out
+        assert b"MicroPython" not in out.split(b"MPY: soft reboot")[1]  # banner hidden
+        port.write(b"import hal; print(hal.reset_cause())\x04")
+        assert b"OKsoft" in read_until(port, b"\x04>")
+        port.close()
+    finally:
+        b.stop()
