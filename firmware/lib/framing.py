@@ -11,6 +11,8 @@ import struct
 
 from catalog import E_BAD_CRC, E_BAD_FRAME, E_TOO_LARGE, MAX_FRAME_DEFAULT, MAX_FRAME_LIMIT
 
+from micropython import const
+
 try:
     from binascii import crc32
 except ImportError:
@@ -108,9 +110,9 @@ def encode_frame(body):
 
 
 # Decoder states
-_IDLE = 0       # nothing since the last 0x00
-_TAKING = 1     # inside a candidate that is still valid
-_DROPPING = 2   # candidate failed: skip to the next 0x00, then report it once
+_IDLE = const(0)      # nothing since the last 0x00
+_TAKING = const(1)    # inside a candidate that is still valid
+_DROPPING = const(2)  # candidate failed: skip to the next 0x00, then report it once
 
 
 class FrameDecoder:
