@@ -426,17 +426,23 @@ def test_text_validation_matches_cpython_strict_utf8():
     samples = _utf8_samples(random.Random(3629))
     script = r'''
 import cbor, json, binascii
-ok = []
-for h in json.loads(%r):
-    b = binascii.unhexlify(h)
-    try:
-        cbor.loads(bytes([0x78, len(b)]) + b if len(b) >= 24 else bytes([0x60 | len(b)]) + b)
-        ok.append(1)
-    except cbor.CBORError:
-        ok.append(0)
-print(json.dumps(ok))
+texts = [binascii.unhexlify(h) for h in json.loads(%r)]
+runs = []
+for unicode_build in (True, False):
+    cbor._UNICODE = unicode_build   # False: a port whose str() does not check UTF-8
+    ok = []
+    for b in texts:
+        try:
+            cbor.loads(bytes([0x78, len(b)]) + b if len(b) >= 24 else bytes([0x60 | len(b)]) + b)
+            ok.append(1)
+        except cbor.CBORError:
+            ok.append(0)
+    runs.append(ok)
+print(json.dumps(runs))
 ''' % json.dumps([s.hex() for s in samples])
-    got = _run(script, heap="2M")  # logic test: the sample list alone outgrows a board heap
+    # logic test: the sample list alone outgrows a board heap
+    got, got_without_unicode_check = _run(script, heap="2M")
+    assert got_without_unicode_check == got
 
     def valid(s):
         try:
