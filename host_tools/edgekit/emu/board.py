@@ -211,8 +211,14 @@ class Board:
         self.stopped = True
         if self._timer:
             self._timer.cancel()
+        vm = self.vm
         self.kill(lambda: None)
         self.uart.close()
+        if vm is not None:
+            try:
+                vm.proc.wait(timeout=2)     # reap now: SIGKILL takes milliseconds
+            except Exception:  # noqa: BLE001 - the exit watcher reaps it later anyway
+                pass
 
     # --- UART output filter: REPL mode tracking and the raw-REPL reboot dance ------------------
     def _filter_output(self, data):

@@ -146,6 +146,7 @@ class Uart:
             self.listener.close()
             self.listener = None
             self._close_pty()
+            self.pty_path = None
         if self._replug_timer:
             self._replug_timer.cancel()
             self._replug_timer = None
@@ -155,7 +156,15 @@ class Uart:
     def _replug(self):
         self._replug_timer = None
         if not self.plugged:
-            self.plug()
+            try:
+                self.plug()
+            except OSError:         # the port was taken meanwhile: try again shortly
+                self._close_pty()
+                if self.listener is not None:
+                    self.listener.close()
+                    self.listener = None
+                self.plugged = False
+                self._replug_timer = self.loop.call_later(0.5, self._replug)
 
     def replug(self):
         if self._replug_timer:

@@ -92,7 +92,11 @@ class Supervisor:
         if rtc is not None:
             b.set_rtc(rtc)
         self.boards[board_id] = b
-        b.power_on("power_on")
+        try:
+            b.power_on("power_on")
+        except BaseException:
+            self.stop(board_id)
+            raise
         return b.info()
 
     def _lock_flash(self, board_id, flash_dir):
