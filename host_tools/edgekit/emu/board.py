@@ -22,23 +22,13 @@ from edgekit.emu.rom import frozen_allowance
 from edgekit.emu import hal_ops
 from edgekit.emu.clock import Clock
 from edgekit.emu.link import Uart
+from edgekit.emu.repl import ReplFilter
 from edgekit.emu.vm import VM
 from edgekit.emu.worlds import make_world
 
-RAW_MARK = b"raw REPL; CTRL-B to exit\r\n"
-FRIENDLY_MARK = b'Type "help()" for more information.'
-SENTINEL = b"\x1b_edgekit-raw-repl\x1b\\"       # printed by boards/emu_launch.py
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
 _BUSY_GRACE_S = 1.0     # paused mode: a board busy this long (wall) is treated as hung
 _KEEP_RTC = ("soft", "hard", "watchdog", "deepsleep")
-
-
-def _suffix_prefix(buf, mark):
-    """Length of the longest suffix of `buf` that is a proper prefix of `mark`."""
-    for k in range(min(len(mark) - 1, len(buf)), 0, -1):
-        if buf.endswith(mark[:k]):
-            return k
-    return 0
 
 
 class Board:
@@ -74,10 +64,7 @@ class Board:
         self.flash_ops = 0
         self.pulse_offset = {}
         self.pending = None         # parked sleep/wait: (req_id, op)
-        self.repl = "friendly"
-        self._phase = "forward"     # "forward" | "await_mark" (raw reboot) | "swallow"
-        self._held = b""
-        self._tail = b""
+        self.repl = ReplFilter()
         self._side_buf = b""
         self._on_death = None
         self._timer = None
@@ -108,8 +95,7 @@ class Board:
         self.resets[cause] = self.resets.get(cause, 0) + 1
         self.boots += 1
         self.pending = None
-        self._phase = "await_mark" if start == "raw" else "forward"
-        self._held = b""
+        self.repl.reboot(start == "raw")
         self.clock.wake()
         self.world.advance_to(self.clock.now())
         self.pulse_offset = {role: self.world.pulse_total(role)
@@ -178,7 +164,7 @@ class Board:
         if returncode < 0:
             self.power_on("hard")
             return
-        start = "raw" if self.repl == "raw" else "main"
+        start = "raw" if self.repl.mode == "raw" else "main"
         self.uart.send_to_host(SOFT_REBOOT)
         self.power_on("soft", start)
 
@@ -220,44 +206,13 @@ class Board:
             except Exception:  # noqa: BLE001 - the exit watcher reaps it later anyway
                 pass
 
-    # --- UART output filter: REPL mode tracking and the raw-REPL reboot dance ------------------
+    # --- UART output (edgekit.emu.repl) --------------------------------------------------
     def _filter_output(self, data):
-        buf = self._held + data
-        self._held = b""
-        out = bytearray()
-        while buf:
-            if self._phase == "forward":
-                out += buf
-                break
-            if self._phase == "await_mark":
-                i = buf.find(SENTINEL)
-                if i >= 0:
-                    out += buf[:i]
-                    buf = buf[i + len(SENTINEL):]
-                    self._phase = "swallow"
-                    if self.vm and self.vm.alive:
-                        os.write(self.vm.master, b"\x01")
-                    continue
-                keep = _suffix_prefix(buf, SENTINEL)
-                out += buf[:len(buf) - keep]
-                self._held = buf[len(buf) - keep:]
-                break
-            i = buf.find(RAW_MARK)      # swallow the unix banner until the raw prompt
-            if i >= 0:
-                buf = buf[i:]
-                self._phase = "forward"
-                continue
-            self._held = buf[-(len(RAW_MARK) - 1):]
-            break
-        if out:
-            seen = self._tail + out
-            r, f = seen.rfind(RAW_MARK), seen.rfind(FRIENDLY_MARK)
-            if r > f:
-                self.repl = "raw"
-            elif f > r:
-                self.repl = "friendly"
-            self._tail = bytes(seen[-64:])
-        return bytes(out)
+        return self.repl.feed(data, self._enter_raw)
+
+    def _enter_raw(self):
+        if self.vm and self.vm.alive:
+            os.write(self.vm.master, b"\x01")
 
     def _interrupt(self):
         vm = self.vm
@@ -430,6 +385,6 @@ class Board:
             "sim_s": round(self.clock.now() / 1000.0, 3),
             "device_ms": self.clock.device_ms(), "rtc": None if rtc is None else rtc / 1000.0,
             "reset_cause": self.cause, "boots": self.boots, "resets": dict(self.resets),
-            "repl": self.repl, "drift_ppm": self.clock.ppm, "wdt_ms": self.wdt_ms,
+            "repl": self.repl.mode, "drift_ppm": self.clock.ppm, "wdt_ms": self.wdt_ms,
             "flash_ops": self.flash_ops, "uid": self.uid.hex(),
         }

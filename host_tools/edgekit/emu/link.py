@@ -11,70 +11,13 @@ unplug (clients dropped, connections refused, the pty hung up, for a duration).
 import errno
 import os
 import pty
-import random
 import socket
 import tty
 
 from edgekit.emu.fds import lift, lift_socket
-_BURST = 256         # bytes of allowance a direction may bank (covers a late timer)
-_CHUNK = 32          # wait for this much allowance before the next paced step
+from edgekit.emu.wire import CHUNK, NOISE_KINDS, Noise, Pacer  # noqa: F401 (re-exported)
 _RX_HIGH = 4096      # stop reading host clients above this many queued bytes
 _CLIENT_MAX = 1 << 20  # a client not reading its output loses it beyond this backlog
-NOISE_KINDS = ("flip", "drop", "dup")
-
-
-class Pacer:
-    def __init__(self, loop, bytes_per_s):
-        self.loop = loop
-        self.rate = float(bytes_per_s)
-        self.tokens = float(_BURST)
-        self.last = loop.time()
-
-    def refill(self):
-        now = self.loop.time()
-        self.tokens = min(float(_BURST), self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        return int(self.tokens)
-
-    def take(self, n):
-        self.tokens -= n
-
-    def delay_for(self, n):
-        return max(0.0, (n - self.tokens) / self.rate)
-
-
-class Noise:
-    def __init__(self):
-        self.rate, self.kinds = 0.0, NOISE_KINDS
-        self.rng = random.Random()
-        self.events = {k: 0 for k in NOISE_KINDS}   # cumulative over reconfigurations
-
-    def configure(self, rate, kinds=NOISE_KINDS, seed=None):
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("noise rate is a probability per byte: 0.0 to 1.0")
-        bad = [k for k in kinds if k not in NOISE_KINDS]
-        if bad or not kinds:
-            raise ValueError(f"noise kinds {bad or kinds}: use some of {', '.join(NOISE_KINDS)}")
-        self.rate, self.kinds = float(rate), tuple(kinds)
-        if seed is not None:
-            self.rng.seed(seed)
-
-    def apply(self, data):
-        if not self.rate or not data:
-            return data
-        out = bytearray()
-        rng = self.rng
-        for b in data:
-            if rng.random() >= self.rate:
-                out.append(b)
-                continue
-            kind = self.kinds[rng.randrange(len(self.kinds))]
-            self.events[kind] += 1
-            if kind == "flip":
-                out.append(b ^ (1 << rng.randrange(8)))
-            elif kind == "dup":
-                out += bytes((b, b))
-        return bytes(out)
 
 
 class Uart:
@@ -348,7 +291,7 @@ class Uart:
         allowed = self.tx_pacer.refill()
         if allowed < 1:
             self._stop_reading_vm()
-            self._tx_timer = self.loop.call_later(self.tx_pacer.delay_for(_CHUNK),
+            self._tx_timer = self.loop.call_later(self.tx_pacer.delay_for(CHUNK),
                                                   self._resume_tx)
             return
         try:
@@ -376,7 +319,7 @@ class Uart:
         allowed = self.rx_pacer.refill()
         if allowed < 1:
             self._rx_timer = self.loop.call_later(
-                self.rx_pacer.delay_for(min(_CHUNK, len(self.to_vm))), self._rx_step)
+                self.rx_pacer.delay_for(min(CHUNK, len(self.to_vm))), self._rx_step)
             return
         chunk = bytes(self.to_vm[:allowed])
         written = self._write_vm(chunk)
@@ -390,7 +333,7 @@ class Uart:
         if self.to_vm:
             # a short write means the VM is not reading (its pty is full): back off
             delay = 0.01 if written < len(chunk) else \
-                self.rx_pacer.delay_for(min(_CHUNK, len(self.to_vm)))
+                self.rx_pacer.delay_for(min(CHUNK, len(self.to_vm)))
             self._rx_timer = self.loop.call_later(delay, self._rx_step)
 
     def _rx_step(self):
