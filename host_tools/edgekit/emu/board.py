@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import signal
 
 from edgekit.emu.boards import parse_size
 from edgekit.emu.rom import frozen_allowance
@@ -65,6 +66,7 @@ class Board:
         self.pulse_offset = {}
         self.pending = None         # parked sleep/wait: (req_id, op)
         self.repl = ReplFilter()
+        self._sigint_at = -1e9
         self._side_buf = b""
         self._on_death = None
         self._timer = None
@@ -161,7 +163,11 @@ class Board:
         self.vm = None
         if self.stopped:
             return
-        if returncode < 0:
+        # SIGINT can land just after the VM disarmed it (code finished between our check
+        # and the kill): on a port that Ctrl-C would only have cancelled a line.
+        interrupted = (returncode == -signal.SIGINT
+                       and self.loop.time() - self._sigint_at < 1.0)
+        if returncode < 0 and not interrupted:
             self.power_on("hard")
             return
         start = "raw" if self.repl.mode == "raw" else "main"
@@ -215,9 +221,12 @@ class Board:
             os.write(self.vm.master, b"\x01")
 
     def _interrupt(self):
+        # Not while booting: until hal says hello the process is still the CPython launcher,
+        # whose own SIGINT handler would print a CPython traceback on the UART.
         vm = self.vm
-        if vm is not None and vm.alive and vm.sigint_armed():
+        if vm is not None and vm.alive and self.state != "booting" and vm.sigint_armed():
             vm.interrupt()
+            self._sigint_at = self.loop.time()
             return True
         return False
 
