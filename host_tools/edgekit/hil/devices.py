@@ -13,7 +13,7 @@ from edgekit.registry.db import Registry
 TEST_PASSPHRASE = "edgekit hil test fleet only"
 
 
-class TestFleet:
+class HilFleet:
     def __init__(self, directory):
         self.keystore = KeyStore(directory / "keys")
         self.keystore.init(TEST_PASSPHRASE)

@@ -109,8 +109,8 @@ def clock(board):
 
 @pytest.fixture(scope="session")
 def hil_fleet(tmp_path_factory):
-    from edgekit.hil.devices import TestFleet
-    return TestFleet(tmp_path_factory.mktemp("hil-fleet"))
+    from edgekit.hil.devices import HilFleet
+    return HilFleet(tmp_path_factory.mktemp("hil-fleet"))
 
 
 @pytest.fixture
