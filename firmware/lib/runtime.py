@@ -78,6 +78,7 @@ class Runtime:
         else:
             provision.Provisioner(self)
         services.install(self)
+        __import__("ota").install(self)    # OTA handlers + trial confirmation (SPEC 9)
         gc.collect()
 
     @property

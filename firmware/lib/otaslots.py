@@ -1,0 +1,199 @@
+# OTA slots on the device filesystem (SPEC 9.4, 9.5): the staging slot's files, install by one
+# atomic store commit, confirmation and rollback, the update-result record.
+#
+# Staging file names: "~NAME" holds a file's transfer bytes as they arrive (any order);
+# "+NAME" is a decompression or copy in progress; "NAME" appears only by rename once its
+# SHA-256 matched the manifest. Manifest names cannot start with "~" or "+", so the three
+# never collide, and after a power cut the slot tells on its own what is verified.
+import binascii
+import deflate
+import hashlib
+import os
+
+import flashio
+import otaboot
+from otaboot import SLOTS, file_digest, slot_dir
+
+_BUF = bytearray(512)
+
+
+def hexd(digest):
+    return binascii.hexlify(digest).decode()
+
+
+class Slots:
+    def __init__(self, root, flash=None):
+        self.root = root
+        self.flash = flash or flashio.get()
+        self.st = otaboot.ota_store(root)
+        flashio.makedirs(root + otaboot.BASE)
+        self.boot = self.st.load("boot") or {}
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def active(self):
+        return self.boot.get("slot")
+
+    @property
+    def trial(self):
+        return bool(self.boot.get("trial"))
+
+    @property
+    def floor(self):
+        return self.boot.get("floor", 0)
+
+    def staging(self):
+        return SLOTS[1] if self.active == SLOTS[0] else SLOTS[0]
+
+    def dir(self, slot):
+        return slot_dir(self.root, slot)
+
+    def active_digests(self):
+        """{hex digest: name} of the active slot's files (what a delta need not resend)."""
+        if self.active is None:
+            return {}
+        rec = self.st.load("slot_" + self.active) or {}
+        return dict((d, n) for n, _, d in rec.get("files", ()))
+
+    # -- staging files ------------------------------------------------------------------
+    def clear(self, slot):
+        """Remove every file of `slot` (never the active slot, nor a trial's fallback)."""
+        if slot == self.active or (self.trial and slot == self.boot.get("prev")):
+            raise OSError(1, "refusing to clear slot %s: it is in use" % slot)
+        d = self.dir(slot)
+        flashio.makedirs(d)
+        for name in os.listdir(d):
+            self.flash.remove(d + "/" + name)
+
+    def write_at(self, f, pos, data):
+        f.seek(pos)
+        self.flash.write(f, data)
+
+    def open_temp(self, slot, name):
+        path = self.dir(slot) + "/~" + name
+        try:
+            return open(path, "r+b")
+        except OSError:
+            return open(path, "w+b")
+
+    def temp_size(self, slot, name):
+        return flashio.size(self.dir(slot) + "/~" + name)
+
+    def has_final(self, slot, name, size):
+        return flashio.size(self.dir(slot) + "/" + name) == size
+
+    def drop_temp(self, slot, name, final=False):
+        for pre in ("~", "+", "") if final else ("~", "+"):
+            p = self.dir(slot) + "/" + pre + name
+            if flashio.size(p) >= 0:
+                self.flash.remove(p)
+
+    def finalize(self, slot, name, size, digest, encoding):
+        """Verify a fully received file (decompressing it first if deflated) and give it its
+        name. Returns None, or the reason it failed (its temp files are then gone)."""
+        d = self.dir(slot)
+        src = d + "/~" + name
+        if encoding is None:
+            got = file_digest(src, size)
+            ok = got is not None and got[1] == size and got[0] == digest
+            if ok:
+                self.flash.rename(src, d + "/" + name)
+                return None
+            self.drop_temp(slot, name)
+            return "file %s does not match its SHA-256 (tampered or corrupted): discarded" \
+                % name
+        reason = self._inflate(src, d + "/+" + name, size, digest)
+        if reason is None:
+            self.flash.rename(d + "/+" + name, d + "/" + name)
+            self.flash.remove(src)
+            return None
+        self.drop_temp(slot, name)
+        return "file %s: %s: discarded" % (name, reason)
+
+    def _inflate(self, src, dst, size, digest):
+        fin = open(src, "rb")
+        fout = open(dst, "wb")
+        h = hashlib.sha256()
+        n = 0
+        mv = memoryview(_BUF)
+        try:
+            z = deflate.DeflateIO(fin, deflate.ZLIB)
+            while True:
+                try:
+                    k = z.readinto(_BUF)
+                except (OSError, ValueError):
+                    return "the deflate stream is damaged"
+                if not k:
+                    break
+                n += k
+                if n > size:    # a bomb or a lie: stop at the size the manifest signed
+                    return "it inflates beyond its %d bytes" % size
+                h.update(mv[:k])
+                self.flash.write(fout, mv[:k])
+        finally:
+            fout.close()
+            fin.close()
+        if n != size or h.digest() != digest:
+            return "it does not match its SHA-256 (tampered or corrupted)"
+        return None
+
+    def copy_in(self, slot, name, size, digest):
+        """Copy a file the active slot already has into `slot`, verifying it on the way."""
+        dst = self.dir(slot) + "/+" + name
+        fin = open(self.dir(self.active) + "/" + name, "rb")
+        fout = open(dst, "wb")
+        h = hashlib.sha256()
+        n = 0
+        mv = memoryview(_BUF)
+        try:
+            while True:
+                k = fin.readinto(_BUF)
+                if not k:
+                    break
+                n += k
+                h.update(mv[:k])
+                self.flash.write(fout, mv[:k])
+        finally:
+            fout.close()
+            fin.close()
+        if n != size or h.digest() != digest:
+            self.flash.remove(dst)
+            return False
+        self.flash.rename(dst, self.dir(slot) + "/" + name)
+        return True
+
+    # -- switch, confirm, rollback --------------------------------------------------------
+    def install(self, slot, seq, version, deadline, files):
+        """Make `slot` the next image, in trial: one atomic commit of its file list, the
+        boot record and the pending result. `files`: [(name, size, digest bytes)]."""
+        listing = [[n, s, hexd(d)] for n, s, d in files]
+        boot = {"slot": slot, "prev": self.active, "trial": True, "run": 0,
+                "floor": self.floor, "seq": seq, "ver": version, "dl": deadline}
+        result = {"status": "pending", "seq": seq, "ver": version,
+                  "msg": "version %s staged in slot %s; its trial boot is next"
+                         % (version, slot)}
+        self.st.commit({"slot_" + slot: {"seq": seq, "ver": version, "files": listing},
+                        "boot": boot, "result": result})
+        self.boot = boot
+
+    def confirm(self, reason):
+        b = dict(self.boot)
+        b["trial"] = False
+        b["run"] = 0
+        b["prev"] = None
+        b["floor"] = b.get("seq", 0)     # anti-rollback moves only now (SPEC 9.5)
+        b.pop("why", None)
+        self.st.commit({"boot": b, "result": {"status": "installed", "seq": b.get("seq"),
+                                              "ver": b.get("ver"), "msg": reason}})
+        self.boot = b
+
+    def give_up(self, reason):
+        """A trial that failed its health checks: the next boot rolls back, saying why."""
+        b = dict(self.boot)
+        b["why"] = reason
+        b["run"] = 1
+        self.st.save("boot", b)
+        self.boot = b
+
+    def result(self):
+        return self.st.load("result") or {"status": "none", "msg": "no update so far"}
