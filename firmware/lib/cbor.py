@@ -457,8 +457,9 @@ def _dec_map(b, p, end, depth, n):
             if c < c0 or (c == c0 and _bytes(b[ks:p]) <= _bytes(b[ks0:ke0])):
                 raise _bad_key_order(ks)
             t = _type(k)
-            if t is _list or t is _dict:
-                raise CBORError("map key at byte %d is an array or map: use int or text keys"
+            if t is _list or t is _dict or c >= 0xE0:   # major 7: true/false/null/floats
+                raise CBORError("map key at byte %d is not an int, text or bytes: use int "
+                                "or text keys"
                                 % ks)
         c0 = c
         ks0 = ks

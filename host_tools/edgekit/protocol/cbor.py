@@ -124,6 +124,8 @@ def _check_model(obj, top_level):
             stack.extend((item, depth + 1, False) for item in value)
         elif isinstance(value, dict):
             for key, item in value.items():
+                if not isinstance(key, (int, str, bytes)) or isinstance(key, bool):
+                    raise CBORError("map keys must be integers, text or byte strings")
                 stack.append((key, depth + 1, False))
                 stack.append((item, depth + 1, False))
         elif isinstance(value, Tag):

@@ -123,6 +123,10 @@ def cbor_vectors():
         ("depth 17", "81" * 16 + "01", C.E_TOO_DEEP),
         ("deep nesting 1000", "81" * 1000 + "01", C.E_TOO_DEEP),
         ("empty", "", C.E_BAD_CBOR),
+        ("map key true", "a1f501", C.E_BAD_CBOR),
+        ("map key null", "a1f601", C.E_BAD_CBOR),
+        ("map key float", "a1f93e0001", C.E_BAD_CBOR),
+        ("map key array", "a1810101", C.E_BAD_CBOR),
     ]
     for name, hexdata, code in invalid:  # the vectors must agree with the host decoder
         try:
