@@ -22,6 +22,7 @@ import flashio
 import store as store_mod
 
 SLOTS = ("a", "b")
+LIST = ".list"          # a slot's file list; manifest names never start with "."
 _BUF = bytearray(512)
 # Modules boot.py loaded to do its job: forgotten again before the image is imported.
 MODULES = ("otaboot", "store", "flashio")
@@ -69,13 +70,36 @@ def file_digest(path, limit=None):
     return h.digest(), n
 
 
+def read_list(root, st, slot):
+    """([(name, size, sha256 hex)], None) of a slot whose file list matches the SHA-256 its
+    store record holds, else (None, reason). The list is a file of "name size digest" lines
+    (written line by line: a JSON record of 20+ digests needs one 2.5 KB block, which a
+    fragmented 110 KB heap may not have)."""
+    rec = st.load("slot_" + slot)
+    if not rec:
+        return None, "slot %s has no record" % slot
+    path = slot_dir(root, slot) + "/" + LIST
+    got = file_digest(path)
+    if got is None or binascii.hexlify(got[0]).decode() != rec.get("list"):
+        return None, "slot %s: its file list is missing or damaged" % slot
+    out = []
+    f = open(path)
+    try:
+        for line in f:
+            name, size, digest = line.split()
+            out.append((name, int(size), digest))
+    finally:
+        f.close()
+    return out, None
+
+
 def verify_slot(root, st, slot):
     """None when every file of the slot matches its list, else a reason (text)."""
-    rec = st.load("slot_" + slot)
-    if not rec or not rec.get("files"):
-        return "slot %s has no file list" % slot
+    files, bad = read_list(root, st, slot)
+    if bad is not None:
+        return bad
     d = slot_dir(root, slot)
-    for name, size, digest in rec["files"]:
+    for name, size, digest in files:
         got = file_digest(d + "/" + name, size)
         if got is None:
             return "slot %s: file %s is missing" % (slot, name)

@@ -12,7 +12,7 @@ import os
 
 import flashio
 import otaboot
-from otaboot import SLOTS, file_digest, slot_dir
+from otaboot import LIST, SLOTS, file_digest, slot_dir
 
 _BUF = bytearray(512)
 
@@ -52,8 +52,8 @@ class Slots:
         """{hex digest: name} of the active slot's files (what a delta need not resend)."""
         if self.active is None:
             return {}
-        rec = self.st.load("slot_" + self.active) or {}
-        return dict((d, n) for n, _, d in rec.get("files", ()))
+        files = otaboot.read_list(self.root, self.st, self.active)[0] or ()
+        return dict((d, n) for n, _, d in files)
 
     # -- staging files ------------------------------------------------------------------
     def clear(self, slot):
@@ -164,15 +164,23 @@ class Slots:
 
     # -- switch, confirm, rollback --------------------------------------------------------
     def install(self, slot, seq, version, deadline, files):
-        """Make `slot` the next image, in trial: one atomic commit of its file list, the
-        boot record and the pending result. `files`: [(name, size, digest bytes)]."""
-        listing = [[n, s, hexd(d)] for n, s, d in files]
+        """Make `slot` the next image, in trial: its file list, then one atomic commit of the
+        list's digest, the boot record and the pending result. `files`: [(name, size,
+        digest bytes)]."""
+        path = self.dir(slot) + "/" + LIST
+        f = open(path, "wb")
+        try:
+            for n, s, d in files:
+                self.flash.write(f, ("%s %d %s\n" % (n, s, hexd(d))).encode())
+        finally:
+            f.close()
+        listed = hexd(file_digest(path)[0])
         boot = {"slot": slot, "prev": self.active, "trial": True, "run": 0,
                 "floor": self.floor, "seq": seq, "ver": version, "dl": deadline}
         result = {"status": "pending", "seq": seq, "ver": version,
                   "msg": "version %s staged in slot %s; its trial boot is next"
                          % (version, slot)}
-        self.st.commit({"slot_" + slot: {"seq": seq, "ver": version, "files": listing},
+        self.st.commit({"slot_" + slot: {"seq": seq, "ver": version, "list": listed},
                         "boot": boot, "result": result})
         self.boot = boot
 

@@ -46,4 +46,4 @@ def active_image(flash_dir):
         return None, {}
     d = Path(flash_dir) / "slots" / slot
     return slot, {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                  for p in d.iterdir() if p.is_file()}
+                  for p in d.iterdir() if p.is_file() and p.name != ".list"}
