@@ -14,6 +14,7 @@ import catalog as C
 import cbor
 import cose
 import envelope
+import otaman
 import otarx
 import otaslots
 from agent import refuse
@@ -22,71 +23,6 @@ from store import StoreError
 _TICK_MS = const(1000)
 _IDLE_PERSIST_MS = const(1000)
 _STATUS_RANGES = const(48)      # OTA_STATUS stays within a 1024-byte frame
-_NAME_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
-
-
-def _version(text):
-    parts = text.split(".") if isinstance(text, str) else ()
-    if len(parts) != 3:
-        return None
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        return None
-
-
-def _bad(text):
-    refuse(C.E_BAD_REQUEST, "manifest: " + text)
-
-
-def manifest_files(m):
-    """Schema of SPEC 9.1 -> [(name, size, digest, encoding, xsize)]; refuses bad_request."""
-    if not isinstance(m, dict):
-        _bad("not a map")
-    seq = m.get(C.K_OTA_SEQ)
-    if not isinstance(seq, int) or seq < 1:
-        _bad("sequence number missing")
-    for k in (C.K_VERSION, C.K_BOARD, C.K_KIND, C.K_RUNTIME):
-        if not isinstance(m.get(k), str):
-            _bad("field %d missing" % k)
-    if _version(m[C.K_VERSION]) is None or _version(m[C.K_RUNTIME]) is None:
-        _bad("version and runtime must be MAJOR.MINOR.PATCH")
-    if m.get(C.K_POLICY) != C.OTA_POLICY_TEST_CONFIRM:
-        _bad("install policy %r unknown" % (m.get(C.K_POLICY),))
-    dl = m.get(C.K_DEADLINE)
-    if not isinstance(dl, int) or not 10 <= dl <= 86400:
-        _bad("trial deadline must be 10..86400 s")
-    entries = m.get(C.K_FILES)
-    if not isinstance(entries, list) or not 1 <= len(entries) <= C.OTA_FILES_MAX:
-        _bad("1..%d files" % C.OTA_FILES_MAX)
-    out = []
-    prev = ""
-    for f in entries:
-        if not isinstance(f, dict):
-            _bad("file entry not a map")
-        name = f.get(C.K_NAME)
-        size = f.get(C.K_SIZE)
-        digest = f.get(C.K_DIGEST)
-        enc = f.get(C.K_ENCODING)
-        if not isinstance(name, str) or not 1 <= len(name) <= 32 or name[0] in ".-" \
-                or any(c not in _NAME_OK for c in name):
-            _bad("file name %r" % (name,))
-        if name <= prev:
-            _bad("file names must be unique and sorted")
-        prev = name
-        if not isinstance(size, int) or size < 0:      # too large: no_space, later
-            _bad("file %s: size" % name)
-        if not isinstance(digest, bytes) or len(digest) != 32:
-            _bad("file %s: digest must be 32 bytes" % name)
-        xsize = size
-        if enc is not None:
-            xsize = f.get(C.K_XSIZE)
-            if enc != "deflate" or not isinstance(xsize, int) or xsize < 1:
-                _bad("file %s: encoding" % name)
-        out.append((name, size, digest, enc, xsize))
-    return out
-
-
 def _free_bytes(root):
     try:
         s = os.statvfs(root or "/")
@@ -219,7 +155,7 @@ class Ota:
             m = cbor.loads(payload)
         except ValueError as exc:
             refuse(C.E_BAD_REQUEST, "manifest payload: %s" % exc)
-        files = manifest_files(m)
+        files = otaman.manifest_files(m)
         seq = m[C.K_OTA_SEQ]
         info["seq"] = seq
         info["ver"] = m[C.K_VERSION]
@@ -229,7 +165,7 @@ class Ota:
             refuse(C.E_WRONG_TARGET, "update is for %s/%s, this device is %s/%s"
                    % (m[C.K_BOARD], m[C.K_KIND], rt.hal.NAME, self.dev.kind))
         have = tuple(sys.implementation.version[:3])
-        if _version(m[C.K_RUNTIME]) > have:
+        if otaman.version(m[C.K_RUNTIME]) > have:
             refuse(C.E_WRONG_TARGET, "update needs MicroPython %s, this device runs %d.%d.%d"
                    % ((m[C.K_RUNTIME],) + have))
         slots = self.slots
@@ -255,22 +191,13 @@ class Ota:
 
     def _begin(self, digest, info, files):
         slots = self.slots
-        slot = slots.staging()
         tx = self.tx
-        if tx is None or tx.digest != digest or tx.slot != slot:
+        if tx is None or tx.digest != digest or tx.slot != slots.staging():
             if tx is not None:
                 tx.close()
             self.tx = None
-            saved = slots.st.load("tx")
-            tx = otarx.Transfer(slots, slot, digest, info["seq"], info["ver"], info["dl"],
-                                files)
-            if saved and saved.get("d") == otaslots.hexd(digest) and saved.get("slot") == slot:
-                tx.begin(saved.get("ranges") or [])     # resume after a reboot
-            else:
-                slots.clear(slot)                        # another update's leftovers
-                tx.begin([])
-            tx.persist()
-            self.tx = tx
+            self.tx = otarx.open_transfer(slots, digest, info["seq"], info["ver"],
+                                          info["dl"], files)
         return C.OTA_STATUS, self._status()
 
     def _status(self):
@@ -318,13 +245,9 @@ class Ota:
                    % tx.seq)
         if not tx.complete():
             refuse(C.E_INVALID_STATE, "transfer incomplete: %d bytes missing" % tx.missing())
-        reason = tx.stage_all()
+        reason = tx.install()
         if reason is not None:
-            tx.persist()
             refuse(C.E_DIGEST_MISMATCH, reason)
-        self.slots.install(tx.slot, tx.seq, tx.version, tx.deadline,
-                           [(f[0], f[1], f[2]) for f in tx.files])
-        self.slots.st.delete("tx")
         self.tx = None
         self._doc = None
         self.rt.agent.after_reply = self.rt.hal.reset   # answer first, then boot the trial

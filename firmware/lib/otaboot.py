@@ -39,8 +39,8 @@ def root_of(hal=None):
 BASE = "/slots"
 
 
-def ota_store(root):
-    return store_mod.Store(root + BASE + "/state")
+def ota_store(root, flash=None):
+    return store_mod.Store(root + BASE + "/state", flash)
 
 
 def slot_dir(root, slot):
@@ -125,10 +125,11 @@ def _fallback(root, st, rec, reason):
     return target
 
 
-def boot(hal=None, path=None):
+def boot(hal=None, path=None, root=None, flash=None):
     """Decide the image and set sys.path; returns the slot booted (None: board image)."""
-    root = root_of(hal)
-    st = ota_store(root)
+    if root is None:
+        root = root_of(hal)
+    st = ota_store(root, flash)
     rec = st.load("boot")
     if not rec:
         return None

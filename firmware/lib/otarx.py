@@ -234,6 +234,17 @@ class Transfer:
         return reason
 
     # -- install ----------------------------------------------------------------------------
+    def install(self):
+        """Stage, verify and switch (SPEC 9.4); None, or the reason the slot is not ready."""
+        reason = self.stage_all()
+        if reason is not None:
+            self.persist()
+            return reason
+        self.slots.install(self.slot, self.seq, self.version, self.deadline,
+                           [(f[0], f[1], f[2]) for f in self.files])
+        self.slots.st.delete("tx")
+        return None
+
     def stage_all(self):
         """Copy the files the active slot had and verify every file once more; returns
         None or the reason the slot is not ready."""
@@ -253,3 +264,18 @@ class Transfer:
                 return "file %s no longer matches its SHA-256 in the staging slot; push " \
                        "the update again to resend it" % name
         return None
+
+
+def open_transfer(slots, digest, seq, version, deadline, files):
+    """The transfer of this manifest into the staging slot: resumed when the persisted record
+    names it, else started afresh in an emptied slot."""
+    slot = slots.staging()
+    tx = Transfer(slots, slot, digest, seq, version, deadline, files)
+    saved = slots.st.load("tx")
+    if saved and saved.get("d") == otaslots.hexd(digest) and saved.get("slot") == slot:
+        tx.begin(saved.get("ranges") or [])
+    else:
+        slots.clear(slot)            # another update's leftovers
+        tx.begin([])
+    tx.persist()
+    return tx

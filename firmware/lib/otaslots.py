@@ -25,7 +25,7 @@ class Slots:
     def __init__(self, root, flash=None):
         self.root = root
         self.flash = flash or flashio.get()
-        self.st = otaboot.ota_store(root)
+        self.st = otaboot.ota_store(root, self.flash)
         flashio.makedirs(root + otaboot.BASE)
         self.boot = self.st.load("boot") or {}
 
