@@ -39,8 +39,10 @@ class App:
         self.hour_ml = st.get("hour_ml", 0)
         self.day_ml = st.get("day_ml", 0)
         self.hour_no = st.get("hour_no")          # index of the hour being accumulated
-        self.last_quiet = st.get("quiet")         # last hour index with zero consumption
-        self.last_flow = st.get("flowed")         # last hour index with any consumption
+        # Windows count closed hours, not clock hours: a TIME_SYNC that moves the clock by
+        # decades must not look like a week without flow.
+        self.hours_flowing = st.get("flowing", 0)  # closed hours in a row with consumption
+        self.hours_dry = st.get("dry", 0)          # closed hours in a row without
         self.billing = st.get("billing")
         self.alarms.restore(st.get("alarms"))
         self.checkpoints = st.get("n", 0)
@@ -54,10 +56,8 @@ class App:
         self.hour_min = None
         self.hour_max = 0.0
         self._backoff = 60
-        now_h = self._hour_index()
         if self.hour_no is None:
-            self.hour_no = now_h
-            self.last_quiet = self.last_flow = now_h
+            self.hour_no = self._hour_index()
         s = rt.sched
         s.every("sample", self.cfg["sample_s"] * 1000, self.sample, critical=True)
         s.every("checkpoint", self.cfg["checkpoint_s"] * 1000, self.checkpoint)
@@ -67,9 +67,14 @@ class App:
         rt.log("water meter up: fwd %d mL, reset %s" % (self.fwd_ml, rt.reset_cause), 1)
 
     # -- clock ------------------------------------------------------------------------------
+    # Hour boundaries follow the RTC once it is synced (hourly totals line up with the
+    # wall clock for billing); alarm timing uses the device time, which never jumps.
     def _now_s(self):
         t = self.hal.time()
         return t if t is not None else self.rt.device_time()
+
+    def _mono_s(self):
+        return self.rt.device_time()
 
     def _hour_index(self):
         return self._now_s() // _HOUR
@@ -117,7 +122,7 @@ class App:
             self.hour_min = self.flow_lpm
         if self.flow_lpm > self.hour_max:
             self.hour_max = self.flow_lpm
-        t = self._now_s()
+        t = self._mono_s()
         a = self.alarms
         if a.update("burst", self.flow_lpm > self.cfg["burst_lpm"], t) and \
                 a.is_active("burst") and self.cfg["auto_shutoff"]:
@@ -132,16 +137,18 @@ class App:
     def close_hour(self):
         self.sample()
         h = self.hour_no
-        t = self._now_s()
+        t = self._mono_s()
         if self.hour_ml == 0:
-            self.last_quiet = h
+            self.hours_flowing = 0
+            self.hours_dry += 1
         else:
-            self.last_flow = h
+            self.hours_flowing += 1
+            self.hours_dry = 0
         a = self.alarms
-        a.update("leak", h - self.last_quiet >= self.cfg["leak_window_h"], t,
-                 since=(self.last_quiet + 1) * _HOUR)
-        a.update("no_flow", h - self.last_flow >= self.cfg["no_flow_days"] * 24, t,
-                 since=(self.last_flow + 1) * _HOUR)
+        a.update("leak", self.hours_flowing >= self.cfg["leak_window_h"], t,
+                 since=t - self.hours_flowing * _HOUR)
+        a.update("no_flow", self.hours_dry >= self.cfg["no_flow_days"] * 24, t,
+                 since=t - self.hours_dry * _HOUR)
         try:
             mv = self.hal.adc_read("battery")
             a.update("low_battery", mv < self.cfg["low_battery_mv"], t)
@@ -196,8 +203,8 @@ class App:
 
     def checkpoint(self, pending=None):
         st = {"fwd": self.fwd_ml, "rev": self.rev_ml, "hour_ml": self.hour_ml,
-              "day_ml": self.day_ml, "hour_no": self.hour_no, "quiet": self.last_quiet,
-              "flowed": self.last_flow, "billing": self.billing,
+              "day_ml": self.day_ml, "hour_no": self.hour_no, "flowing": self.hours_flowing,
+              "dry": self.hours_dry, "billing": self.billing,
               "alarms": self.alarms.state(), "n": self.checkpoints + 1}
         if pending:
             st["pending"] = pending
@@ -234,7 +241,7 @@ class App:
             self.checkpoint()   # a reported reading is never above what a reboot resumes
             return {"volume_ml": self.fwd_ml, "reverse_ml": self.rev_ml,
                     "flow_lpm": self.flow_lpm, "valve": self.hal.output_state("valve"),
-                    "alarms": [[n, d] for n, d in self.alarms.active(self._now_s())],
+                    "alarms": [[n, d] for n, d in self.alarms.active(self._mono_s())],
                     "billing": self.billing}
         if name == "history":
             hours = args.get("hours", 24)

@@ -34,6 +34,7 @@ def _free_bytes(root):
 class Ota:
     def __init__(self, rt):
         self.rt = rt
+        self._ticking = False
         self.dev = rt.dev
         self.root = rt.hal.storage_root().rstrip("/")
         self.tx = None
@@ -63,7 +64,14 @@ class Ota:
             for t in rt.sched.tasks:
                 if t.critical:
                     t.due = self.trial_started
-        rt.sched.every("ota", _TICK_MS, self.tick)
+            self._wake()
+
+    def _wake(self):
+        # The tick runs only while a transfer or a trial needs it: an idle device must not
+        # wake every second (battery life; and a simulated day would take minutes).
+        if not self._ticking:
+            self._ticking = True
+            self.rt.sched.every("ota", _TICK_MS, self.tick)
 
     # -- helpers --------------------------------------------------------------------------
     def _unsigned(self, msg_type, payload):
@@ -224,6 +232,7 @@ class Ota:
                                 "chunk does not belong to update %d (or lies outside its "
                                 "%d-byte stream)" % (tx.seq, tx.total))
         self._last_rx = self.rt.hal.ticks_ms()
+        self._wake()
         failure = tx.chunk(off, data)
         ack = {C.K_RE: msg.seq, C.K_OFFSET: tx.cumulative(), C.K_RANGES: tx.above()}
         if failure is not None:
@@ -298,6 +307,9 @@ class Ota:
             tx.persist()
         if self.trial_started is not None:
             self._trial(now)
+        if (self.tx is None or not self.tx.dirty) and self.trial_started is None:
+            self.rt.sched.cancel("ota")
+            self._ticking = False
 
     def health(self):
         """None when healthy, else what is still missing (SPEC 9.5)."""

@@ -39,6 +39,9 @@ class Scheduler:
         self.sleep_ms = 0           # summed time spent asleep
         self.errors = 0
         self.wdt = wdt_timeout_ms
+        # Never sleep past half the watchdog period (RP2040's hardware limit is 8.4 s).
+        self.max_sleep = min(_MAX_SLEEP_MS, wdt_timeout_ms // 2) if wdt_timeout_ms \
+            else _MAX_SLEEP_MS
         self._stop = False
         if wdt_timeout_ms:
             hal.wdt_start(wdt_timeout_ms)
@@ -108,7 +111,7 @@ class Scheduler:
 
     def next_due_ms(self):
         now = self.hal.ticks_ms()
-        wait = _MAX_SLEEP_MS
+        wait = self.max_sleep
         for task in self.tasks:
             d = self.hal.ticks_diff(task.due, now)
             if d < wait:

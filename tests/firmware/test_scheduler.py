@@ -78,3 +78,23 @@ print(json.dumps([scheduler.battery_life_days(19000, 80, 10, 60000),
     # 1 minute awake at 80 mA + 23.98 h at 10 uA = 1.3333 + 0.2398 mAh/day
     assert abs(busy - 19000 / (80 / 60 + 0.01 * (24 - 1 / 60))) < 0.01
     assert idle > busy * 5
+
+
+def test_sleep_never_exceeds_half_the_watchdog():
+    out = mp.run_json(FAKE_HAL + r"""
+import json
+hal = FakeHal(start=0)
+waits = []
+real_wait = hal.wait
+def wait(ms):
+    waits.append(ms)
+    return real_wait(ms)
+hal.wait = wait
+s = scheduler.Scheduler(hal, wdt_timeout_ms=8000)     # RP2040: 8.4 s hardware limit
+s.every("hourly", 3600000, lambda: None)
+start = hal.t
+s.run(until=lambda: hal.t - start >= 7200000)
+print(json.dumps({"max_wait": max(waits), "fed": hal.fed}))
+""")
+    assert out["max_wait"] <= 4000
+    assert out["fed"] >= 7200000 // 4000      # fed at least once per wake
