@@ -2,6 +2,9 @@
 slots, trial boots and rollbacks run exactly as on hardware; and flash-side checks."""
 import hashlib
 import json
+import struct
+import time
+import zlib
 from pathlib import Path
 
 from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR
@@ -21,21 +24,69 @@ class BootingPipeDevice(PipeDevice):
                 f"import hal\nexecfile({str(boot)!r})\n"
                 "import runtime\nruntime.main(hal)\n")
 
+    def write(self, data):
+        # A power cut replaces the process; until the new one exists the board is off, so
+        # bytes written meanwhile are lost, as on a real link (the host retransmits).
+        for _ in range(100):
+            proc = self.proc
+            if proc is None:
+                time.sleep(0.02)
+                continue
+            try:
+                proc.stdin.write(data)
+                proc.stdin.flush()
+                return
+            except (BrokenPipeError, ValueError, OSError):
+                time.sleep(0.02)
+        raise BrokenPipeError("device pipe closed; exit codes %s" % (self.exit_codes,))
+
 
 def load_store_record(flash_dir, name):
-    """Decode an OTA store record (JSON payload after the 12-byte store header), or None."""
+    """An OTA store record as the device's store reads it (current copy, else backup; the
+    header's length and CRC-32 checked), or None."""
     path = Path(flash_dir) / "slots" / "state" / name
     for p in (path, path.with_name(name + ".bak")):
         try:
             data = p.read_bytes()
         except FileNotFoundError:
             continue
-        if len(data) >= 12 and data[:4] == b"EKS\x01":
-            try:
-                return json.loads(data[12:])
-            except ValueError:
-                continue
+        if len(data) < 12 or data[:4] != b"EKS\x01":
+            continue
+        length, crc = struct.unpack("<II", data[4:12])
+        payload = data[12:]
+        if len(payload) != length or zlib.crc32(payload, zlib.crc32(data[:8])) != crc:
+            continue
+        try:
+            return json.loads(payload)
+        except ValueError:
+            continue
     return None
+
+
+def verify_active(flash_dir):
+    """(slot, version, problem or None) of the image the boot record names, checked as
+    boot.py checks it: the file list against the slot record, every file against the list."""
+    boot = load_store_record(flash_dir, "boot") or {}
+    slot = boot.get("slot")
+    if slot is None:
+        return None, None, None
+    rec = load_store_record(flash_dir, "slot_" + slot) or {}
+    d = Path(flash_dir) / "slots" / slot
+    try:
+        listing = (d / ".list").read_bytes()
+    except FileNotFoundError:
+        return slot, rec.get("ver"), "no file list"
+    if hashlib.sha256(listing).hexdigest() != rec.get("list"):
+        return slot, rec.get("ver"), "file list does not match the slot record"
+    for line in listing.decode().splitlines():
+        name, size, digest = line.split()
+        try:
+            data = (d / name).read_bytes()
+        except FileNotFoundError:
+            return slot, rec.get("ver"), f"{name} missing"
+        if len(data) != int(size) or hashlib.sha256(data).hexdigest() != digest:
+            return slot, rec.get("ver"), f"{name} does not match"
+    return slot, rec.get("ver"), None
 
 
 def active_image(flash_dir):
@@ -47,3 +98,29 @@ def active_image(flash_dir):
     d = Path(flash_dir) / "slots" / slot
     return slot, {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                   for p in d.iterdir() if p.is_file() and p.name != ".list"}
+
+
+def emulator_imports_from_flash() -> bool:
+    """Whether the emulator's flash filesystem (boards/emu_launch.py) lets the VM import
+    modules from it, which an OTA slot needs. Runs the launcher's own VFS class in a bare VM
+    against a scratch directory holding one module."""
+    import ast
+    import subprocess
+    import tempfile
+
+    from edgekit.paths import micropython_binary
+    source = (BOARDS_DIR / "emu_launch.py").read_text()
+    funcs = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)
+             and n.name == "_emu_flash_vfs"]
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "probe_mod.py").write_text("X = 7\n")
+        if funcs:
+            mount = ast.get_source_segment(source, funcs[0]) + \
+                "\nos.mount(_emu_flash_vfs(os, 1 << 21, 4096)(%r), '/')\n" % d
+        else:
+            mount = "os.mount(os.VfsPosix(%r), '/')\n" % d
+        script = ("import os, sys\nos.umount('/')\n" + mount +
+                  "sys.path[:] = ['/']\nimport probe_mod\nprint(probe_mod.X)\n")
+        out = subprocess.run([micropython_binary(), "-c", script], capture_output=True,
+                             text=True, timeout=30)
+    return out.stdout.strip() == "7"
