@@ -6,6 +6,7 @@
 # A handler gets a verified Message and returns (type, payload), a list of them, a finished
 # body (bytes; provisioning signs with a key the Device does not hold yet), or None;
 # it raises envelope.ProtoError for a request it refuses, and changes nothing when it does.
+import gc
 import hashlib
 
 import catalog as C
@@ -57,7 +58,14 @@ class Agent:
             answers = [dev.error(msg.seq, C.E_INTERNAL, repr(exc))]
         else:
             self.handled += 1
-            answers = self._bodies(msg.seq, result)
+            try:
+                answers = self._bodies(msg.seq, result)
+            except MemoryError:
+                # Building or signing the answer did not fit: say so (the request took
+                # effect; the host may fetch less at a time).
+                result = None
+                gc.collect()
+                answers = [dev.error(msg.seq, C.E_BUSY, "out of memory for the answer")]
         if msg.kid is not None:
             self._last = (msg.kid, msg.seq, hashlib.sha256(body).digest())
             self._last_answers = answers

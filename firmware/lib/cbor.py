@@ -62,6 +62,16 @@ class Tag:
         return "Tag(%d, %r)" % (self.tag, self.value)
 
 
+class Raw:
+    """Bytes that already are one deterministic CBOR item, spliced in as they are. Lets a
+    device answer with many stored records while holding only one decoded at a time (the
+    caller encoded each with dumps, so the result stays deterministic)."""
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+
 # ---------------------------------------------------------------------------------------------
 # Floats on bit patterns
 
@@ -280,6 +290,8 @@ def _enc(out, x, depth):
         out.append(0xF5)
     elif x is False:
         out.append(0xF4)
+    elif t is Raw:
+        out += x.data
     elif t is Tag:
         raise CBORError("tag %r is allowed only at the top level: bstr-wrap nested documents"
                         % (x.tag,))

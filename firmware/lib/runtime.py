@@ -173,7 +173,27 @@ class Runtime:
 
     # -- main loop -------------------------------------------------------------------------
     def run(self):
-        self.sched.run(on_input=self.link.poll)
+        """The main loop. It survives anything but Ctrl-C: an exception that escapes is
+        logged and the loop goes on; if they keep coming the board resets (a device in the
+        field must never sit in the REPL)."""
+        failures = []
+        while True:
+            try:
+                self.sched.run(on_input=self.link.poll)
+                return
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: B902 - MemoryError included, on purpose
+                gc.collect()
+                now = self.hal.ticks_ms()
+                failures = [t for t in failures if self.hal.ticks_diff(now, t) < 60000]
+                failures.append(now)
+                try:
+                    self.log("main loop: %r" % (exc,), 3)
+                except BaseException:  # noqa: B902 - logging must not make it worse
+                    pass
+                if len(failures) >= 10:
+                    self.hal.reset()
 
 
 def main(hal):
