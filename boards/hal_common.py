@@ -113,6 +113,31 @@ def pms5003_decode(buf):
             "pm10": (buf[14] << 8) | buf[15]}
 
 
+def _s16(hi, lo):
+    v = (hi << 8) | lo
+    return v - 0x10000 if v & 0x8000 else v
+
+
+def ina219_decode(shunt, bus, shunt_mohm):
+    """{"mv", "ma"} from the INA219's shunt (reg 1) and bus (reg 2) registers, 2 bytes each
+    big-endian (datasheet SBOS448: shunt LSB 10 uV signed; bus bits 15..3, LSB 4 mV).
+    Current is + into the battery (charging) as the shunt is wired on the carrier."""
+    if len(shunt) != 2 or len(bus) != 2:
+        raise HalError("ina219: expected 2-byte registers")
+    if bus[1] & 0x01:
+        raise HalError("ina219: math overflow (OVF): current beyond the shunt's range")
+    shunt_uv = _s16(shunt[0], shunt[1]) * 10
+    mv = (((bus[0] << 8) | bus[1]) >> 3) * 4
+    return {"mv": mv, "ma": int(shunt_uv / shunt_mohm)}
+
+
+def ads1115_mv(raw, fsr_mv=4096):
+    """Millivolts from a 2-byte ADS1115 conversion register (PGA full scale `fsr_mv`)."""
+    if len(raw) != 2:
+        raise HalError("ads1115: expected a 2-byte conversion register")
+    return _s16(raw[0], raw[1]) * fsr_mv // 32768
+
+
 class Flash:
     """Plain flash seam: every persistent write of the firmware goes through one of these.
 

@@ -8,7 +8,8 @@ import time as _time
 
 import machine
 from hal_common import (Debouncer, Flash, HalError, StdioLink, role,  # noqa: F401
-                        sht31_decode, a02yyuw_decode, pms5003_decode, adc_mv)
+                        sht31_decode, a02yyuw_decode, pms5003_decode, adc_mv,
+                        ina219_decode, ads1115_mv)
 
 ticks_ms = _time.ticks_ms
 ticks_diff = _time.ticks_diff
@@ -191,11 +192,50 @@ def sensor_read(name):
             return a02yyuw_decode(_uart_frame(bus, 0xFF, 4))
         if part == "pms5003":
             return pms5003_decode(_uart_frame(bus, 0x42, 32))
+        if part == "ina219":
+            return ina219_decode(bus.readfrom_mem(spec["addr"], 0x01, 2),
+                                 bus.readfrom_mem(spec["addr"], 0x02, 2),
+                                 spec.get("shunt_mohm", 10))
+        if part == "ads1115":
+            return _ads1115_all(bus, spec["addr"])
+        if part == "gm65":
+            return _scanned(bus)
     except OSError as exc:
         if isinstance(exc, HalError):
             raise
         raise HalError("sensor %s (%s) did not answer: %s" % (name, part, exc))
     raise HalError("sensor part %s has no driver in this HAL" % part)
+
+
+def _ads1115_all(bus, addr):
+    # Single-shot, AINx against GND, +-4.096 V, 128 SPS (datasheet SBAS444 table 8).
+    out = {}
+    for ch in range(4):
+        cfg = 0x8000 | ((4 + ch) << 12) | (1 << 9) | (1 << 8) | (4 << 5) | 3
+        bus.writeto_mem(addr, 0x01, bytes((cfg >> 8, cfg & 0xFF)))
+        _time.sleep_ms(9)
+        out["a%d" % ch] = ads1115_mv(bus.readfrom_mem(addr, 0x00, 2))
+    return out
+
+
+_scan_buf = bytearray()
+
+
+def _scanned(uart):
+    # The GM65 sends each decoded code as text ending in CR; None until a whole one is in.
+    global _scan_buf
+    while uart.any():
+        b = uart.read(1)
+        if not b:
+            break
+        if b == b"\r" or b == b"\n":
+            if _scan_buf:
+                text = bytes(_scan_buf).decode()
+                _scan_buf = bytearray()
+                return text
+        elif len(_scan_buf) < 2048:
+            _scan_buf.extend(b)
+    return None
 
 
 def card_uid():
