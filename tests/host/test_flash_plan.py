@@ -196,3 +196,33 @@ def test_imagefile_digest_is_of_the_installed_bytes():
     f = ImageFile("/lib/x.mpy", b"abc", wire=b"zz")
     assert f.digest == hashlib.sha256(b"abc").digest() and f.deflated and f.module == "x"
     assert ImageFile("/boot.py", b"").module is None
+
+
+# -- retries ----------------------------------------------------------------------------
+def test_files_that_fail_on_the_device_are_resent_then_given_up(monkeypatch):
+    img = fake_image(["/lib/a.mpy", "/lib/b.mpy", "/main.py"])
+    rounds = []
+
+    def once(conn, files, use_deflate, progress, failing):
+        rounds.append([f.path for f in files])
+        return ({f.path: ("SHA-256 mismatch after writing" if f.path in failing else None)
+                 for f in files}, sum(f.size for f in files), 0.1)
+
+    monkeypatch.setattr(installer, "_send_once", lambda *a: once(*a, failing={"/lib/b.mpy"}))
+    with pytest.raises(installer.DeviceError, match="failed their SHA-256 check on the device "
+                                                    "3 times"):
+        installer.send(None, img.files)
+    assert rounds == [["/lib/a.mpy", "/lib/b.mpy", "/main.py"], ["/lib/b.mpy"],
+                      ["/lib/b.mpy"]]
+    rounds.clear()
+    flaky = {"/lib/b.mpy"}
+
+    def heal(*a):
+        out = once(*a, failing=set(flaky))
+        flaky.clear()
+        return out
+
+    monkeypatch.setattr(installer, "_send_once", heal)
+    stats = installer.send(None, img.files)
+    assert rounds == [["/lib/a.mpy", "/lib/b.mpy", "/main.py"], ["/lib/b.mpy"]]
+    assert stats["resent"] == 1

@@ -135,6 +135,16 @@ def probe(conn) -> DeviceInfo:
     return DeviceInfo(conn.exec_json(scripts.render(scripts.PROBE)))
 
 
+def guess_board(info: DeviceInfo, boards) -> str:
+    """The name of the board definition (of `boards`: {name: definition}) this device is,
+    or None: what it says it is, else the one whose port and machine match."""
+    if info.board in boards:
+        return info.board
+    found = [n for n, b in sorted(boards.items()) if b.get("port") == info.platform and
+             str(info.machine).endswith(b.get("machine_suffix") or "\0")]
+    return found[0] if len(found) == 1 else None
+
+
 def _version(text):
     try:
         return tuple(int(p) for p in str(text).split("."))

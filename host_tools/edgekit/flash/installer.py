@@ -165,6 +165,10 @@ def _send_once(conn, files, use_deflate, progress):
                 s.pump(0.05)
                 if s.eofs:
                     return
+                if b">>> " in s.out:
+                    raise LinkError(f"{conn.url}: the board restarted during the transfer "
+                                    f"(power?) after {sent} of {total} bytes; rerun the same "
+                                    "command to finish the install")
                 if s.silent_for() > _ACK_TIMEOUT:
                     raise LinkError(f"{conn.url}: the device stopped acknowledging after "
                                     f"{sent} of {total} bytes; rerun the same command to "
