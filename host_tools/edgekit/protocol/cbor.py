@@ -14,6 +14,7 @@ cbor2 5.9's C encoder also misses float16 for |x| in [32768, 65504] (its half-fl
 overflows on exponent 15 and it falls back to float32; cbor2 issue #157), so floats go through
 `_minimal_float`, the same shortest-width test cbor2's pure-Python encoder makes.
 """
+import functools
 import math
 import struct
 
@@ -73,6 +74,12 @@ def _encode_ordered_map(encoder, value):
         encoder.encode(item)
 
 
+@functools.lru_cache(maxsize=512)
+def _key_bytes(key):
+    """A map key's encoding (the sort key): the same few labels recur in every frame."""
+    return cbor2.dumps(key, canonical=True, default=_encode_ordered_map)
+
+
 def _prepare(obj, depth=1):
     """Copy `obj` into what cbor2 encodes as RFC 8949 deterministic CBOR.
 
@@ -84,8 +91,7 @@ def _prepare(obj, depth=1):
         pairs = []
         for key, value in obj.items():
             prepared_key = _prepare(key, depth + 1)
-            encoded_key = cbor2.dumps(prepared_key, canonical=True, default=_encode_ordered_map)
-            pairs.append((encoded_key, prepared_key, _prepare(value, depth + 1)))
+            pairs.append((_key_bytes(prepared_key), prepared_key, _prepare(value, depth + 1)))
         pairs.sort(key=lambda p: p[0])
         for before, after in zip(pairs, pairs[1:]):
             if before[0] == after[0]:
@@ -108,48 +114,109 @@ def _prepare(obj, depth=1):
     raise CBORError(f"cannot encode {type(obj).__name__} in edgekit CBOR")
 
 
-def dumps(obj) -> bytes:
-    """Deterministic encoding (RFC 8949 4.2.1): the bytes the device encoder also produces."""
+_MAX = catalog.MAX_DEPTH
+_SCALARS = (str, bytes, bool, type(None))
+
+
+def _too_deep():
+    return CBORError(f"nesting deeper than {_MAX}", catalog.E_TOO_DEEP)
+
+
+def _scalar(value, t, check):
+    """Check a non-container child; return False when cbor2 needs the general path for it."""
+    if t is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise CBORError(f"integer {value} outside the 64-bit range of the protocol")
+        return True
+    if t is float:
+        return not 32768.0 <= abs(value) <= 65504.0     # cbor2's float16 gap
+    if t in _SCALARS:
+        return True
+    if t is Tag:
+        raise CBORError(f"tag {value.tag} is not allowed here: only tag 18 (COSE_Sign1), at "
+                        "the top level")
+    if check:
+        raise CBORError(f"{t.__name__} is not in the protocol's data model")
+    return False        # bytearray, memoryview, subclasses: the general path handles them
+
+
+def _walk(obj, top_level, check):
+    """One iterative pass over `obj`, raising CBORError on anything SPEC section 3 forbids
+    (an unknown type only when decoding, `check`: an encoder's bytearray or memoryview takes
+    the general path). Returns True when cbor2's own canonical encoder gives the RFC 8949
+    bytes: no map mixes key classes (within one major type length-first IS bytewise order;
+    across types it is not, except among one-byte int keys) and no float falls in cbor2's
+    float16 gap. Scalars are checked in place and only containers are pushed: this walk is
+    most of the host's cost of opening a frame."""
+    t = type(obj)
+    if t is Tag:
+        if obj.tag != catalog.TAG_COSE_SIGN1 or not top_level:
+            raise CBORError(f"tag {obj.tag} is not allowed: only tag 18 (COSE_Sign1)")
+        stack, depth0 = [obj.value], 2
+    else:
+        stack, depth0 = [obj], 1
+    plain = True
+    depths = [depth0]
+    pop, push, dpop, dpush = stack.pop, stack.append, depths.pop, depths.append
+    while stack:
+        value = pop()
+        depth = dpop()
+        if depth > _MAX:
+            raise _too_deep()
+        t = type(value)
+        if t is dict:
+            if value and depth >= _MAX:
+                raise _too_deep()          # its keys and values would be at depth 17
+            kinds = 0
+            small = True
+            for key, item in value.items():
+                tk = type(key)
+                if tk is int:
+                    if not _INT_MIN <= key <= _INT_MAX:
+                        raise CBORError(f"integer {key} outside the 64-bit range")
+                    kinds |= 1 if key >= 0 else 2
+                    if not -24 <= key <= 23:
+                        small = False
+                elif tk is str:
+                    kinds |= 8
+                    small = False
+                elif tk is bytes:
+                    kinds |= 4
+                    small = False
+                else:
+                    raise CBORError("map keys must be integers, text or byte strings")
+                ti = type(item)
+                if ti is dict or ti is list or ti is tuple:
+                    push(item)
+                    dpush(depth + 1)
+                elif not _scalar(item, ti, check):
+                    plain = False
+            if kinds & (kinds - 1) and not (small and kinds == 3):
+                plain = False
+        elif t is list or t is tuple:
+            if value and depth >= _MAX:
+                raise _too_deep()
+            for item in value:
+                ti = type(item)
+                if ti is dict or ti is list or ti is tuple:
+                    push(item)
+                    dpush(depth + 1)
+                elif not _scalar(item, ti, check):
+                    plain = False
+        elif not _scalar(value, t, check):
+            plain = False
+    return plain
+
+
+def _encode(obj, plain):
+    if plain:
+        return cbor2.dumps(obj, canonical=True)      # the common case, all in C
     return cbor2.dumps(_prepare(obj), canonical=True, default=_encode_ordered_map)
 
 
-def _check_model(obj, top_level):
-    """Iteratively check the data model; raise CBORError on anything SPEC section 3 forbids."""
-    stack = [(obj, 1, top_level)]
-    while stack:
-        value, depth, at_top = stack.pop()
-        if depth > catalog.MAX_DEPTH:
-            raise CBORError(f"nesting deeper than {catalog.MAX_DEPTH}", catalog.E_TOO_DEEP)
-        if isinstance(value, (list, tuple)):
-            stack.extend((item, depth + 1, False) for item in value)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, (int, str, bytes)) or isinstance(key, bool):
-                    raise CBORError("map keys must be integers, text or byte strings")
-                stack.append((key, depth + 1, False))
-                stack.append((item, depth + 1, False))
-        elif isinstance(value, Tag):
-            if value.tag != catalog.TAG_COSE_SIGN1 or not at_top:
-                raise CBORError(f"tag {value.tag} is not allowed here")
-            stack.append((value.value, depth + 1, False))
-        elif isinstance(value, bool) or value is None or isinstance(value, (str, bytes, float)):
-            pass
-        elif isinstance(value, int):
-            if not _INT_MIN <= value <= _INT_MAX:
-                raise CBORError("bignum (tag 2/3) is not allowed")
-        else:
-            raise CBORError(f"{type(value).__name__} is not in the protocol's data model")
-
-
-def _thaw(obj):
-    """cbor2 turns array map keys into tuples; give callers lists everywhere but in keys."""
-    if isinstance(obj, dict):
-        return {k: _thaw(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_thaw(v) for v in obj]
-    if isinstance(obj, Tag):
-        return Tag(obj.tag, _thaw(obj.value))
-    return obj
+def dumps(obj) -> bytes:
+    """Deterministic encoding (RFC 8949 4.2.1): the bytes the device encoder also produces."""
+    return _encode(obj, _walk(obj, True, check=False))
 
 
 def loads(data, max_len=None):
@@ -168,8 +235,7 @@ def loads(data, max_len=None):
         raise CBORError(f"not well-formed CBOR: {exc}") from None
     except (RecursionError, ValueError, TypeError, OverflowError, MemoryError) as exc:
         raise CBORError(f"not well-formed CBOR: {exc}") from None
-    _check_model(obj, top_level=True)
-    if dumps(obj) != data:
+    if _encode(obj, _walk(obj, True, check=True)) != data:
         raise CBORError("not deterministic CBOR (RFC 8949 4.2.1): indefinite length, long head, "
                         "unsorted or duplicate map keys, non-shortest float, or trailing bytes")
-    return _thaw(obj)
+    return obj
