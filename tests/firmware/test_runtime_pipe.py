@@ -54,9 +54,13 @@ def test_provision_end_to_end_then_signed_caps(device, fleet, tmp_path):
     fields = flow.check_certificate(caps.payload[C.K_CERT], fleet.fleet_public)
     assert fields[C.K_PUB] == bytes(row["public_key"])
     assert device.boots == 2
-    # rerunning without --reprovision is refused and changes nothing
+    # rerunning the same command finishes idempotently, without touching the device ...
+    again = flow.provision(Session(device, timeout=5), fleet, reg, "env_sensor", "harbour")
+    assert again["device_id"] == row["device_id"] and device.boots == 2
+    # ... but another kind needs --reprovision, and nothing changes
     with pytest.raises(EdgekitError, match="already provisioned"):
-        flow.provision(Session(device, timeout=5), fleet, reg, "env_sensor", "harbour")
+        flow.provision(Session(device, timeout=5), fleet, reg, "water_meter", "harbour")
+    assert device.boots == 2
 
 
 def test_another_fleet_is_refused(device, fleet, tmp_path):
