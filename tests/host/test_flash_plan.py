@@ -226,3 +226,25 @@ def test_files_that_fail_on_the_device_are_resent_then_given_up(monkeypatch):
     stats = installer.send(None, img.files)
     assert rounds == [["/lib/a.mpy", "/lib/b.mpy", "/main.py"], ["/lib/b.mpy"]]
     assert stats["resent"] == 1
+
+
+def test_a_bundle_for_another_micropython_is_refused_at_the_device(esp32_image):
+    from edgekit import catalog as C
+    from edgekit.ota import manifest as man
+    m = dict(esp32_image.bundle.manifest)
+    m[C.K_RUNTIME] = "1.28.0"
+    old = bundle_mod.Bundle(man.encode(m), esp32_image.bundle.payloads)
+    img = image_mod.Image(old, esp32_image.board_def)
+    with pytest.raises(TargetError, match="runs MicroPython 1.29.0; the image is compiled "
+                                          "for 1.28.0"):
+        check_target(info(), img)
+
+
+def test_cli_refuses_a_bundle_of_another_kind_before_touching_a_board(tmp_path, capsys,
+                                                                      esp32_image):
+    from edgekit.cli import main
+    path = esp32_image.bundle.save(tmp_path / "wm.ekota")
+    code = main(["flash", "socket://127.0.0.1:9", "--board", "esp32", "--kind", "env_sensor",
+                 "--bundle", str(path)])
+    assert code == 2
+    assert "is a water_meter bundle, not env_sensor" in capsys.readouterr().err
