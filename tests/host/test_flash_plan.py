@@ -175,6 +175,9 @@ def test_heap_verdict_needs_the_working_share_left():
     assert not low["fits"] and "leaves 69 KB, the firmware needs 70 KB" in low["problem"]
     oom = heap.assess(board, 60000, 30000, error="MemoryError importing runtime")
     assert not oom["fits"] and "importing it failed after 58 KB" in oom["problem"]
+    broken = heap.assess(board, 100, 90000, error="ImportError importing hal: no machine")
+    assert not broken["fits"] and "does not import on the device (ImportError importing " \
+        "hal: no machine)" in broken["problem"] and "heap" not in broken["problem"][:40]
 
 
 def test_host_footprint_is_measured_and_decides_only_for_64_bit_devices(esp32_image):

@@ -22,7 +22,8 @@ STEPS = ("runtime", "connect", "probe", "survey", "clean", "transfer", "heap", "
 
 
 class HeapError(EdgekitError):
-    """The image cannot run from the filesystem within this board's heap."""
+    """The image cannot run from the filesystem within this board's heap, or does not even
+    import there (the load check's verdict says which)."""
 
 
 def _hello(port, kind, timeout=20.0):

@@ -59,7 +59,12 @@ def assess(board_def, resident, free_after, error=None, measured_on="device") ->
     verdict = {"resident": resident, "free_after_import": free_after, "working_need": need,
                "board_heap": parse_size(board_def["heap"]), "measured_on": measured_on,
                "fits": fits}
-    if not fits:
+    if error and not error.startswith("MemoryError"):
+        # not a heap question: the image itself does not start on this device
+        verdict["problem"] = (f"the installed image does not import on the device ({error}):"
+                              " check that the build matches the board and its MicroPython; "
+                              "--ignore-heap skips this check")
+    elif not fits:
         if error:
             what = f"importing it failed after {resident // 1024} KB ({error})"
         else:
