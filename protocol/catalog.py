@@ -229,3 +229,12 @@ K_DEADLINE = 56         # OTA manifest: seconds a trial image has to pass its he
 OTA_POLICY_TEST_CONFIRM = "test-confirm"
 OTA_MANIFEST_MAX = 4096     # largest manifest (COSE_Sign1 bytes) a device accepts
 OTA_FILES_MAX = 64          # most files one manifest may list
+
+# --- Water ATM credit vouchers (SPEC section 10; appended by the device-kinds issue) ------
+K_SERIAL = 57           # voucher: serial number for its kiosk, 1..2^32-1 (redeemable once)
+K_AMOUNT = 58           # voucher: credit in the kiosk's money units (integer > 0)
+K_EXPIRES = 59          # voucher: unix seconds after which the kiosk refuses it
+K_CARD = 60             # voucher: the card UID it may be credited to (bstr), optional
+VOUCHER_MAX = 384       # largest voucher (COSE_Sign1 bytes) a kiosk accepts
+VOUCHER_WINDOW = 512    # serials accepted below the highest redeemed (older: refused)
+VOUCHER_PREFIX = "EKV1:"    # QR text: prefix + standard base64 of the COSE_Sign1 bytes
