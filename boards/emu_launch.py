@@ -53,6 +53,16 @@ def _emu_flash_vfs(os, fs_size, block):
     return EmuFlash
 
 
+def _emu_relative_paths(sys):
+    # The flash is a Python subclass of VfsPosix (for the fixes above), and MicroPython's
+    # import cannot resolve an ABSOLUTE path on such a filesystem mounted at "/" (measured:
+    # "/lib" finds nothing, "lib" works; the native import protocol is not inherited by a
+    # subclass). The cwd is "/", so the same directories are named relative: what a board
+    # imports from /lib or an OTA slot is found exactly as on littlefs.
+    sys.path[:] = [p[1:] if p[:1] == "/" and not p.startswith("/.frozen") else p
+                   for p in sys.path]
+
+
 def _emu_print_exception(exc):
     import io
     import sys
@@ -107,7 +117,9 @@ def _emu_launch():
         sys.path[:] = ["", "/lib", "/.frozen/fw/lib", "/.frozen/fw/apps", "/.frozen/protocol",
                        "/.frozen/fw", "/.frozen/boards"]
     sys.argv[:] = []
+    _emu_relative_paths(sys)
     stopped = _emu_run("boot.py", bare) == "repl"
+    _emu_relative_paths(sys)                # boot.py may have put an OTA slot first
     if start == "raw":
         sys.stdout.write(_EMU_RAW_MARK)     # even after a failed boot.py: the host waits
     elif not stopped:
@@ -115,4 +127,5 @@ def _emu_launch():
 
 
 _emu_launch()
-del _emu_launch, _emu_run, _emu_print_exception, _emu_flash_vfs, _EMU_RAW_MARK
+del _emu_launch, _emu_run, _emu_print_exception, _emu_flash_vfs, _emu_relative_paths
+del _EMU_RAW_MARK
