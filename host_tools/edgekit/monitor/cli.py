@@ -1,0 +1,170 @@
+"""`edgekit monitor` and `edgekit command`: watch a device and send it signed commands.
+
+    edgekit monitor /dev/ttyUSB0 [--ack] [--duration 60] [--json]
+    edgekit command /dev/ttyUSB0 valve open=false
+    edgekit command emu:esp32-1 diag --json
+
+Every frame is verified with the device key the registry holds for that device (found from
+the certificate in its CAPS, which must be signed by this fleet's root); commands are signed
+with the operator key.
+"""
+import json
+import sys
+import time
+
+from edgekit import catalog as C
+from edgekit.errors import EdgekitError
+from edgekit.keys.store import KeyStore, edgekit_home
+from edgekit.protocol import messages
+from edgekit.protocol.session import Session
+from edgekit.provision import flow
+from edgekit.provision.cli import _passphrase
+from edgekit.registry.db import Registry
+from edgekit.transport import SerialTransport
+
+
+def _connect(args, need_operator):
+    store = KeyStore(args.keys or edgekit_home() / "keys")
+    if not store.exists():
+        raise EdgekitError(f"no keys in {store.path}: point --keys at the fleet's key directory")
+    fleet_pub = store.anchors()["anchors"][C.ROLE_FLEET][0]
+    transport = SerialTransport(args.port).open()
+    session = Session(transport, timeout=args.timeout)
+    caps = session.hello()
+    if caps.payload.get(C.K_STATE) == "factory":
+        transport.close()
+        raise EdgekitError("the device is in factory state: provision it first")
+    fields = flow.check_certificate(caps.payload[C.K_CERT], fleet_pub)
+    registry = Registry(args.registry)
+    known = registry.get(fields[C.K_DEVICE_ID])
+    if known is None or bytes(known["public_key"]) != fields[C.K_PUB]:
+        transport.close()
+        raise EdgekitError(f"device {fields[C.K_DEVICE_ID]} is not in this registry with that "
+                           "key: provision it with this fleet, or use its registry (--registry)")
+    ring = messages.Keyring()
+    ring.add(fields[C.K_PUB], C.ROLE_DEVICE)
+    session.device_keys = ring
+    if need_operator:
+        session.signer = store.signer(C.ROLE_OPERATOR, _passphrase())
+        session.next_seq = lambda: store.next_seq(C.ROLE_OPERATOR)
+    return session, transport, registry, fields[C.K_DEVICE_ID]
+
+
+def _value(text):
+    for convert in (json.loads,):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _args(pairs):
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise EdgekitError(f"argument {pair!r}: write NAME=VALUE (e.g. open=false)")
+        name, value = pair.split("=", 1)
+        out[name] = _value(value)
+    return out
+
+
+def cmd_command(args):
+    session, transport, registry, device_id = _connect(args, need_operator=True)
+    try:
+        msg = session.request(C.COMMAND, {C.K_NAME: args.name, C.K_ARGS: _args(args.args)},
+                              expect=C.COMMAND_RESULT)
+        registry.touch(device_id, msg.seq)
+        result = msg.payload.get(C.K_RESULT)
+        if args.json:
+            print(json.dumps({"device": device_id, "command": args.name, "result": result},
+                             indent=2, default=lambda b: b.hex()))
+        else:
+            print(f"{device_id}: {args.name} -> {result}")
+        registry.record_event(device_id, "command", {"name": args.name})
+    finally:
+        transport.close()
+
+
+def _describe(msg):
+    p = msg.payload
+    if msg.type == C.EVENT:
+        state = "SET" if p.get(C.K_ACTIVE) else "cleared"
+        return f"EVENT {p.get(C.K_NAME)} {state} (lasted {p.get(C.K_DURATION)} s)"
+    if msg.type == C.TELEMETRY:
+        n = sum(len(pack) for _, pack in p.get(C.K_RECORDS, []))
+        return f"TELEMETRY {len(p.get(C.K_RECORDS, []))} packs, {n} records, " \
+               f"up to #{p.get(C.K_UPTO)}"
+    return f"message 0x{msg.type:02x}"
+
+
+def _catch_up(session, args):
+    """Events pushed while nobody listened are in the device's journal: show them first."""
+    answer = session.request(C.EVENT_FETCH, {}, expect=C.EVENTS)
+    rows = answer.payload.get(C.K_RECORDS, [])
+    for seq, payload in rows:
+        yield messages.Message(C.EVENT, answer.seq, answer.sender, payload, role=answer.role)
+    if args.ack and rows:
+        session.request(C.EVENT_ACK, {C.K_UPTO: rows[-1][0]}, expect=C.ACK)
+
+
+def cmd_monitor(args):
+    session, transport, registry, device_id = _connect(args, need_operator=True)
+    end = time.monotonic() + args.duration if args.duration else None
+    if not args.json:
+        print(f"monitoring {device_id} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        backlog = list(_catch_up(session, args))
+        while end is None or time.monotonic() < end:
+            if backlog:
+                msg = backlog.pop(0)
+            else:
+                msg = session.events.popleft() if session.events else \
+                    session.receive(timeout=1.0)
+            if msg is None:
+                continue
+            registry.touch(device_id, msg.seq)
+            if msg.type == C.EVENT:
+                registry.record_event(device_id, "alarm", {
+                    "name": msg.payload.get(C.K_NAME), "active": msg.payload.get(C.K_ACTIVE)})
+            if args.json:
+                print(json.dumps({"device": device_id, "type": msg.type, "seq": msg.seq,
+                                  "payload": {str(k): v for k, v in msg.payload.items()}},
+                                 default=lambda b: b.hex()), flush=True)
+            else:
+                print(f"{time.strftime('%H:%M:%S')} {device_id} {_describe(msg)}", flush=True)
+            if args.ack and msg.type == C.TELEMETRY and msg.payload.get(C.K_RECORDS):
+                session.request(C.TELEMETRY_ACK, {C.K_UPTO: msg.payload[C.K_UPTO]},
+                                expect=C.ACK)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        transport.close()
+
+
+def _common(p):
+    p.add_argument("port", help="serial port, socket://HOST:PORT or emu:ID")
+    p.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")
+    p.add_argument("--registry", metavar="FILE", help="registry database")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+
+def register(subparsers):
+    p = subparsers.add_parser("monitor", help="watch a device's signed events and telemetry",
+                              description="Print every verified frame a device pushes "
+                                          "(alarms, reports); with --ack act as the gateway "
+                                          "and acknowledge telemetry.")
+    _common(p)
+    p.add_argument("--ack", action="store_true",
+                   help="acknowledge telemetry and events once shown (the gateway's job)")
+    p.add_argument("--duration", type=float, default=0, help="stop after SECONDS (0: never)")
+    p.set_defaults(func=cmd_monitor)
+    c = subparsers.add_parser("command", help="send a signed operator command to a device",
+                              description="Sign a command with the operator key, send it, "
+                                          "print the device's answer. Commands per app: "
+                                          "docs/apps.md (every device: diag).")
+    _common(c)
+    c.add_argument("name", help="command name, e.g. valve, read, history, diag")
+    c.add_argument("args", nargs="*", metavar="NAME=VALUE", help="arguments (JSON values)")
+    c.set_defaults(func=cmd_command)
