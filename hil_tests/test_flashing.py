@@ -28,10 +28,9 @@ from edgekit.paths import FIRMWARE_LIB, PROTOCOL_DIR
 
 pytestmark = pytest.mark.hil(time="virtual", options={"bare": True})
 
-IMPORT_BUG = ("the emulator's flash filesystem cannot be imported from (boards/emu_launch.py "
-              "mounts a VfsPosix subclass, whose native import_stat reads a Python instance "
-              "as a VfsPosix struct): a flashed bare board cannot run its firmware; see the "
-              "flashing report for the one-class fix")
+IMPORT_BUG = ("the emulator's flash filesystem cannot be imported from "
+              "(edgekit.ota.testing.emulator_imports_from_flash), so a flashed bare board "
+              "cannot run its firmware")
 
 # The install mechanics are the same for any file set: most tests flash a part of the
 # firmware (~30 KB, a few seconds at 115200 baud); the heap and end-to-end tests and
