@@ -1,4 +1,8 @@
-"""`make demo`: a field technician's day on emulated boards, narrated step by step.
+"""`make demo`: a field technician's day on emulated boards, narrated step by step:
+bare boards of every device kind are flashed, provisioned, live a simulated day, report
+signed telemetry; a pipe bursts and the alarm arrives; the valve is closed remotely; a
+replayed command is refused; an OTA update goes out; the registry and the public sensor
+register are shown.
 
 Everything runs in a throwaway EDGEKIT_HOME with in-process emulated boards, and nothing is
 left running afterwards. Outputs (registry export, public sensor register) land in out/demo/.
@@ -12,9 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from concurrent.futures import ThreadPoolExecutor
+
 from edgekit import catalog as C
+from edgekit.appschema import KINDS
 from edgekit.cli import main as edgekit
-from edgekit.paths import ROOT
+from edgekit.paths import FIRMWARE_DIR, ROOT
+
+BOARD = "esp32s3_psram"     # runs the firmware from its filesystem as flashed (docs/flashing.md)
+WORLDS = ROOT / "host_tools" / "edgekit" / "emu" / "worlds"
 
 PASSPHRASE = "demo passphrase, never use in the field"
 DAY = 86400
@@ -72,22 +82,39 @@ def main():
     say.say(f"keys in {home / 'keys'} (encrypted PKCS#8, mode 0600)")
 
     with Emulator(state_dir=home / "emu") as emu:
-        say.step("two factory-fresh meters are plugged in (emulated ESP32 and RP2040, "
-                 "115200 baud links)")
-        boards = [EmulatedTarget(emu, BoardSpec(f"emu:{b}:water_meter"), time_mode="paused")
-                  for b in ("esp32", "rp2040")]
+        kinds = [k for k in os.environ.get("EDGEKIT_DEMO_KINDS", ",".join(KINDS)).split(",")
+                 if (FIRMWARE_DIR / "apps" / f"{k}.py").exists()
+                 and (WORLDS / f"{k}.py").exists()]
+        say.step(f"{len(kinds)} bare boards arrive (MicroPython only, empty flash): "
+                 + ", ".join(kinds))
+        boards = [EmulatedTarget(emu, BoardSpec(f"emu:{BOARD}:{k}"), time_mode="paused",
+                                 bare=True) for k in kinds]
         for t in boards:
-            say.say(f"{t.board:7} at {t.url}")
+            say.say(f"{t.board} for a {t.kind:11} at {t.url} (115200 baud)")
 
-        say.step("the technician provisions both at once")
+        say.step("the technician flashes the edgekit firmware onto all of them at once")
         started = time.monotonic()
-        code, out = run_cli("provision", "--ports", *[t.url for t in boards], "--kind",
-                            "water_meter", "--site", "demo-street", "--json")
-        report = json.loads(out)
-        assert code == 0, report
-        for d in report["devices"]:
-            say.say(f"{d['device_id']} ({d['board']}) provisioned in {d['seconds']} s")
-        say.say(f"both done in {time.monotonic() - started:.1f} s wall time")
+        from edgekit.flash import flow as flash_flow
+        from edgekit.flash import image as flash_image
+        images = {k: flash_image.build(BOARD, k) for k in kinds}
+        with ThreadPoolExecutor(len(boards)) as pool:
+            flashed = list(pool.map(lambda t: flash_flow.flash(t.url, images[t.kind]), boards))
+        for t, r in zip(boards, flashed):
+            say.say(f"{t.kind:11} firmware {r['version']}: {len(images[t.kind].files)} files, "
+                    f"every SHA-256 checked on the device")
+        say.say(f"all flashed in {time.monotonic() - started:.1f} s")
+
+        say.step("... and provisions them: each makes its own key, the fleet certifies it")
+        started = time.monotonic()
+        reports = [run_cli("provision", t.url, "--kind", t.kind, "--site", "demo-street",
+                           "--json") for t in boards]      # one command per kind
+        report = {"devices": []}
+        for t, (code, out) in zip(boards, reports):
+            assert code == 0, out
+            d = json.loads(out)["devices"][0]
+            report["devices"].append(d)
+            say.say(f"{d['device_id']:16} ({t.kind}) provisioned in {d['seconds']} s")
+        say.say(f"all done in {time.monotonic() - started:.1f} s wall time")
 
         from edgekit.hil.devices import Device
         from edgekit.keys.store import KeyStore
@@ -106,30 +133,40 @@ def main():
                               device_keys=ring, timeout=5)
             session.next_seq = lambda: keys.next_seq(C.ROLE_OPERATOR)
             devices.append(Device(t, transport, session, row))
-        meter, meter2 = devices
-        meter.session.request(C.TIME_SYNC, {C.K_TIME: 1767225600}, expect=C.TIME)
+        for dev in devices:
+            dev.session.request(C.TIME_SYNC, {C.K_TIME: 1767225600}, expect=C.TIME)
+        meter = devices[kinds.index("water_meter")]
+        meter_board = boards[kinds.index("water_meter")]
 
-        say.step("a simulated day of household water use passes (virtual time)")
+        say.step("a simulated day passes in the street (virtual time)")
         started = time.monotonic()
-        household_day(boards[0])
-        say.say(f"24 h simulated in {time.monotonic() - started:.1f} s; the world model says "
-                f"{boards[0].world.snapshot()['litres_fwd']:.1f} L flowed")
+        household_day(meter_board)
+        for t in boards:
+            if t is not meter_board:
+                t.clock.advance(meter_board.clock.now() - t.clock.now())
+        say.say(f"24 h on {len(boards)} boards simulated in {time.monotonic() - started:.1f} s; "
+                f"the water world says {meter_board.world.snapshot()['litres_fwd']:.1f} L "
+                f"flowed through the meter")
 
         say.step("the gateway collects signed telemetry and verifies every frame")
-        rows, more, msg = meter.fetch_telemetry()
-        packs = meter.drain_telemetry()
-        hourly = [(r[C.SENML_V]) for p in packs for r in p if r.get(C.SENML_N) == "consumption"]
-        total = [r[C.SENML_V] for p in packs for r in p if r.get(C.SENML_N) == "volume"]
-        say.say(f"{len(packs)} hourly packs, each frame signed by {meter.id} "
-                f"(verified: {msg.role == C.ROLE_DEVICE})")
-        say.say("litres per hour: " + " ".join(f"{v:.0f}" for v in hourly))
-        say.say(f"meter total {total[-1]} L, world model "
-                f"{boards[0].world.snapshot()['litres_fwd']:.1f} L")
+        for dev in devices:
+            rows, more, msg = dev.fetch_telemetry()
+            packs = dev.drain_telemetry()
+            names = sorted({r.get(C.SENML_N) for p in packs for r in p if r.get(C.SENML_N)})
+            say.say(f"{dev.id:16} {len(packs):3} packs, frames signed by the device "
+                    f"(verified: {msg.role == C.ROLE_DEVICE}): {', '.join(names[:6])}")
+            if dev is meter:
+                hourly = [r[C.SENML_V] for p in packs for r in p
+                          if r.get(C.SENML_N) == "consumption"]
+                total = [r[C.SENML_V] for p in packs for r in p if r.get(C.SENML_N) == "volume"]
+                say.say("  meter litres per hour: " + " ".join(f"{v:.0f}" for v in hourly))
+                say.say(f"  meter total {total[-1]} L, world model "
+                        f"{meter_board.world.snapshot()['litres_fwd']:.1f} L")
 
         say.step("a pipe bursts under the street: the meter raises the alarm by itself")
         meter.session.events.clear()
-        boards[0].world.set(burst_lpm=150)
-        boards[0].clock.advance(8 * 60)
+        meter_board.world.set(burst_lpm=150)
+        meter_board.clock.advance(8 * 60)
         deadline = time.monotonic() + 5
         pushed = []
         while not pushed and time.monotonic() < deadline:
@@ -148,8 +185,8 @@ def main():
         say.step("the operator closes the valve remotely (a signed command)")
         result = meter.command("valve", open=False)
         say.say(f"meter answers: valve {result['valve']}; world model valve: "
-                f"{'open' if boards[0].world.snapshot()['outputs']['valve'] else 'closed'}, "
-                f"flow now {boards[0].world.snapshot()['flow_now_lpm']} L/min")
+                f"{'open' if meter_board.world.snapshot()['outputs']['valve'] else 'closed'}, "
+                f"flow now {meter_board.world.snapshot()['flow_now_lpm']} L/min")
 
         say.step("a replayed 'open valve' frame captured by an attacker is refused")
         seq, body = meter.session.build(C.COMMAND, {C.K_NAME: "valve",
@@ -159,16 +196,36 @@ def main():
         meter.session.send_body(body)
         answer = meter.session.receive(timeout=5)
         say.say(f"device answers {C.error_name(answer.payload[C.K_CODE])}; valve stays "
-                f"{'open' if boards[0].world.snapshot()['outputs']['valve'] else 'closed'}")
+                f"{'open' if meter_board.world.snapshot()['outputs']['valve'] else 'closed'}")
+
+        say.step("release day: a signed update goes out to the meter (only what changed moves)")
+        from edgekit.ota import bundle as ota_bundle
+        from edgekit.ota.push import Pusher
+        from edgekit.ota.sign import sign_with_keystore
+        meter_board.world.set(burst_lpm=0)
+        meter.command("valve", open=True)
+        apps = [p for p in ota_bundle.default_sources("water_meter") if "apps" in p.parts]
+        update = sign_with_keystore(ota_bundle.build(BOARD, "water_meter", "1.0.1", seq=2,
+                                                     sources=apps, deadline=30),
+                                    keys, PASSPHRASE)
+        meter_board.handle.set_time_mode("virtual")   # the trial boot and confirmation run
+        started = time.monotonic()
+        result = Pusher(meter.session, update, meter.public_key).run()
+        running = meter.session.hello().payload[C.K_FW]
+        registry.upsert_device(meter.id, fw_version=running)
+        registry.record_event(meter.id, "ota_installed", {"version": running})
+        say.say(f"update {result.get('running')} installed, booted in trial mode and "
+                f"confirmed in {time.monotonic() - started:.1f} s; the meter now reports "
+                f"firmware {running}")
 
         for d in devices:
             d.close()
 
-    say.step("the technician records where each meter was installed")
-    for (dev_id, where) in zip([d["device_id"] for d in report["devices"]],
-                               ["52.3731,4.8922", "52.3702,4.8952"]):
+    say.step("the technician records where each device was installed")
+    spots = ["52.3731,4.8922", "52.3702,4.8952", "52.3745,4.8897", "52.3719,4.8940"]
+    for (dev_id, where) in zip([d["device_id"] for d in report["devices"]], spots):
         code, _ = run_cli("devices", "set", dev_id, "--location", where, "--owner",
-                          "City water utility", "--purpose", "billing and leak detection")
+                          "City of Demo", "--purpose", "public service monitoring")
         assert code == 0
         say.say(f"{dev_id} at {where}")
 
