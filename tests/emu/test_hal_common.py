@@ -65,15 +65,16 @@ print(json.dumps({"wrap": wrap, "count": d.count, "rejected": d.rejected, "count
 
 
 def test_board_definitions_load_and_validate():
-    assert known_boards() == ["esp32", "esp32s3", "rp2040"]
+    assert known_boards() == ["esp32", "esp32s3", "esp32s3_psram", "rp2040"]
     heaps = {name: parse_size(load_board(name)["heap"]) for name in known_boards()}
-    assert heaps == {"esp32": 110 * 1024, "esp32s3": 180 * 1024, "rp2040": 190 * 1024}
+    assert heaps == {"esp32": 110 * 1024, "esp32s3": 180 * 1024, "esp32s3_psram": 1900 * 1024,
+                     "rp2040": 190 * 1024}
     for name in known_boards():
         b = load_board(name)
         assert b["runtime"] == "1.29.0" and b["link"]["baud"] == 115200
         assert b["flash"]["fs"] == "littlefs2" and b["max_frame"] in (1024, 2048)
         assert {"flow", "flow_rev", "valve", "tamper", "battery"} <= set(b["pins"])
-    with pytest.raises(BoardError, match="unknown board 'esp8266'.*esp32, esp32s3, rp2040"):
+    with pytest.raises(BoardError, match="unknown board 'esp8266'.*esp32, esp32s3, esp32s3_psram, rp2040"):
         load_board("esp8266")
     bad = json.loads((BOARDS_DIR / "esp32.json").read_text())
     bad["pins"]["flow"]["mode"] = "pwm"
