@@ -37,9 +37,16 @@ class Provisioner:
         if kind not in self.rt.kinds:
             refuse(C.E_BAD_REQUEST, "kind %r is not in this firmware (it has: %s); flash the "
                    "firmware for that kind" % (kind, ", ".join(self.rt.kinds)))
-        seed = self.rt.hal.random_bytes(32)
-        pub = ed25519.public_key(seed)
-        self.pending = {"seed": seed, "pub": pub, "nonce": nonce, "kind": kind, "fleet": fleet}
+        pend = self.pending
+        if pend is not None and pend["nonce"] == nonce and pend["kind"] == kind:
+            # A retransmission (the host missed our answer): the same key again, or the host
+            # would certify a key we no longer hold.
+            seed, pub = pend["seed"], pend["pub"]
+        else:
+            seed = self.rt.hal.random_bytes(32)
+            pub = ed25519.public_key(seed)
+            self.pending = {"seed": seed, "pub": pub, "nonce": nonce, "kind": kind,
+                            "fleet": fleet}
         payload = {C.K_RE: msg.seq, C.K_PUB: pub, C.K_HWID: self.rt.hal.unique_id(),
                    C.K_BOARD: self.rt.hal.NAME, C.K_NONCE: nonce}
         return envelope.signed(C.PROV_KEY, payload, seed, pub, self.rt.dev.next_seq(),

@@ -102,3 +102,18 @@ def test_forged_and_unsigned_commands_change_nothing(device, fleet, tmp_path):
         time.sleep(0.05)
     assert device.boots == 3
     assert s.hello().payload[C.K_RESET_CAUSE] == "soft"
+
+
+def test_prov_begin_retransmission_answers_the_same_key(device):
+    """A host that missed PROV_KEY resends the same PROV_BEGIN: it must get the same key,
+    or it would certify a key the device no longer holds."""
+    import os
+    s = Session(device, timeout=5)
+    nonce = os.urandom(16)
+    seq, body = s.build(C.PROV_BEGIN, {C.K_NONCE: nonce, C.K_FLEET: "f", C.K_KIND: "env_sensor"})
+    first = s.exchange(seq, body, expect=C.PROV_KEY)
+    again = s.exchange(seq, body, expect=C.PROV_KEY)
+    assert again.payload[C.K_PUB] == first.payload[C.K_PUB]
+    other = s.request(C.PROV_BEGIN, {C.K_NONCE: os.urandom(16), C.K_FLEET: "f",
+                                     C.K_KIND: "env_sensor"}, expect=C.PROV_KEY)
+    assert other.payload[C.K_PUB] != first.payload[C.K_PUB]   # a new session: a new key

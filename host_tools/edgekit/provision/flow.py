@@ -73,16 +73,20 @@ def wait_for_boot(session, public_key, timeout=20.0):
     session.device_keys = ring
     deadline = time.monotonic() + timeout
     last_error = None
-    while time.monotonic() < deadline:
-        try:
-            caps = session.hello(timeout=1.0)
-        except (LinkError, ProtocolError) as exc:
-            last_error = exc
-            time.sleep(0.2)
-            continue
-        if caps.role == C.ROLE_DEVICE and caps.payload.get(C.K_STATE) != "factory":
-            return caps
-        time.sleep(0.2)
+    retries, session.retries = session.retries, 0
+    try:
+        while time.monotonic() < deadline:
+            try:
+                # short attempts: a HELLO sent while the device still boots is simply lost
+                caps = session.hello(timeout=0.4)
+            except (LinkError, ProtocolError) as exc:
+                last_error = exc
+                continue
+            if caps.role == C.ROLE_DEVICE and caps.payload.get(C.K_STATE) != "factory":
+                return caps
+            time.sleep(0.1)
+    finally:
+        session.retries = retries
     raise LinkError(f"the device did not come back signed after reboot ({last_error}); "
                     f"rerun the same command to finish")
 
