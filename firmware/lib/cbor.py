@@ -193,6 +193,10 @@ def _key_bytes(k, depth):
         n = _len(b)
         if n < 24:
             return _bytes((0x60 | n,)) + b
+    elif t is not _int and t is not _bytes:
+        # SPEC 3: keys are int, text or bytes; the decoder refuses the others, so the
+        # encoder must not produce them.
+        raise CBORError("map key %r: use int, text or bytes keys" % (k,))
     kb = _bytearray()
     _enc(kb, k, depth)
     return _bytes(kb)
@@ -306,7 +310,12 @@ def _enc(out, x, depth):
 
 def dumps(obj):
     """Deterministic CBOR (SPEC section 3) of `obj`; a top-level Tag(18, x) is COSE_Sign1."""
-    out = _bytearray()
+    return _bytes(encode_into(_bytearray(), obj))
+
+
+def encode_into(out, obj):
+    """dumps() appended to the bytearray `out` (returned). Into a preallocated `out`,
+    emptied with `out[:] = b""` (which keeps its capacity), nothing is reallocated."""
     if _type(obj) is Tag:
         if obj.tag != TAG_COSE_SIGN1:
             raise CBORError("tag %r is not allowed: only tag 18 (COSE_Sign1)" % (obj.tag,))
@@ -314,7 +323,7 @@ def dumps(obj):
         _enc(out, obj.value, 2)
     else:
         _enc(out, obj, 1)
-    return _bytes(out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
