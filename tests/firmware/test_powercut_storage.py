@@ -383,6 +383,7 @@ def cfg(v):
 s = store.Store(ROOT + "/st")
 j = journal.Journal(ROOT, "tel", 8192, 1024)
 c = s.load("cfg")
+c_src = s.last_source       # before the loads below overwrite it
 tx = [s.load(n) for n in NAMES]
 runs = []
 bad = []
@@ -402,7 +403,7 @@ while True:
             runs.append([b, q, q])
     frm = recs[-1][0] + 1
 st = j.stats()
-print("STATE " + json.dumps({"cfg": c, "cfg_src": s.last_source, "tx": tx, "runs": runs,
+print("STATE " + json.dumps({"cfg": c, "cfg_src": c_src, "tx": tx, "runs": runs,
                              "bad": bad, "stats": st, "fallbacks": s.fallbacks}))
 if CHECK_ONLY:
     sys.exit(0)
