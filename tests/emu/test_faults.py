@@ -157,6 +157,7 @@ def test_unplug_refuses_then_replug_works(emu):
     b = emu.start("esp32", bare=True)
     try:
         port = b.serial(timeout=0.1)
+        port.write(b"\r")         # a fresh prompt: the boot one may predate our connection
         read_until(port, b">>> ")
         tty = serial.Serial(b.pty_link, timeout=0.1)
         old_pty = os.path.realpath(b.pty_link)
