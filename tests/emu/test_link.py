@@ -55,6 +55,7 @@ def test_ctrl_c_interrupts_code_running_from_the_raw_repl(emu):
     b = emu.start("esp32", bare=True)
     try:
         port = b.serial(timeout=0.1)
+        port.write(b"\r")     # a fresh prompt: the boot one may predate us
         read_until(port, b">>> ")
         port.write(b"\r\x01")
         read_until(port, b"raw REPL; CTRL-B to exit\r\n>")
@@ -80,6 +81,7 @@ def test_raw_exec_helper_and_hal_basics(emu):
     b = emu.start("rp2040", bare=True)
     try:
         port = b.serial(timeout=0.1)
+        port.write(b"\r")     # a fresh prompt: the boot one may predate us
         read_until(port, b">>> ")
         out = raw_exec(port, "import hal, json\nprint(json.dumps([hal.NAME, hal.BOARD['heap'], "
                              "len(hal.unique_id()), hal.reset_cause(), hal.time()]))")
