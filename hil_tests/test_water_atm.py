@@ -58,13 +58,9 @@ def balances(dev):
         start += len(page["cards"])
 
 
-# The campaign boots the kiosk hundreds of times. At the board's own heap figure about one
-# boot in fifty fails in the emulator: OTA reserves 4 KB right after the app starts, and the
-# emulator's heap (frozen modules loaded as bytecode, with the import's holes) holds no 4 KB
-# block by then (a real board executes them from flash). Heap headroom is proved separately
-# (test_kiosk_runs_in_70_percent_of_the_heap, bench/bench_apps.py); this test is about the
-# books, so it gives the VM room.
-@pytest.mark.hil(kind="water_atm", options={"heap_scale": 1.5})
+# At the headroom scale (30% of the board's heap withheld, test_heap_headroom.py): hundreds
+# of boots, each replaying the ledger, in the heap the proof of headroom allows.
+@pytest.mark.hil(kind="water_atm", options={"heap_scale": 0.75})
 def test_power_cuts_during_dispensing_and_top_ups_keep_the_books(board, world, clock,
                                                                  provisioned, hil_fleet):
     """Cuts at random instants (sim time) and brown-outs at the Nth flash write (inside a

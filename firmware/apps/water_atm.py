@@ -24,7 +24,7 @@ from alarms import Alarms
 from dispense import PRESET, Dispense
 from journal import Journal
 from ledger import Ledger, cost
-from water_atm_cmds import run as run_command
+from atm_commands import run as run_command
 from water_atm_schema import SCHEMA  # noqa: F401  (runtime reads App module's SCHEMA)
 
 _VOUCHER_HOLD_MS = 60000    # a scanned voucher waits this long for a card
@@ -283,6 +283,6 @@ class App:
         self.cfg = cfg
         self.alarms.max_events = cfg["alarm_events_per_day"]
 
-    # -- commands (operator-signed): water_atm_cmds.py ------------------------------------
+    # -- commands (operator-signed): lib/atm_commands.py ----------------------------------
     def command(self, name, args):
         return run_command(self, name, args)
