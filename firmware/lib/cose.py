@@ -3,6 +3,7 @@
 #   verify1(data, public_key) -> payload           raises ValueError on anything invalid
 # Accepts tagged and untagged COSE_Sign1 from any conforming implementation.
 import hashlib
+import struct
 
 import catalog as C
 import cbor
@@ -20,18 +21,44 @@ def kid_of(public_key):
     return hashlib.sha256(bytes(public_key)).digest()[:8]
 
 
-def _sig_structure(protected_bytes, payload):
-    return cbor.dumps(["Signature1", protected_bytes, b"", payload])
+# ["Signature1", ...]: the head of a 4-element array and of the 10-character text.
+SIG1_HEAD = b"\x84\x6aSignature1"
+
+
+def bstr_head(n):
+    """The CBOR head of a byte string of length n (shortest form; n < 2**32)."""
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return struct.pack(">BH", 0x59, n)
+    return struct.pack(">BI", 0x5A, n)
+
+
+def sig_structure_parts(protected_bytes, payload):
+    """The Sig_structure (RFC 9052 4.4) with empty external_aad, as parts to hash. Its
+    CBOR is heads around the two byte strings as they are, so it is never built: a large
+    payload is neither copied nor encoded twice."""
+    return (SIG1_HEAD, bstr_head(len(protected_bytes)), protected_bytes, b"\x40",
+            bstr_head(len(payload)), payload)
 
 
 def sign1(payload, seed32, protected, public_key=None):
+    """`public_key`, if given, must be the seed's own key (it names the kid and saves the
+    signer computing it)."""
     header = dict(protected)
     header[C.COSE_ALG] = C.ALG_EDDSA
+    if public_key is None:
+        public_key = ed25519.public_key(seed32)
     if C.COSE_KID not in header:
-        header[C.COSE_KID] = kid_of(public_key or ed25519.public_key(seed32))
+        header[C.COSE_KID] = kid_of(public_key)
     protected_bytes = cbor.dumps(header)
-    signature = ed25519.sign(seed32, _sig_structure(protected_bytes, payload))
-    return cbor.dumps(cbor.Tag(C.TAG_COSE_SIGN1, [protected_bytes, {}, bytes(payload), signature]))
+    signature = ed25519.sign_parts(seed32, sig_structure_parts(protected_bytes, payload),
+                                   public_key)
+    # = cbor.dumps(Tag(18, [protected_bytes, {}, payload, signature])), built in one piece
+    return b"".join((b"\xd2\x84", bstr_head(len(protected_bytes)), protected_bytes, b"\xa0",
+                     bstr_head(len(payload)), payload, b"\x58\x40", signature))
 
 
 def parse(item):
@@ -61,7 +88,8 @@ def parse(item):
 
 
 def check_signature(protected_bytes, payload, signature, public_key):
-    if not ed25519.verify(public_key, _sig_structure(protected_bytes, payload), signature):
+    if not ed25519.verify_parts(public_key, sig_structure_parts(protected_bytes, payload),
+                                signature):
         raise CoseError("signature does not verify")
 
 

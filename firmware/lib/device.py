@@ -40,6 +40,8 @@ class Device:
         self._replay_dirty = False
         self._seq = 0
         self._seq_bound = 0
+        # Room to sign the largest answer, taken now while the heap is in one piece.
+        envelope.reserve(self.board.get("max_frame", C.MAX_FRAME_DEFAULT) + 16)
         self.load()
 
     # -- state ------------------------------------------------------------------------------

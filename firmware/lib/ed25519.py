@@ -1,6 +1,7 @@
 # Ed25519 (RFC 8032) for devices, in pure MicroPython: sign with the device key, verify
 # operator, firmware and fleet signatures. Public API: public_key(seed32), sign(seed32, msg),
-# verify(public_key, msg, signature) -> bool. protocol/SPEC.md "Device Ed25519" states the
+# verify(public_key, msg, signature) -> bool, and sign_parts/verify_parts, the same over a
+# message given as a sequence of bytes-like parts. protocol/SPEC.md "Device Ed25519" states the
 # verification rules; they are OpenSSL's, so device and host accept exactly the same set.
 #
 # Field elements are MicroPython ints (bignums on every port). What costs time in the VM is
@@ -28,6 +29,7 @@ _D = 370957059346694393431380835087545651895421138798432190163887855330859402835
 _D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747161  # 2d
 _SQRT_M1 = 19681161376707505956807079304988542015446066515923890162744021073123829784752
 _MASK255 = (1 << 255) - 1
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 # Comb table: entry j - 1 (j = 1..15) is sum of 2**(64 t) B over the bits t set in j, as
 # affine (y + x, y - x, 2 d x y) mod p, so adding it costs 7 products. 15 points, 1440 bytes
@@ -316,8 +318,11 @@ def _expand(seed):
 
 
 def _hash_mod_l(*parts):
+    """SHA-512 of the parts as an integer mod L; the last part is a tuple of message parts."""
     h = Sha512()
-    for part in parts:
+    for part in parts[:-1]:
+        h.update(part)
+    for part in parts[-1]:
         h.update(part)
     return int.from_bytes(h.digest(), "little") % _L
 
@@ -330,13 +335,30 @@ def public_key(seed32):
 
 def sign(seed32, msg):
     """The 64-byte signature R || S of msg under the 32-byte private seed (RFC 8032 5.1.6)."""
-    a, prefix = _expand(seed32)
-    if not isinstance(msg, (bytes, bytearray, memoryview)):
+    if not isinstance(msg, _BYTES_LIKE):
         raise TypeError("ed25519 message must be bytes, got %s" % type(msg).__name__)
-    pk = _encode(*_mul(a))
-    r = _hash_mod_l(prefix, msg)
+    return sign_parts(seed32, (msg,))
+
+
+def sign_parts(seed32, parts, public_key=None):
+    """sign() of the concatenation of the bytes-like `parts`, which is never built: Ed25519
+    hashes the message twice (r = H(prefix || M), k = H(R || A || M)), so a message made of
+    headers and a large payload is signed without copying it. `public_key`, when the
+    caller holds it, saves computing it again (one scalar multiplication); it must be the
+    seed's own key."""
+    a, prefix = _expand(seed32)
+    for part in parts:
+        if not isinstance(part, _BYTES_LIKE):
+            raise TypeError("ed25519 message parts must be bytes, got %s"
+                            % type(part).__name__)
+    if public_key is None:
+        pk = _encode(*_mul(a))
+    else:
+        _check_bytes(public_key, 32, "public key")
+        pk = bytes(public_key)
+    r = _hash_mod_l(prefix, parts)
     rb = _encode(*_mul(r))
-    k = _hash_mod_l(rb, pk, msg)
+    k = _hash_mod_l(rb, pk, parts)
     return rb + ((r + k * a) % _L).to_bytes(32, "little")
 
 
@@ -345,9 +367,22 @@ def verify(public_key, msg, signature):
     including malformed input of any type (it never raises).
 
     Cofactorless [S]B == R + [k]A with S < L, as OpenSSL; see protocol/SPEC.md."""
-    ok = (bytes, bytearray, memoryview)
-    if not (isinstance(public_key, ok) and isinstance(msg, ok) and isinstance(signature, ok)):
+    if not isinstance(msg, _BYTES_LIKE):
         return False
+    return verify_parts(public_key, (msg,), signature)
+
+
+def verify_parts(public_key, parts, signature):
+    """verify() of the concatenation of the bytes-like `parts` (never built, as in
+    sign_parts)."""
+    ok = _BYTES_LIKE
+    if not (isinstance(public_key, ok) and isinstance(signature, ok)):
+        return False
+    if not isinstance(parts, (tuple, list)):
+        return False
+    for part in parts:
+        if not isinstance(part, ok):
+            return False
     if len(public_key) != 32 or len(signature) != 64:
         return False
     signature = bytes(signature)
@@ -359,6 +394,6 @@ def verify(public_key, msg, signature):
     if point is None:
         return False
     rb = signature[:32]
-    k = _hash_mod_l(rb, public_key, msg)
+    k = _hash_mod_l(rb, public_key, parts)
     # Compare encodings, as OpenSSL does: a non-canonical or undecodable R never matches.
     return _encode(*_mul(s, k, point[0], point[1])) == rb

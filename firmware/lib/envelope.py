@@ -4,6 +4,7 @@
 import catalog as C
 import cbor
 import cose
+import ed25519
 
 
 class ProtoError(ValueError):
@@ -44,10 +45,57 @@ class Keyring:
         return self.keys.get(kid)
 
 
+# Bodies are signed in one buffer reserved at boot (reserve()), where the heap is still in
+# one piece: building a 1 KB answer then allocates only its final copy, where encoding,
+# Sig_structure and message separately took a dozen 1 KB blocks of a fragmented heap
+# (docs/memory.md).
+_scratch = None
+
+
+def reserve(nbytes):
+    """Keep a buffer of `nbytes` for building signed bodies (the largest body plus ~100)."""
+    global _scratch
+    if _scratch is None or len(_scratch) < nbytes:
+        _scratch = None
+        _scratch = bytearray(nbytes)
+
+
 def signed(msg_type, payload, seed32, public_key, seq, sender):
+    buf = _scratch if _scratch is not None else bytearray(256)
+    return bytes(signed_into(buf, msg_type, payload, seed32, public_key, seq, sender))
+
+
+def signed_into(buf, msg_type, payload, seed32, public_key, seq, sender):
+    """signed() built in the bytearray `buf`, whose capacity is reused (it grows if the body
+    does not fit): returns a memoryview of buf holding the body, valid until buf is used
+    again. The payload is encoded once, straight into place, and signed where it lies."""
     header = {C.HDR_TYPE: msg_type, C.HDR_SEQ: seq, C.HDR_SENDER: sender,
-              C.COSE_KID: cose.kid_of(public_key)}
-    return cose.sign1(cbor.dumps(payload), seed32, header, public_key)
+              C.COSE_KID: cose.kid_of(public_key), C.COSE_ALG: C.ALG_EDDSA}
+    prot = cbor.dumps(header)
+    ph = cose.bstr_head(len(prot))
+    # Layout: D2 84 bstr(prot) A0 bstr-head(payload) payload 58 40 signature. The payload's
+    # head length is known only after encoding it: room for the longest (3 bytes: bodies
+    # are below 64 KB) and the prefix written flush against the payload.
+    room = 2 + len(ph) + len(prot) + 1 + 3
+    if len(buf) < room:
+        buf.extend(bytes(room - len(buf)))
+    buf[room:] = b""
+    cbor.encode_into(buf, payload)
+    n = len(buf) - room
+    if n > 0xFFFF:
+        raise ValueError("payload of %d bytes: a body is at most %d bytes"
+                         % (n, C.MAX_FRAME_LIMIT))
+    bh = cose.bstr_head(n)
+    start = 3 - len(bh)
+    p = start + 2 + len(ph) + len(prot)     # where A0 goes
+    buf[start:p + 1 + len(bh)] = b"\xd2\x84" + ph + prot + b"\xa0" + bh
+    mv = memoryview(buf)
+    sig = ed25519.sign_parts(seed32, (cose.SIG1_HEAD, mv[start + 2:p], b"\x40", mv[p + 1:]),
+                             public_key)
+    mv = None       # appending may move buf
+    buf += b"\x58\x40"
+    buf += sig
+    return memoryview(buf)[start:]
 
 
 def unsigned(msg_type, seq, payload):

@@ -1,6 +1,8 @@
 # Moves bytes between the HAL link (UART/USB) and the agent: frames in, bodies to the agent,
 # answers framed back. Rate-limits answers to broken candidates (SPEC 2), so line noise or
 # REPL text cannot make the device flood the link.
+import struct
+
 import catalog as C
 import framing
 
@@ -16,6 +18,7 @@ class Link:
         self._buf = bytearray(_CHUNK)
         self._mv = memoryview(self._buf)
         self._last_complaint = None
+        self._writer = FrameWriter(self.port.write)
         self.sent = 0
 
     def poll(self):
@@ -50,5 +53,82 @@ class Link:
         self.send(self.agent.dev.error(None, dropped.code, "frame dropped"))
 
     def send(self, body):
-        self.port.write(framing.encode_frame(body))
+        self._writer.send(body)
         self.sent += 1
+
+
+class FrameWriter:
+    """Sends frames through `write(bytes-like)`, the bytes framing.encode_frame() builds,
+    holding one COBS block (at most 254 bytes, 508 escaped) instead of the whole frame: a
+    1 KB answer costs no 1 KB allocation (encode_frame makes seven) and the buffer is taken
+    once, at start-up."""
+
+    def __init__(self, write):
+        self._write = write
+        # [code byte, escaped: up to 2][block data, escaped: up to 2 * 254]
+        self._st = bytearray(2 + 2 * 254)
+        self._mv = memoryview(self._st)
+        self._k = 2         # next free position in _st
+        self._run = 0       # data bytes in the current block (before escaping)
+
+    def send(self, body):
+        n = len(body)
+        if n < 1 or n > C.MAX_FRAME_LIMIT:
+            raise ValueError("frame body of %d bytes: a body is 1..%d bytes; split the message"
+                             % (n, C.MAX_FRAME_LIMIT))
+        crc = struct.pack("<I", framing.crc32(body) & 0xFFFFFFFF)
+        self._k = 2
+        self._run = 0
+        self._write(b"\x00")
+        self._stuff(body)
+        self._stuff(crc)
+        self._block()
+        self._write(b"\x00")
+
+    def _stuff(self, data):
+        st = self._st
+        k = self._k
+        run = self._run
+        for b in data:
+            if b == 0:
+                self._k = k
+                self._run = run
+                self._block()
+                k = 2
+                run = 0
+                continue
+            if b == 0x10:
+                st[k] = 0x10
+                st[k + 1] = 0x30
+                k += 2
+            elif b == 3:
+                st[k] = 0x10
+                st[k + 1] = 0x23
+                k += 2
+            else:
+                st[k] = b
+                k += 1
+            run += 1
+            if run == 254:      # a full block: code 0xFF, no zero implied after it
+                self._k = k
+                self._run = run
+                self._block()
+                k = 2
+                run = 0
+        self._k = k
+        self._run = run
+
+    def _block(self):
+        """Write the current block behind its (escaped) COBS code byte."""
+        code = self._run + 1
+        st = self._st
+        if code == 0x10 or code == 3:
+            st[0] = 0x10
+            st[1] = 0x30 if code == 0x10 else 0x23
+            first = 0
+        else:
+            st[1] = code
+            first = 1
+        self._write(self._mv[first:self._k])
+        self._k = 2
+        self._run = 0
