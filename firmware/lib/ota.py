@@ -12,7 +12,7 @@ from micropython import const
 
 import catalog as C
 import cbor
-import cose
+import ed25519
 import envelope
 import otaman
 import otarx
@@ -39,7 +39,7 @@ class Ota:
         self.root = rt.hal.storage_root().rstrip("/")
         self.tx = None
         self.rejected = None
-        self._m = None          # manifest being assembled: [digest, bytearray, held]
+        self._m = None          # manifest being assembled: [digest, size, bytes held]
         self._last_rx = rt.hal.ticks_ms()
         self._doc = None        # signed result document, cached for this boot
         self.broken = None
@@ -98,9 +98,8 @@ class Ota:
             refuse(C.E_BAD_REQUEST, "offer needs the manifest digest and its first part")
         if not isinstance(size, int) or not len(part) <= size <= C.OTA_MANIFEST_MAX:
             refuse(C.E_TOO_LARGE, "manifest size must be 1..%d bytes" % C.OTA_MANIFEST_MAX)
-        buf = bytearray(size)
-        buf[:len(part)] = part
-        self._m = [digest, buf, len(part)]
+        self.slots.take_work()[otaman.HEAD:otaman.HEAD + len(part)] = part
+        self._m = [digest, size, len(part)]
         if len(part) == size:
             return self._accept()
         return self._unsigned(C.OTA_STATUS, {C.K_RE: msg.seq, C.K_STATUS: "manifest",
@@ -114,36 +113,41 @@ class Ota:
         if m is None or p.get(C.K_DIGEST) != m[0]:
             return self._uerror(msg.seq, C.E_INVALID_STATE,
                                 "no offer of that manifest is open: send OTA_OFFER again")
-        if not isinstance(data, bytes) or off != m[2] or off + len(data) > len(m[1]):
+        if not isinstance(data, bytes) or off != m[2] or off + len(data) > m[1]:
             return self._unsigned(C.OTA_CHUNK_ACK, {C.K_RE: msg.seq, C.K_OFFSET: m[2]})
-        m[1][off:off + len(data)] = data
+        at = otaman.HEAD + off
+        self.slots.take_work()[at:at + len(data)] = data
         m[2] += len(data)
-        if m[2] < len(m[1]):
+        if m[2] < m[1]:
             return self._unsigned(C.OTA_CHUNK_ACK, {C.K_RE: msg.seq, C.K_OFFSET: m[2]})
         return self._accept()
 
     def _accept(self):
-        digest, buf, _ = self._m
+        digest, size, _ = self._m
         self._m = None
         info = {}
         try:
-            files = self._verify(digest, buf, info)
+            files = self._verify(digest, size, info)
         except envelope.ProtoError as exc:
             info.update(status="rejected", msg=str(exc), code=exc.code)
             self.rejected = info
             self._doc = None
             raise
-        buf = None
         self.rejected = None
         self._doc = None
         return self._begin(digest, info, files)
 
-    def _verify(self, digest, buf, info):
-        if hashlib.sha256(buf).digest() != digest:
+    def _verify(self, digest, size, info):
+        buf = self.slots.take_work()
+        mv = memoryview(buf)
+        if hashlib.sha256(mv[otaman.HEAD:otaman.HEAD + size]).digest() != digest:
             refuse(C.E_BAD_REQUEST, "manifest bytes do not match the offered digest")
         try:
-            protected, pbytes, payload, sig = cose.parse(cbor.loads(buf, C.OTA_MANIFEST_MAX))
-        except ValueError as exc:
+            ps, pe, p0, p1, sig_at = otaman.split_sign1(buf, size)
+            protected = cbor.loads(mv[ps:pe])
+            if not isinstance(protected, dict) or protected.get(C.COSE_ALG) != C.ALG_EDDSA:
+                raise ValueError("protected header: EdDSA expected")
+        except (ValueError, IndexError) as exc:
             refuse(C.E_BAD_REQUEST, "manifest is not a COSE_Sign1: %s" % exc)
         if protected.get(C.HDR_TYPE) != C.DOC_OTA_MANIFEST:
             refuse(C.E_BAD_REQUEST, "the offered document is not an OTA manifest")
@@ -154,13 +158,13 @@ class Ota:
         if known[1] != C.ROLE_FIRMWARE:
             refuse(C.E_UNAUTHORIZED, "manifest signed by a %s key: only the firmware key "
                                      "signs manifests" % known[1])
-        try:
-            cose.check_signature(pbytes, payload, sig, known[0])
-        except ValueError:
+        sig = bytes(mv[sig_at:sig_at + 64])
+        start = otaman.sig_structure_in_place(buf, ps, pe)
+        if not ed25519.verify(known[0], mv[start:p1], sig):
             refuse(C.E_BAD_SIGNATURE, "manifest signature does not verify: it was altered "
                                       "after signing")
         try:
-            m = cbor.loads(payload)
+            m = cbor.loads(mv[p0:p1])
         except ValueError as exc:
             refuse(C.E_BAD_REQUEST, "manifest payload: %s" % exc)
         files = otaman.manifest_files(m)
@@ -252,7 +256,7 @@ class Ota:
         if p.get(C.K_OTA_SEQ) != tx.seq or p.get(C.K_DIGEST) != tx.digest:
             refuse(C.E_BAD_REQUEST, "install names another update than the staged %d"
                    % tx.seq)
-        if not tx.complete():
+        if tx.missing():
             refuse(C.E_INVALID_STATE, "transfer incomplete: %d bytes missing" % tx.missing())
         reason = tx.install()
         if reason is not None:
@@ -302,9 +306,10 @@ class Ota:
         hal = self.rt.hal
         now = hal.ticks_ms()
         tx = self.tx
-        if tx is not None and tx.dirty and hal.ticks_diff(now, self._last_rx) >= \
-                _IDLE_PERSIST_MS:
-            tx.persist()
+        if tx is not None and hal.ticks_diff(now, self._last_rx) >= _IDLE_PERSIST_MS:
+            tx.retry()
+            if tx.dirty:
+                tx.persist()
         if self.trial_started is not None:
             self._trial(now)
         if (self.tx is None or not self.tx.dirty) and self.trial_started is None:
@@ -358,6 +363,8 @@ def install(rt):
         a.on(C.HELLO, hello_trial)
     if not rt.dev.provisioned:
         return ota
+    if ota.slots is not None:
+        ota.slots.take_work()       # at boot, while the heap is in one piece
     a.on(C.OTA_OFFER, ota.offer)
     a.on(C.OTA_CHUNK, ota.chunk)
     a.on(C.OTA_INSTALL, ota.install)

@@ -66,3 +66,71 @@ def manifest_files(m):
                 _bad("file %s: encoding" % name)
         out.append((name, size, digest, enc, xsize))
     return out
+
+
+# -- the signed manifest, verified where it lies ---------------------------------------------
+# A manifest is about 2 KB. Decoding the COSE_Sign1 copies its payload and building the
+# Sig_structure (RFC 9052 4.4) copies it again: two more 2 KB blocks, which a fragmented
+# 110 KB heap often cannot give (measured on the emulated ESP32: 64 KB free, no 2.2 KB
+# block). So the manifest is received into one preallocated buffer with HEAD spare bytes in
+# front, and the Sig_structure's prefix is written in place just before the payload.
+HEAD = 16
+_SIG1 = b"\x84\x6aSignature1"       # array(4), text(10) "Signature1"
+
+
+def _head(b, p, major):
+    ib = b[p]
+    if ib >> 5 != major:
+        raise ValueError("unexpected CBOR type")
+    ai = ib & 31
+    if ai < 24:
+        return ai, p + 1
+    if ai == 24:
+        return b[p + 1], p + 2
+    if ai == 25:
+        return (b[p + 1] << 8) | b[p + 2], p + 3
+    raise ValueError("length out of range")
+
+
+def _bstr_head(n):
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 256:
+        return bytes((0x58, n))
+    return bytes((0x59, n >> 8, n & 255))
+
+
+def split_sign1(buf, size):
+    """Offsets of a COSE_Sign1 at buf[HEAD:HEAD+size] (tagged or not, empty unprotected
+    map): (protected start, protected end, payload start, payload end, signature start)."""
+    end = HEAD + size
+    p = HEAD
+    if buf[p] == 0xD2:                  # tag 18
+        p += 1
+    if buf[p] != 0x84:
+        raise ValueError("not a 4-element COSE_Sign1")
+    n, p = _head(buf, p + 1, 2)
+    ps, pe = p, p + n
+    if pe >= end or buf[pe] != 0xA0:
+        raise ValueError("the unprotected header must be an empty map")
+    n, p = _head(buf, pe + 1, 2)
+    p0, p1 = p, p + n
+    if p1 >= end:
+        raise ValueError("truncated")
+    n, p = _head(buf, p1, 2)
+    if n != 64 or p + 64 != end:
+        raise ValueError("the signature must be 64 bytes and end the manifest")
+    return ps, pe, p0, p1, p
+
+
+def sig_structure_in_place(buf, ps, pe):
+    """Overwrite the bytes in front of the payload's head (whose bytes the Sig_structure
+    repeats unchanged) with the Sig_structure's prefix; return where it starts. The message
+    to verify is then buf[start:payload end]. The protected header must be read first."""
+    protected = bytes(buf[ps:pe])
+    prefix = _SIG1 + _bstr_head(len(protected)) + protected + b"\x40"
+    start = pe + 1 - len(prefix)        # pe + 1: the payload's head, after the empty map
+    if start < 0:
+        raise ValueError("no room for the Sig_structure")
+    buf[start:pe + 1] = prefix
+    return start

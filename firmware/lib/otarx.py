@@ -197,7 +197,10 @@ class Transfer:
                     self.fresh += b - a
                     self.dirty = True
                 if covered(self.ranges, s, e):
-                    reason = self._finish(i)
+                    try:
+                        reason = self._finish(i)
+                    except MemoryError:
+                        reason = None   # held, verified later (retry(), install)
                     if reason is not None:
                         cut_range(self.ranges, s, e)
                         failure = reason
@@ -245,12 +248,32 @@ class Transfer:
         self.slots.st.delete("tx")
         return None
 
+    def retry(self):
+        """Verify files whose bytes are all here but whose check ran out of memory; returns
+        the reason of a file that failed (its bytes are then missing again)."""
+        failure = None
+        for i in range(len(self.files)):
+            s = self.starts[i]
+            e = s + self.files[i][4]
+            if self.state[i] == NEED and covered(self.ranges, s, e):
+                reason = self._finish(i)
+                if reason is not None:
+                    cut_range(self.ranges, s, e)
+                    self.dirty = True
+                    failure = reason
+        return failure
+
     def stage_all(self):
         """Copy the files the active slot had and verify every file once more; returns
         None or the reason the slot is not ready."""
         self.close()
+        reason = self.retry()
+        if reason is not None:
+            return reason
         for i in range(len(self.files)):
             name, size, digest, _, _ = self.files[i]
+            if self.state[i] == NEED:
+                return "file %s is not complete; push the update again" % name
             if self.state[i] == ACTIVE:
                 if not self.slots.has_final(self.slot, name, size) and \
                         not self.slots.copy_in(self.slot, name, size, digest):

@@ -7,14 +7,18 @@
 # never collide, and after a power cut the slot tells on its own what is verified.
 import binascii
 import deflate
+import gc
 import hashlib
 import os
+
+from micropython import const
 
 import flashio
 import otaboot
 from otaboot import LIST, SLOTS, file_digest, slot_dir
 
 _BUF = bytearray(512)
+WORK = const(4112)      # the OTA working buffer: otaman.HEAD + catalog.OTA_MANIFEST_MAX
 
 
 def hexd(digest):
@@ -26,6 +30,10 @@ class Slots:
         self.root = root
         self.flash = flash or flashio.get()
         self.st = otaboot.ota_store(root, self.flash)
+        # One 4 KB buffer taken at boot, while the heap is in one piece: it holds an offered
+        # manifest, and is handed back for the decompressor (about 2.4 KB in two blocks) while
+        # a file inflates, then taken again -- a fragmented heap may have no such hole else.
+        self.work = None
         flashio.makedirs(root + otaboot.BASE)
         self.boot = self.st.load("boot") or {}
 
@@ -110,7 +118,26 @@ class Slots:
         self.drop_temp(slot, name)
         return "file %s: %s: discarded" % (name, reason)
 
+    def take_work(self):
+        if self.work is None:
+            self.work = bytearray(WORK)
+        return self.work
+
     def _inflate(self, src, dst, size, digest):
+        held = self.work is not None
+        self.work = None
+        gc.collect()
+        try:
+            return self._inflate_into(src, dst, size, digest)
+        finally:
+            if held:
+                gc.collect()
+                try:
+                    self.work = bytearray(WORK)
+                except MemoryError:
+                    pass        # taken again at the next offer
+
+    def _inflate_into(self, src, dst, size, digest):
         fin = open(src, "rb")
         fout = open(dst, "wb")
         h = hashlib.sha256()

@@ -85,6 +85,7 @@ class Pusher:
         self.digest = hashlib.sha256(bundle.signed).digest()
         self.progress = progress or (lambda event: None)
         self.window_override = window
+        self.stall_s = 30.0
         self.held = []
         self.status = None
         self.stats = {"stream_bytes": self.total, "sent_bytes": 0, "resent_bytes": 0,
@@ -136,6 +137,8 @@ class Pusher:
             staged = self._round(stop_after)
             if staged or (stop_after is not None and held_bytes(self.held) >= stop_after):
                 return self.stats
+            if not gaps(self.held, self.total):
+                return self.stats     # all here; the device finishes its checks at install
             self.offer()          # ask the device what it holds, then send the rest
             if self.status.get(C.K_STATUS) == "staged":
                 return self.stats
@@ -157,9 +160,14 @@ class Pusher:
         inflight = OrderedDict()          # seq -> (start, end, sent at)
         staged = False
         rto = max(_MIN_RTO, 4.0 * window * max_frame / 11520.0)
-        t0 = last_report = time.monotonic()
+        t0 = last_report = last_progress = time.monotonic()
         acked_at = []
         while queue or inflight:
+            if time.monotonic() - last_progress > self.stall_s:
+                raise LinkError(f"the transfer stalled: no chunk acknowledged for "
+                                f"{self.stall_s:.0f} s ({held_bytes(self.held)} of "
+                                f"{self.total} bytes held); check the link and push again "
+                                "(it resumes)")
             if stop_after is not None and held_bytes(self.held) >= stop_after:
                 return False
             while queue and len(inflight) < window:
@@ -186,6 +194,7 @@ class Pusher:
             if msg.type not in (C.OTA_CHUNK_ACK, C.ERROR) or seq not in inflight:
                 continue                          # a late answer, or an event
             s, e, _ = inflight.pop(seq)
+            last_progress = now
             before = held_bytes(self.held)
             self._merge_ack(msg.payload)
             if msg.type == C.ERROR:
@@ -227,6 +236,14 @@ class Pusher:
 
     def _chunk_error(self, p, s, e, queue):
         code = p.get(C.K_CODE)
+        if code == C.E_BUSY:                 # out of memory for a moment: send it again
+            self.stats["busy"] = self.stats.get("busy", 0) + 1
+            if self.stats["busy"] > 50:
+                raise PushError("the device keeps answering busy (out of memory): reboot it "
+                                "and push again (the transfer resumes)")
+            queue.append((s, e))
+            time.sleep(0.05)
+            return
         if code != C.E_DIGEST_MISMATCH:
             raise ProtocolError(f"device refused a chunk: {C.error_name(code)}: "
                                 f"{p.get(C.K_MSG, '')}", code)
@@ -251,12 +268,40 @@ class Pusher:
                        "elapsed_s": elapsed})
 
     # -- install and result -------------------------------------------------------------
-    def install(self, timeout=60.0):
-        ack = self.s.request(C.OTA_INSTALL, {C.K_OTA_SEQ: self.bundle.seq,
-                                             C.K_DIGEST: self.digest},
-                             timeout=timeout, expect=C.ACK)
-        self.progress({"event": "installed", "slot": ack.payload.get(C.K_SLOT)})
-        return ack.payload
+    def install(self, timeout=20.0, attempts=5):
+        """Switch the device to the staged update; it answers, then reboots into the trial.
+        A lost answer is not a failure: the device may already be running its trial, so it
+        is asked (a resent OTA_INSTALL after that reboot would be a replay)."""
+        request = {C.K_OTA_SEQ: self.bundle.seq, C.K_DIGEST: self.digest}
+        for attempt in range(attempts):
+            try:
+                ack = self.s.request(C.OTA_INSTALL, request, timeout=timeout, expect=C.ACK)
+            except ProtocolError as exc:
+                if exc.code == C.E_BUSY and attempt < attempts - 1:
+                    time.sleep(0.5)           # out of memory for a moment: try again
+                    continue
+                if exc.code != C.E_REPLAYED:
+                    raise
+            except LinkError:
+                pass
+            else:
+                self.progress({"event": "installed", "slot": ack.payload.get(C.K_SLOT)})
+                return ack.payload
+            break
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.s.hello(timeout=1.0)
+                result = self.fetch_result()
+            except (LinkError, ProtocolError):
+                time.sleep(0.2)
+                continue
+            if result["seq"] == self.bundle.seq and result["status"] != "rejected":
+                self.progress({"event": "installed", "slot": None})
+                return {C.K_STATUS: result["status"]}
+            break
+        raise PushError("the device did not confirm the install; fetch its update result "
+                        "(`edgekit ota push --result-only`) before pushing again")
 
     def fetch_result(self, timeout=10.0):
         msg = self.s.request(C.OTA_RESULT_FETCH, {}, timeout=timeout, expect=C.OTA_RESULT)
@@ -286,7 +331,14 @@ class Pusher:
         self.transfer()
         if not install:
             return {"status": "staged"}
-        self.install()
+        try:
+            self.install()
+        except ProtocolError as exc:
+            if exc.code not in (C.E_INVALID_STATE, C.E_DIGEST_MISMATCH):
+                raise
+            self.offer()                  # a file failed its last check: resend just that
+            self.transfer()
+            self.install()
         return self.wait_result()
 
 
