@@ -267,7 +267,9 @@ class App:
 
     def report(self):
         q = self.quality
-        recs = [senml.record("dispensed", self.period[0] / 1000.0, "l"),
+        tot = self.ledger.tot       # every litre the meter saw: dispensed and leaked
+        recs = [senml.record("volume", (tot[0] + tot[3]) / 1000.0, "l"),
+                senml.record("dispensed", self.period[0] / 1000.0, "l"),
                 senml.record("sessions", self.period[1], "count"),
                 senml.record("revenue", self.period[2]),
                 senml.record("in_service", vb=self.in_service()),

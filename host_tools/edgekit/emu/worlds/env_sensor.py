@@ -45,13 +45,15 @@ class EnvSensorWorld(World):
         super().__init__(board)
         self.pm_on_at = None        # world ms the PM sensor was last powered on
         self.pm_power_ons = 0
+        self.pm_on_ms = 0.0         # total time powered (the node's largest load)
 
     def on_output(self, role, value):
         if role == "relay":
             if value and self.pm_on_at is None:
                 self.pm_on_at = self.t
                 self.pm_power_ons += 1
-            elif not value:
+            elif not value and self.pm_on_at is not None:
+                self.pm_on_ms += self.t - self.pm_on_at
                 self.pm_on_at = None
 
     def sensor(self, name):
@@ -72,7 +74,8 @@ class EnvSensorWorld(World):
 
     def snapshot(self):
         snap = super().snapshot()
-        snap.update(pm_powered=self.pm_on_at is not None, pm_power_ons=self.pm_power_ons)
+        snap.update(pm_powered=self.pm_on_at is not None, pm_power_ons=self.pm_power_ons,
+                    pm_on_s=round(self.pm_on_ms / 1000.0, 1))
         return snap
 
 

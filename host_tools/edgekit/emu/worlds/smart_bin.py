@@ -60,6 +60,7 @@ class SmartBinWorld(World):
         self.modem_sessions = 0
         self.solar_mah = 0.0
         self.load_mah = 0.0
+        self.motor_mah = 0.0
 
     # --- stimuli ----------------------------------------------------------------------------
     def set(self, t, **values):
@@ -127,6 +128,7 @@ class SmartBinWorld(World):
             self.loose_l += min(max(0.0, room), v["fill_lph"] * h)
             if self.motor_on():
                 self.motor_s += dt / 1000.0
+                self.motor_mah += (self.load_ma() - v["base_ma"]) * h
                 if not v["jam"] and self.loose_l > 0:
                     moved = self.loose_l * min(1.0, dt / 1000.0 / v["stroke_s"])
                     self.loose_l -= moved
@@ -173,6 +175,7 @@ class SmartBinWorld(World):
                     fill_pct=round(100.0 * self.full_frac(), 2), soc_min=self.soc_min,
                     collections=self.collections, motor_s=round(self.motor_s, 1),
                     modem_sessions=self.modem_sessions, solar_mah=round(self.solar_mah, 1),
+                    motor_mah=round(self.motor_mah, 2),
                     load_mah=round(self.load_mah, 1))
         return snap
 
