@@ -129,3 +129,6 @@ def test_fill_median_filter_compaction_jam_and_interlocks(board, world, clock, p
     clock.advance(LEAN["guard_s"] + 60)
     assert ("tilt", True) in [(n, a) for n, a, _ in events(dev)]
     assert "alert" in dev.command("read")["reasons"]
+    clock.advance(LEAN["sample_s"])             # the LEDs follow at the next measurement
+    leds = world.snapshot()["outputs"]
+    assert leds["led_alarm"] is True and leds["led_status"] is False    # red alone
