@@ -20,7 +20,9 @@ from edgekit.ota.sign import sign_with_keystore
 from edgekit.ota.testing import emulator_imports_from_flash, load_store_record, \
     verify_active
 
-pytestmark = pytest.mark.hil(kind="water_meter", time="virtual")
+# Real time: a trial's deadline runs on the device clock, and the host talks at wall-clock
+# pace (in virtual time an idle board would skip through its deadline between two frames).
+pytestmark = pytest.mark.hil(kind="water_meter", time="real")
 
 CUTS = 150 if os.environ.get("EDGEKIT_NIGHTLY") else 3
 IMPORT_BUG = ("the emulator's flash filesystem cannot be imported from (boards/emu_launch.py "
@@ -150,6 +152,7 @@ def test_brownout_at_a_flash_operation_of_the_install(board, provisioned, small,
 def test_noisy_link_costs_resends_not_correctness(board, provisioned, full):
     dev = provisioned()
     # One byte in 5000 flipped or dropped: about one 1 KB frame in five is lost.
+    dev.session.timeout = 3.0       # a lost request is retried sooner
     board.faults.noise(0.0002, kinds=("flip", "drop"), direction="both", seed=5)
     p = Pusher(dev.session, full, dev.public_key)
     result = None
@@ -187,7 +190,7 @@ def test_a_bundle_larger_than_the_free_flash_is_refused(hil_fleet, edgekit_emula
     from edgekit.hil.devices import provision
     from edgekit.hil.targets import BoardSpec, EmulatedTarget
     target = EmulatedTarget(edgekit_emulator, BoardSpec("emu:rp2040:water_meter"),
-                            time_mode="virtual")
+                            time_mode="real")
     try:
         dev = provision(target, hil_fleet, "water_meter")
         big = [{"name": "big%d.mpy" % i, "size": 300_000,

@@ -110,6 +110,8 @@ class Ota:
         m = self._m
         off = p.get(C.K_OFFSET)
         data = p.get(C.K_DATA)
+        if m is None and self.tx is not None and p.get(C.K_DIGEST) == self.tx.digest:
+            return C.OTA_STATUS, self._status()     # its answer was lost: the same again
         if m is None or p.get(C.K_DIGEST) != m[0]:
             return self._uerror(msg.seq, C.E_INVALID_STATE,
                                 "no offer of that manifest is open: send OTA_OFFER again")

@@ -1,0 +1,157 @@
+"""`edgekit ota campaign start|resume|status|list`: staged rollouts over the registry."""
+import argparse
+import json
+import sys
+import time
+
+from edgekit import catalog as C
+from edgekit.errors import EdgekitError
+
+
+def _print_json(obj):
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _keys(args):
+    from edgekit.keys.cli import read_passphrase
+    from edgekit.keys.store import KeyStore
+    keystore = KeyStore(args.keys)
+    keystore.current(C.ROLE_OPERATOR)
+    return keystore, keystore.signer(C.ROLE_OPERATOR, read_passphrase(args))
+
+
+def _bundle(path, keystore):
+    from edgekit.ota.bundle import Bundle
+    from edgekit.ota.sign import trusted_firmware_keys
+    b = Bundle.load(path)
+    b.verify(trusted_firmware_keys(keystore))
+    return b
+
+
+def _run(args, cid, bundle, keystore, operator):
+    from edgekit.ota import campaign
+    from edgekit.ui import Progress
+    if not args.port:
+        raise EdgekitError("give the devices' ports: --port PORT (repeat; serial ports, "
+                           "socket://HOST:PORT or emu:ID); each is asked which device it is")
+    ports = campaign.discover(args.port, keystore, operator, args.parallel)
+    if not args.json:
+        print(f"{len(ports)} of {len(args.port)} ports answered as devices of this fleet",
+              file=sys.stderr)
+    live = None if args.json else Progress(sorted(ports), quiet=False)
+    runner = campaign.Runner(args.registry, cid, bundle, keystore, operator, ports,
+                             parallel=args.parallel,
+                             progress=(live.update if live else None))
+    report = runner.run()
+    if live:
+        live.finish()
+    _show(report, args.json)
+    return 0 if report["state"] == "done" else 1
+
+
+def _show(report, as_json):
+    if as_json:
+        _print_json(report)
+        return
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(report["counts"].items()))
+    print(f"campaign {report['campaign']}: {report['state']} at stage {report['stage']} of "
+          f"{len(report['stages'])} (cohorts {report['stages']}); update {report['seq']} "
+          f"({report['version']}): {counts}; {report['seconds']} s")
+    if report["note"]:
+        print(f"  {report['note']}")
+    for d in report["devices"]:
+        reason = d["result"].get("reason") or ""
+        print(f"  {d['device_id']:24} stage {d['stage'] or '-':<3} {d['status']:12} "
+              f"{reason[:70]}")
+
+
+def cmd_start(args):
+    from edgekit.ota import campaign
+    keystore, operator = _keys(args)
+    bundle = _bundle(args.bundle, keystore)
+    stages = campaign.parse_stages(args.stages)
+    rate = campaign.parse_rate(args.max_failures)
+    cid = args.name or f"ota-{bundle.version}-{time.strftime('%Y%m%d-%H%M%S')}"
+    campaign.create(args.registry, cid, args.bundle, bundle, stages, rate, site=args.site,
+                    only=args.device)
+    return _run(args, cid, bundle, keystore, operator)
+
+
+def cmd_resume(args):
+    from edgekit.ota.campaign_db import CampaignStore
+    from edgekit.registry.db import Registry
+    keystore, operator = _keys(args)
+    with Registry(args.registry) as reg:
+        store = CampaignStore(reg)
+        c = store.get(args.name)
+        if args.retry_failed:
+            n = store.retry_failed(args.name)
+            if not args.json:
+                print(f"{n} failed device(s) queued again", file=sys.stderr)
+    return _run(args, args.name, _bundle(args.bundle or c["bundle"], keystore), keystore,
+                operator)
+
+
+def cmd_status(args):
+    from edgekit.ota.campaign import Runner
+    from edgekit.ota.campaign_db import CampaignStore
+    from edgekit.registry.db import Registry
+    with Registry(args.registry) as reg:
+        store = CampaignStore(reg)
+        if not args.name:
+            rows = store.list()
+            if args.json:
+                _print_json(rows)
+            elif not rows:
+                print("no campaigns yet: `edgekit ota campaign start BUNDLE ...`")
+            for r in rows if not args.json else ():
+                print(f"{r['id']:32} {r['state']:8} stage {r['stage']}  {r['kind']} on "
+                      f"{r['board']}  {r['version']} (update {r['seq']})  {r['created']}")
+            return 0
+        report = Runner(args.registry, args.name, None, None, None, {}).report(store, 0.0)
+    _show(report, args.json)
+    return 0
+
+
+def register(sub, keys, out, secret):
+    ports = argparse.ArgumentParser(add_help=False)
+    ports.add_argument("--port", action="append", metavar="PORT",
+                       help="a port a device of the campaign answers on (repeat)")
+    ports.add_argument("--parallel", type=int, default=4, metavar="N",
+                       help="devices updated at once (default 4)")
+    reg = argparse.ArgumentParser(add_help=False)
+    reg.add_argument("--registry", metavar="FILE", help="registry (default $EDGEKIT_HOME)")
+
+    camp = sub.add_parser("campaign", help="staged rollout to a fleet",
+                          description="Update the registry's devices in stages; halt and "
+                                      "report when failures pass a threshold; resume any "
+                                      "time. See docs/ota.md.")
+    csub = camp.add_subparsers(dest="campaign_command", metavar="ACTION", required=True)
+
+    p = csub.add_parser("start", parents=[keys, out, secret, ports, reg],
+                        help="plan and run a campaign",
+                        description="Select the provisioned devices of the bundle's board "
+                                    "and kind, then update them stage by stage.")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--stages", default="1,10%,50%,100%",
+                   help="cumulative cohorts: counts or percentages (default 1,10%%,50%%,100%%)")
+    p.add_argument("--max-failures", default="0%", metavar="PCT",
+                   help="halt when more than this share of a stage's devices fail (default 0%%)")
+    p.add_argument("--name", help="campaign name (default ota-VERSION-TIME)")
+    p.add_argument("--site", help="only devices of this site")
+    p.add_argument("--device", action="append", metavar="ID", help="only these devices")
+    p.set_defaults(func=cmd_start)
+
+    p = csub.add_parser("resume", parents=[keys, out, secret, ports, reg],
+                        help="continue an interrupted or halted campaign",
+                        description="Devices already updated are skipped; interrupted "
+                                    "pushes resume their transfer.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--bundle", help="bundle file (default: the path recorded at start)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="update again the devices that failed (after fixing the cause)")
+    p.set_defaults(func=cmd_resume)
+
+    p = csub.add_parser("status", parents=[out, reg], help="show a campaign (or list them)")
+    p.add_argument("name", metavar="NAME", nargs="?")
+    p.set_defaults(func=cmd_status)

@@ -1,0 +1,132 @@
+"""`edgekit ota push TARGET BUNDLE`: update one device, with live progress."""
+import json
+import sys
+import time
+
+from edgekit import catalog as C
+from edgekit.errors import EdgekitError
+
+
+def _emit_json(event):
+    sys.stdout.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class LiveLine:
+    """Bytes, rate and ETA on one stderr line (redrawn on a terminal, every 2 s in logs)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, e):
+        kind = e["event"]
+        if kind in ("progress", "done"):
+            now = time.monotonic()
+            if not self.tty and kind == "progress" and now - self._last < 2.0:
+                return
+            self._last = now
+            eta = "" if e.get("eta_s") is None else f"  ETA {e['eta_s']:.0f} s"
+            line = (f"  {e['held'] / 1024:.1f} of {e['total'] / 1024:.1f} KB  "
+                    f"{e['rate'] / 1024:.1f} KB/s{eta}")
+            end = "\n" if kind == "done" or not self.tty else ""
+            self.stream.write(("\r\x1b[2K" if self.tty else "") + line + end)
+        elif kind == "offered":
+            self.stream.write(f"offered update {e['seq']}: the device already holds "
+                              f"{e['held']} of {e['total']} bytes ({e['files_held']} files)\n")
+        elif kind == "installed":
+            self.stream.write("installed; the device reboots into its trial\n")
+        elif kind == "digest_mismatch":
+            self.stream.write(f"\nthe device discarded a file: {e['detail']}\n")
+        self.stream.flush()
+
+
+def _signers(args):
+    from edgekit.keys.cli import read_passphrase
+    from edgekit.keys.store import KeyStore
+    keystore = KeyStore(args.keys)
+    keystore.current(C.ROLE_OPERATOR)           # no key directory: say so before asking
+    return keystore, keystore.signer(C.ROLE_OPERATOR, read_passphrase(args))
+
+
+def _record(args, device_id, result):
+    from edgekit.registry.db import Registry
+    try:
+        with Registry(args.registry) as reg:
+            if reg.get(device_id) is None:
+                return
+            reg.record_event(device_id, "ota_" + result["status"],
+                             {k: result.get(k) for k in ("seq", "version", "reason", "code")})
+            if result["status"] == "installed":
+                reg.upsert_device(device_id, fw_version=result["version"])
+    except EdgekitError as exc:
+        print(f"edgekit: warning: the registry was not updated: {exc}", file=sys.stderr)
+
+
+def cmd_push(args):
+    from edgekit.ota.bundle import Bundle
+    from edgekit.ota.connect import Link, check_target
+    from edgekit.ota.push import Pusher, fetch_result
+    from edgekit.ota.sign import trusted_firmware_keys
+    keystore, operator = _signers(args)
+    progress = _emit_json if args.json else LiveLine()
+    if args.result_only:
+        link = Link(args.target, keystore, operator)
+        try:
+            result = fetch_result(link.session, link.public_key)
+        finally:
+            link.close()
+        if args.json:
+            _emit_json(dict(result, event="result"))
+        else:
+            print(f"{result['device_id']}: {result['status']} (update {result['seq']}, "
+                  f"{result['version']}); running {result['running']}: {result['reason']}")
+        return 0 if result["status"] in ("installed", "none", "pending") else 1
+    if not args.bundle:
+        raise EdgekitError("name the bundle to push (or pass --result-only)")
+    bundle = Bundle.load(args.bundle)
+    bundle.verify(trusted_firmware_keys(keystore))   # a bad bundle never reaches a device
+    link = Link(args.target, keystore, operator)
+    try:
+        check_target(bundle, link.caps)
+        pusher = Pusher(link.session, bundle, link.public_key, progress=progress,
+                        window=args.window)
+        result = pusher.run(install=not args.stage_only)
+    finally:
+        link.close()
+    result = dict(result, device_id=link.device_id)
+    stats = dict(pusher.stats)
+    if args.stage_only:
+        result.update(seq=bundle.seq, version=bundle.version)
+    else:
+        _record(args, link.device_id, result)
+    if args.json:
+        _emit_json(dict(result, event="summary", stats=stats))
+    else:
+        rate = stats["new_bytes"] / stats["seconds"] if stats["seconds"] else 0
+        print(f"{link.device_id}: {result['status']} {bundle.version} (update {bundle.seq}); "
+              f"sent {stats['sent_bytes']} of {stats['stream_bytes']} bytes "
+              f"({stats['held_at_start']} already there) at {rate / 1024:.1f} KB/s"
+              + (f"; {result.get('reason')}" if result.get("reason") else ""))
+    return 0 if result["status"] in ("installed", "staged") else 1
+
+
+def register(sub, keys, out, secret):
+    p = sub.add_parser("push", parents=[keys, out, secret], help="update one device",
+                       description="Offer a signed bundle to one device, send what it lacks "
+                                   "(resumes an interrupted push), install it and wait for "
+                                   "the device-signed update result. Exit code 1 when the "
+                                   "device rolled back or refused.")
+    p.add_argument("target", metavar="TARGET",
+                   help="serial port (/dev/ttyUSB0, COM3), socket://HOST:PORT or emu:ID")
+    p.add_argument("bundle", metavar="BUNDLE", nargs="?", help="signed bundle (.ekota)")
+    p.add_argument("--registry", metavar="FILE",
+                   help="registry to record the result in (default $EDGEKIT_HOME)")
+    p.add_argument("--stage-only", action="store_true",
+                   help="transfer and verify, but do not install (install with a later push)")
+    p.add_argument("--result-only", action="store_true",
+                   help="only fetch and show the device's last update result")
+    p.add_argument("--window", type=int, metavar="N",
+                   help="chunks in flight (default: what the device advertises)")
+    p.set_defaults(func=cmd_push)
