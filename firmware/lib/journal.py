@@ -9,8 +9,9 @@
 # Records live in segment files <root>/<name>/j000001.log, j000002.log ... of at most
 # `segment_bytes`; the oldest segment is deleted whole when `max_bytes` would be exceeded
 # (eviction), and records evicted before the host acknowledged them are counted in
-# `dropped` (persisted: telemetry reports it). RAM is bounded: a 12-byte header buffer, a
-# 256-byte I/O buffer, and one 5-int entry per segment; nothing reads a whole segment.
+# `dropped` (persisted: telemetry reports it). RAM is bounded: a 12-byte header buffer and a
+# 256-byte I/O buffer shared by all journals, and one 5-int entry per segment; nothing
+# reads a whole segment.
 import binascii
 import os
 import struct
@@ -33,6 +34,21 @@ _FIRST = const(1)
 _LAST = const(2)
 _COUNT = const(3)
 _SIZE = const(4)
+
+
+# One header and one I/O buffer for every journal: their operations never interleave (one
+# thread; no method keeps data in them across calls), and a device opens five journals.
+# Taken when the first journal opens, not at import (import is the frozen image's, the
+# buffers are RAM).
+_io = None
+
+
+def _io_buffers():
+    global _io
+    if _io is None:
+        buf = bytearray(_BUF_LEN)
+        _io = (bytearray(_HDR_LEN), buf, memoryview(buf))
+    return _io
 
 
 def _segno(fname):
@@ -59,9 +75,7 @@ class Journal:
         self.segment_bytes = segment_bytes
         self.max_payload = segment_bytes - _HDR_LEN
         self._meta = Store(self.dir, self.flash)
-        self._hdr = bytearray(_HDR_LEN)
-        self._buf = bytearray(_BUF_LEN)
-        self._mv = memoryview(self._buf)
+        self._hdr, self._buf, self._mv = _io_buffers()
         self._seq = 0           # set by _valid_at
         self._f = None          # the active segment, open for append
         # Counters since this object was created, except `dropped` (persisted).

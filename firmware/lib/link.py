@@ -6,7 +6,11 @@ import struct
 import catalog as C
 import framing
 
-_CHUNK = 256
+# Read chunk, and the frame writer's staging (one COBS block escaped: 2 + 2 * 254 bytes):
+# answers are written only after the decoder has taken the whole chunk, so one buffer
+# serves both.
+_CHUNK = 512
+_STAGING = 2 + 2 * 254
 
 
 class Link:
@@ -18,7 +22,7 @@ class Link:
         self._buf = bytearray(_CHUNK)
         self._mv = memoryview(self._buf)
         self._last_complaint = None
-        self._writer = FrameWriter(self.port.write)
+        self._writer = FrameWriter(self.port.write, self._buf)
         self.sent = 0
 
     def poll(self):
@@ -63,11 +67,15 @@ class FrameWriter:
     1 KB answer costs no 1 KB allocation (encode_frame makes seven) and the buffer is taken
     once, at start-up."""
 
-    def __init__(self, write):
+    def __init__(self, write, buf=None):
         self._write = write
         # [code byte, escaped: up to 2][block data, escaped: up to 2 * 254]
-        self._st = bytearray(2 + 2 * 254)
-        self._mv = memoryview(self._st)
+        if buf is None:
+            buf = bytearray(_STAGING)
+        elif len(buf) < _STAGING:
+            raise ValueError("frame writer buffer of %d bytes: needs %d" % (len(buf), _STAGING))
+        self._st = buf
+        self._mv = memoryview(buf)
         self._k = 2         # next free position in _st
         self._run = 0       # data bytes in the current block (before escaping)
 

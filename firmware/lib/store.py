@@ -41,6 +41,18 @@ CURRENT = "current"
 BACKUP = "backup"
 
 
+# The CRC check's read buffer, shared by every Store (a device has one per journal too):
+# taken at the first check, not at import.
+_buf = None
+
+
+def _chunk():
+    global _buf
+    if _buf is None:
+        _buf = memoryview(bytearray(_CHUNK))
+    return _buf
+
+
 class StoreError(Exception):
     """A record exists but no copy of it is readable; or a name or size is invalid."""
 
@@ -89,7 +101,6 @@ class Store:
         self.rolled_forward = 0     # committed transactions completed by recovery
         self.rolled_back = 0        # staged files of unfinished saves/commits discarded
         self._pre = root.rstrip("/") + "/" if root else ""
-        self._buf = bytearray(_CHUNK)
         # Recovery runs before the first operation, and again after any operation that
         # raised (a failed write leaves the same files a power cut does).
         self._dirty = True
@@ -287,7 +298,7 @@ class Store:
                 if len(data) != length or binascii.crc32(data, c) != crc:
                     return None
                 return data
-            mv = memoryview(self._buf)
+            mv = _chunk()
             left = length
             while left:
                 n = f.readinto(mv[:min(left, _CHUNK)])
