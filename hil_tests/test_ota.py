@@ -204,3 +204,28 @@ def test_a_bundle_larger_than_the_free_flash_is_refused(hil_fleet, edgekit_emula
         dev.close()
     finally:
         target.close()
+
+
+def test_cli_push_reports_json_events_and_records_the_result(board, provisioned, small,
+                                                             hil_fleet, tmp_path, monkeypatch,
+                                                             capsys):
+    import json
+
+    from edgekit.cli import main as edgekit_main
+    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", TEST_PASSPHRASE)
+    dev = provisioned()
+    dev.close()                          # the CLI opens its own link
+    path = small.save(tmp_path / "wm.ekota")
+    common = ["--keys", str(hil_fleet.keystore.path), "--registry",
+              str(hil_fleet.registry.path), "--json"]
+    assert edgekit_main(["ota", "push", board.url, str(path)] + common) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "offered" and "done" in kinds and kinds[-1] == "summary"
+    assert events[-1]["status"] == "installed" and events[-1]["device_id"] == dev.id
+    assert hil_fleet.registry.get(dev.id)["fw_version"] == "1.0.1"
+    assert edgekit_main(["ota", "push", board.url, "--result-only"] + common) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "installed"
+    # the same bundle again: the device refuses it as a replay, and the exit code says so
+    assert edgekit_main(["ota", "push", board.url, str(path)] + common) == 2
+    assert "rollback" in capsys.readouterr().err
