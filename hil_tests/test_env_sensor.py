@@ -166,3 +166,21 @@ def test_history_is_kept_until_acknowledged_and_resent(board, world, clock, prov
     # the node pushed unsolicited telemetry on its schedule meanwhile
     pushed = [m for m in dev.session.events if m.type == C.TELEMETRY]
     assert pushed
+
+
+def test_config_set_refuses_an_impossible_threshold_rule(board, provisioned):
+    """Rules across keys are checked before the config is saved (App.check_config)."""
+    from edgekit import catalog as C
+    from edgekit.errors import ProtocolError
+    dev = provisioned("env_sensor")
+    before = dev.session.request(C.CONFIG_GET, {}, expect=C.CONFIG).payload[C.K_CONFIG]
+    with pytest.raises(ProtocolError) as info:
+        dev.session.request(C.CONFIG_SET, {C.K_CONFIG: {"pm25_alarm": "between",
+                                                        "pm25_lo": 80.0, "pm25_hi": 20.0}})
+    assert info.value.code == C.E_BAD_REQUEST and "pm25" in str(info.value)
+    after = dev.session.request(C.CONFIG_GET, {}, expect=C.CONFIG).payload[C.K_CONFIG]
+    assert after == before                       # nothing was saved
+    ok = dev.session.request(C.CONFIG_SET, {C.K_CONFIG: {"pm25_alarm": "between",
+                                                         "pm25_lo": 20.0, "pm25_hi": 80.0}},
+                             expect=C.ACK)
+    assert ok.payload[C.K_CONFIG]["pm25_lo"] == 20.0

@@ -116,6 +116,15 @@ class App:
         self.alarms.define("low_battery", 0, 3600, 2)
         self.alarms.restore(st)
 
+    def check_config(self, cfg):
+        """Refuse (ValueError -> bad_request) a threshold rule that could never fire or
+        never clear, before the config is saved."""
+        for q in _ALARMED:
+            err = thresholds.check(cfg[q + "_alarm"], cfg[q + "_lo"], cfg[q + "_hi"],
+                                   cfg[q + "_hyst"])
+            if err:
+                raise ValueError("%s threshold rule: %s" % (q, err))
+
     def reconfigure(self, cfg):
         self.cfg = cfg
         self.alarms.max_events = cfg["alarm_events_per_day"]

@@ -215,5 +215,17 @@ class Runtime:
 
 
 def main(hal):
-    rt = Runtime(hal)
+    # A failure while starting (out of memory in a fragmented boot heap, a damaged record)
+    # must not leave a field device sitting in the REPL: collect and try once more, then
+    # reset. A persistent fault then shows as repeated boots (reset cause, boot counter).
+    for attempt in (1, 2):
+        try:
+            rt = Runtime(hal)
+            break
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: B902 - MemoryError included, on purpose
+            gc.collect()
+            if attempt == 2:
+                hal.reset()
     rt.run()

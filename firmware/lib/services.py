@@ -74,6 +74,9 @@ def config_set(rt, msg):
     values = msg.payload.get(C.K_CONFIG)
     try:
         new = schema.validate(rt.schema, values, rt.dev.config)
+        # Rules across keys (a low threshold above its high one) are the app's to judge.
+        if rt.app is not None and hasattr(rt.app, "check_config"):
+            rt.app.check_config(new)
     except ValueError as exc:
         refuse(C.E_BAD_REQUEST, str(exc))
     rt.dev.store.save("config", new)   # durable before it takes effect
