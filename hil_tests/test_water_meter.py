@@ -164,3 +164,17 @@ def test_power_cuts_never_decrease_the_totalizer(board, world, clock, provisione
             assert 0 <= lost + 1000 and lost <= bound, (cut, lost, bound)
             last_reading, last_truth, cuts_since = reading, truth, 0
     assert board.boots() >= CUTS
+
+
+def test_backflow_low_battery_and_no_flow(board, world, clock, provisioned):
+    dev = provisioned(config={"backflow_l": 1.0, "low_battery_mv": 3300, "no_flow_days": 2})
+    world.set(flow_lpm=-2.0)              # water running back into the main
+    clock.advance(3 * 60)
+    world.set(flow_lpm=0.0, battery_mv=3200)
+    clock.advance(2 * 3600)               # the battery is checked at each hour's close
+    names = {(e[C.K_NAME], e[C.K_ACTIVE]) for e in events(dev)}
+    assert ("backflow", True) in names and ("low_battery", True) in names, names
+    assert dev.command("read")["reverse_ml"] >= 5000
+    clock.advance(2 * 86400)              # two days without a drop: empty pipe / vacant
+    names = {(e[C.K_NAME], e[C.K_ACTIVE]) for e in events(dev)}
+    assert ("no_flow", True) in names and ("backflow", False) in names, names
