@@ -15,7 +15,6 @@
 #   why    set by a trial that gave up, so the rollback can say why
 import binascii
 import hashlib
-import os
 import sys
 
 import flashio

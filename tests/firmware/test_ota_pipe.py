@@ -245,6 +245,7 @@ def test_failed_health_checks_roll_back_and_leave_the_floor(tmp_path, keys, bund
     rig = Rig(tmp_path, keys, kind="water_meter")
     try:
         b = bundles["make"]("1.1.0", 10, kind="water_meter")
+        later = bundles["make"]("1.2.0", 20, kind="water_meter")   # built before the trial
         p = rig.pusher(b)
         p.offer()
         p.transfer()
@@ -257,7 +258,7 @@ def test_failed_health_checks_roll_back_and_leave_the_floor(tmp_path, keys, bund
             except Exception:
                 time.sleep(0.2)
         with pytest.raises(ProtocolError) as info:       # no new offer during a trial
-            rig.pusher(bundles["make"]("1.2.0", 20, kind="water_meter")).offer()
+            rig.pusher(later).offer()
         assert info.value.code == C.E_INVALID_STATE
         result = p.wait_result(timeout=40)
         assert result["status"] == "rolled_back" and "sample" in result["reason"]

@@ -8,7 +8,6 @@ import os
 import threading
 import time
 
-import pytest
 
 from edgekit import catalog as C
 from edgekit.keys.store import KeyStore

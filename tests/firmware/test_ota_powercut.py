@@ -9,7 +9,6 @@ import json
 import os
 import zlib
 
-import pytest
 
 from edgekit.testing import mp
 

@@ -55,18 +55,16 @@ def restamp(b: Bundle, seq: int, version: str, signer, sign_seq: int = 1) -> Bun
 class Campaign:
     """connect() -> Session to the device (fresh link, operator signer, device keys);
     cut_after(s) schedules a power cut s seconds from now; wait_cut() returns once that cut
-    happened and the device runs again; runs_new_code: whether the device can import its
-    slot (False on an emulator whose flash cannot be imported from)."""
+    happened and the device runs again."""
 
     def __init__(self, connect, cut_after, wait_cut, flash_dir, public_key, seed=1,
-                 runs_new_code=True, base_version="1.0.0"):
+                 base_version="1.0.0"):
         self.connect = connect
         self.cut_after = cut_after
         self.wait_cut = wait_cut
         self.flash = Path(flash_dir)
         self.public_key = public_key
         self.rng = random.Random(seed)
-        self.runs_new_code = runs_new_code
         self.base_version = base_version
         self.durations = {}
         self.outcomes = []
@@ -138,7 +136,7 @@ class Campaign:
         running = version or self.base_version
         if problem:
             self.problems.append(f"{where}: active slot {slot} does not verify: {problem}")
-        if self.runs_new_code and caps.payload[C.K_FW] != running:
+        if caps.payload[C.K_FW] != running:
             self.problems.append(f"{where}: device reports {caps.payload[C.K_FW]}, its boot "
                                  f"record names {running}: a mix of two images")
         status, seq = result["status"], result["seq"]

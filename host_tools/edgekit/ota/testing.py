@@ -99,32 +99,3 @@ def active_image(flash_dir):
     return slot, {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                   for p in d.iterdir() if p.is_file() and p.name != ".list"}
 
-
-def emulator_imports_from_flash() -> bool:
-    """Whether an emulated board can import modules from an OTA slot on its flash. Runs the
-    launcher's own flash filesystem (and its sys.path fix-up, when it has one) from
-    boards/emu_launch.py in a bare VM, against a scratch flash holding /slots/a/probe_mod.py."""
-    import ast
-    import subprocess
-    import tempfile
-
-    from edgekit.paths import micropython_binary
-    source = (BOARDS_DIR / "emu_launch.py").read_text()
-    funcs = {n.name: ast.get_source_segment(source, n) for n in ast.parse(source).body
-             if isinstance(n, ast.FunctionDef)}
-    with tempfile.TemporaryDirectory() as d:
-        Path(d, "slots", "a").mkdir(parents=True)
-        Path(d, "slots", "a", "probe_mod.py").write_text("X = 7\n")
-        script = "import os, sys\nos.umount('/')\n"
-        if "_emu_flash_vfs" in funcs:
-            script += funcs["_emu_flash_vfs"] + \
-                "\nos.mount(_emu_flash_vfs(os, 1 << 21, 4096)(%r), '/')\n" % d
-        else:
-            script += "os.mount(os.VfsPosix(%r), '/')\n" % d
-        script += "os.chdir('/')\nsys.path[:] = ['/slots/a', '']\n"
-        if "_emu_relative_paths" in funcs:
-            script += funcs["_emu_relative_paths"] + "\n_emu_relative_paths(sys)\n"
-        script += "import probe_mod\nprint(probe_mod.X)\n"
-        out = subprocess.run([micropython_binary(), "-c", script], capture_output=True,
-                             text=True, timeout=30)
-    return out.stdout.strip() == "7"
