@@ -57,6 +57,24 @@ def mpremote_cp(url, files_dir):
     return (t2 - t1) - (t1 - t0), t2 - t1     # copy alone (minus connect/reset), all
 
 
+def heap_of(slot_dir, overlay):
+    """Heap bytes the VM spends on the water meter's modules when `overlay` of them come from
+    files in `slot_dir` (a real board executes the rest, frozen, from flash: no heap)."""
+    from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR
+    from edgekit.testing import mp
+    from edgekit.testing.mpycache import compile_tree, default_cache
+    base = compile_tree([BOARDS_DIR / "hal_common.py", PROTOCOL_DIR / "catalog.py",
+                         FIRMWARE_LIB, FIRMWARE_DIR / "apps"], default_cache() / "bench-ota")
+    code = (f"import sys, gc\nsys.path[:] = [{str(base)!r}]\n"
+            "import runtime, ota, water_meter\n"           # the frozen part, as a baseline
+            f"for m in {list(overlay)!r}:\n    sys.modules.pop(m, None)\n"
+            f"sys.path.insert(0, {str(slot_dir)!r})\n"
+            "gc.collect()\nb = gc.mem_alloc()\n"
+            f"for m in {list(overlay)!r}:\n    __import__(m)\n"
+            "gc.collect()\nprint(gc.mem_alloc() - b)\n")
+    return int(mp.run(code, heap="4M").split()[-1])
+
+
 def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-ota-"))
     fleet = HilFleet(tmp)
@@ -74,6 +92,13 @@ def main():
     for f in raw.files:
         (files_dir / f["name"]).write_bytes(raw.installed(f["index"]))
     installed = raw.manifest[C.K_SIZE]
+    everything = [f["name"][:-4] for f in raw.files]
+    app_only = ["water_meter", "water_meter_schema", "build_info"]
+    full_heap, app_heap = heap_of(files_dir, everything), heap_of(files_dir, app_only)
+    print(f"heap the image takes once loaded from a slot (64-bit unix VM; a 32-bit board "
+          f"needs less): full bundle {full_heap / 1024:.0f} KB, app-only bundle "
+          f"{app_heap / 1024:.0f} KB (x{full_heap / app_heap:.0f}); an ESP32 without PSRAM has "
+          f"110 KB of heap in all")
     print(f"water-meter bundle: {len(raw.files)} files, {installed} bytes installed, "
           f"{len(zipped.stream())} bytes deflated ({len(zipped.stream()) / installed:.0%}), "
           f"manifest {len(raw.signed)} bytes")

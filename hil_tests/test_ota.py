@@ -34,8 +34,7 @@ def full(hil_fleet):
 @pytest.fixture(scope="module")
 def small(hil_fleet):
     """Only the app and build_info: a quick update whose slot overlays the board image."""
-    apps = [p for p in bundle_mod.default_sources("water_meter") if "apps" in p.parts]
-    b = bundle_mod.build("esp32", "water_meter", "1.0.1", seq=2, sources=apps, deadline=30)
+    b = bundle_mod.build("esp32", "water_meter", "1.0.1", seq=2, app_only=True, deadline=30)
     return sign_with_keystore(b, hil_fleet.keystore, TEST_PASSPHRASE)
 
 

