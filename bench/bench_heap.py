@@ -22,40 +22,59 @@ sys.path.insert(0, str(HERE.parent / "hil_tests"))
 from edgekit.emu import Emulator  # noqa: E402
 from edgekit.hil.devices import HilFleet, provision  # noqa: E402
 from edgekit.hil.targets import BoardSpec, EmulatedTarget  # noqa: E402
-from test_heap_headroom import BOARDS, HEADROOM_SCALE, WORKLOADS, apps  # noqa: E402
+from test_heap_headroom import (BOARDS, HEADROOM_SCALE, WORKLOADS, apps,  # noqa: E402
+                                core_workload)
 
 STEP = 0.01          # resolution of the bisection (1% of the board's heap)
 LOW, HIGH = 0.15, 1.5
 
 
 def runs_at(emu, fleet, board, kind, scale):
-    """(ok, why): the workload at `scale`, as the HIL test runs it."""
+    """(ok, why, watchdog): the workload at `scale`, as the HIL test runs it; `watchdog`
+    when the board was reset by its watchdog (a VM busy for a second of wall time counts
+    as hung in paused time: on a loaded host, garbage collection near the limit gets
+    there without running out of memory)."""
     target = EmulatedTarget(emu, BoardSpec(f"emu:{board}:{kind}"), heap_scale=scale)
     try:
         dev = provision(target, fleet, kind)
         dev.session.timeout = 5
-        diag = WORKLOADS[kind](target, dev)
+        diag = WORKLOADS.get(kind, core_workload)(target, dev)
         if diag.get("task_errors"):
-            return False, f"task errors: {diag['task_errors']}"
+            return False, f"task errors: {diag['task_errors']}", False
         if target.boots() != 2:
-            return False, f"rebooted ({target.boots()} boots)"
+            return False, f"rebooted: {_resets(target)}", "watchdog" in _resets(target)
         dev.close()
-        return True, "ok"
+        return True, "ok", False
     except Exception as exc:  # noqa: BLE001 - any failure means "does not fit"
-        return False, f"{type(exc).__name__}: {str(exc)[:100]}"
+        return (False, f"{type(exc).__name__}: {str(exc)[:100]} ({_resets(target)})",
+                "watchdog" in _resets(target))
     finally:
         target.close()
 
 
+def _resets(target):
+    try:
+        return target.handle.info()["resets"]
+    except Exception:  # noqa: BLE001 - a board that is gone has no figures
+        return {}
+
+
+def fits(emu, fleet, board, kind, scale):
+    ok, why, watchdog = runs_at(emu, fleet, board, kind, scale)
+    if not ok and watchdog:     # once more, in case the host was busy rather than the heap
+        ok, why, _ = runs_at(emu, fleet, board, kind, scale)
+    return ok, why
+
+
 def smallest_scale(emu, fleet, board, kind):
-    ok, why = runs_at(emu, fleet, board, kind, HIGH)
+    ok, why = fits(emu, fleet, board, kind, HIGH)
     if not ok:
         return None, why
     lo, hi = LOW, HIGH
     last_fail = "-"
     while hi - lo > STEP + 1e-9:
         mid = round((lo + hi) / 2, 3)
-        ok, why = runs_at(emu, fleet, board, kind, mid)
+        ok, why = fits(emu, fleet, board, kind, mid)
         if ok:
             hi = mid
         else:
@@ -73,8 +92,7 @@ def main(argv):
     with Emulator() as emu:
         for kind in kinds:
             if kind not in WORKLOADS:
-                print(f"{kind:<14}no workload in hil_tests/test_heap_headroom.py")
-                continue
+                print(f"{kind:<14}(no workload of its own: the core services' one)")
             for board in boards:
                 t0 = time.monotonic()
                 scale, why = smallest_scale(emu, fleet, board, kind)

@@ -23,6 +23,7 @@ from edgekit.paths import FIRMWARE_DIR
 from edgekit.protocol import cose as host_cose
 from edgekit.protocol.framing import encode_frame
 from edgekit.testing import mp
+from kinds_workloads import WORKLOADS as KIND_WORKLOADS
 
 BOARDS = ("esp32", "rp2040")
 # 0.7 = 30% headroom on the board's own figure (110 KB ESP32, 190 KB RP2040), measured with
@@ -84,6 +85,7 @@ def core_workload(target, dev):
 
 
 WORKLOADS = {"water_meter": water_meter_workload, "env_sensor": env_sensor_workload}
+WORKLOADS.update(KIND_WORKLOADS)        # smart bin, water ATM
 
 
 @pytest.mark.parametrize("kind", apps())
@@ -160,3 +162,55 @@ def test_lean_paths_write_the_same_bytes_as_the_straightforward_ones():
         assert same_as_old
         assert host_cose.verify1(bytes.fromhex(body), pub) is not None
     assert frames == [encode_frame(b).hex() for b in bodies]
+
+
+LOST_ANSWER = r'''
+import json, agent, envelope, catalog as C
+
+class Dev:
+    # The Device surface the agent uses; error() fails while `broke` says memory is out.
+    keyring = replay = None
+    provisioned = True
+    broke = 0
+    def accept(self, msg):
+        self.accepted = msg.seq
+    def error(self, seq, code, text):
+        if self.broke:
+            self.broke -= 1
+            raise MemoryError("no memory for the error answer either")
+        return json.dumps([seq, code, text]).encode()
+    def reply(self, seq, t, p):
+        raise MemoryError("no memory for the answer")
+
+replayed = [False]
+def open_body(body, keyring, last, max_len):
+    if replayed[0]:
+        raise envelope.ProtoError("replayed sequence number", C.E_REPLAYED, 9)
+    return envelope.Message(C.COMMAND, 9, "op", {}, kid=b"k" * 8, role=C.ROLE_OPERATOR)
+envelope.open_body = open_body
+
+dev = Dev()
+a = agent.Agent(dev, 1024)
+ran = []
+a.on(C.COMMAND, lambda m: ran.append(m.seq) or (C.ACK, {}))
+dev.broke = 1
+try:
+    a.handle(b"request")
+    out = ["handled"]
+except MemoryError:
+    out = ["escaped"]
+replayed[0] = True
+out.append([json.loads(x) for x in a.handle(b"request")])
+out.append([json.loads(x) for x in a.handle(b"another request")])
+out.append(ran)
+print(json.dumps(out))
+'''
+
+
+def test_an_answer_lost_to_memory_is_not_reported_as_a_replay():
+    """Out of memory for the answer and for the busy error too: the host's retry of the same
+    bytes hears "busy, send it again", not "replayed" (the request had been accepted)."""
+    escaped, retry, other, ran = mp.run_json(LOST_ANSWER)
+    assert escaped == "escaped" and ran == [9]
+    assert retry == [[9, C.E_BUSY, retry[0][2]]] and "new sequence number" in retry[0][2]
+    assert other == [[9, C.E_REPLAYED, "replayed sequence number"]]

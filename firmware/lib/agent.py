@@ -40,6 +40,10 @@ class Agent:
             self.rejected += 1
             if exc.code == C.E_REPLAYED and self._last is not None \
                     and self._last[2] == hashlib.sha256(body).digest():
+                if self._last_answers is None:
+                    # It was accepted, then memory ran out before any answer existed.
+                    return [dev.error(exc.seq, C.E_BUSY, "out of memory while answering this "
+                                      "request; send it again with a new sequence number")]
                 return self._last_answers
             return [dev.error(exc.seq, exc.code, str(exc))]
         handler = self.handlers.get(msg.type)
@@ -48,6 +52,11 @@ class Agent:
             return [dev.error(msg.seq, C.E_UNKNOWN_TYPE, "no handler for type %d in state %s"
                               % (msg.type, "provisioned" if dev.provisioned else "factory"))]
         dev.accept(msg)
+        if msg.kid is not None:
+            # Remembered before the handler runs: if no answer can be built (out of memory),
+            # the host's retry of these bytes is told so, not "replayed".
+            self._last = (msg.kid, msg.seq, hashlib.sha256(body).digest())
+            self._last_answers = None
         try:
             result = handler(msg)
         except envelope.ProtoError as exc:
@@ -67,7 +76,6 @@ class Agent:
                 gc.collect()
                 answers = [dev.error(msg.seq, C.E_BUSY, "out of memory for the answer")]
         if msg.kid is not None:
-            self._last = (msg.kid, msg.seq, hashlib.sha256(body).digest())
             self._last_answers = answers
         return answers
 
