@@ -23,7 +23,9 @@ from edgekit.ota.testing import load_store_record, verify_active
 # pace (in virtual time an idle board would skip through its deadline between two frames).
 pytestmark = pytest.mark.hil(kind="water_meter", time="real")
 
-CUTS = 150 if os.environ.get("EDGEKIT_NIGHTLY") else 3
+# EDGEKIT_OTA_CUTS=N runs N instead (a longer local run without the whole nightly).
+CUTS = int(os.environ.get("EDGEKIT_OTA_CUTS") or
+           (150 if os.environ.get("EDGEKIT_NIGHTLY") else 3))
 
 @pytest.fixture(scope="module")
 def full(hil_fleet):
