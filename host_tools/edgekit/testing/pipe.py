@@ -76,8 +76,8 @@ class PipeDevice:
                 proc.stdin.write(data)
                 proc.stdin.flush()
                 return
-            except (BrokenPipeError, ValueError):
-                time.sleep(0.05)   # rebooting: the next process takes it
+            except (BrokenPipeError, ValueError, AttributeError):
+                time.sleep(0.05)   # rebooting (proc replaced or None): the next one takes it
         raise BrokenPipeError("device pipe closed; exit codes %s; VM stderr:\n%s"
                               % (self.exit_codes, getattr(self, "stderr", "")[-3000:]
                                  + getattr(self, "tail", b"").decode("latin-1")))
