@@ -24,14 +24,10 @@ from edgekit.hil.targets import BoardSpec, EmulatedTarget
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota.push import Pusher
 from edgekit.ota.sign import sign_with_keystore
-from edgekit.ota.testing import emulator_imports_from_flash
 from edgekit.paths import FIRMWARE_LIB, PROTOCOL_DIR
 
 pytestmark = pytest.mark.hil(time="virtual", options={"bare": True})
 
-IMPORT_BUG = ("the emulator's flash filesystem cannot be imported from "
-              "(edgekit.ota.testing.emulator_imports_from_flash), so a flashed bare board "
-              "cannot run its firmware")
 
 # The install mechanics are the same for any file set: most tests flash a part of the
 # firmware (~30 KB, a few seconds at 115200 baud); the heap and end-to-end tests and
@@ -192,8 +188,6 @@ def test_bare_to_flashed_to_provisioned_to_updated(edgekit_emulator, hil_fleet):
     through heap_scale."""
     if edgekit_emulator is None:
         pytest.skip("runs on emulated boards (a bench runs its own board through the rest)")
-    if not emulator_imports_from_flash():
-        pytest.skip(IMPORT_BUG)
     name, scale = roomy_board()
     img = image_for(name, whole=True)
     target = EmulatedTarget(edgekit_emulator, BoardSpec(f"emu:{name}"), time_mode="virtual",
