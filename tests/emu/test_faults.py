@@ -187,3 +187,20 @@ def test_unplug_refuses_then_replug_works(emu):
         assert old_pty and b.info()["plugged"]
     finally:
         b.stop()
+
+
+def test_back_to_back_power_cuts_each_cost_a_boot(emu, tmp_path):
+    """A cut that lands while the VM of the previous cut is still being reaped (SIGKILL is
+    not instant on a loaded machine) is a second cut, not a lost one: every cut boots."""
+    (tmp_path / "main.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    b = emu.start("esp32", time="virtual", flash=tmp_path, seed=3)
+    try:
+        cuts = 30
+        for _ in range(cuts):
+            b.powercut()                       # as fast as the control channel allows
+        info = b.wait_for(lambda i: i["state"] in ("asleep", "running")
+                          and i["boots"] >= cuts + 1, timeout=30)
+        assert info["boots"] == cuts + 1
+        assert info["resets"]["power_on"] == cuts + 1
+    finally:
+        b.stop()

@@ -128,7 +128,18 @@ class Board:
             if then:
                 then()
             return
-        self._on_death = then or (lambda: None)
+        then = then or (lambda: None)
+        if self._on_death is not None:
+            # A second cut while the first VM is still dying (SIGKILL is not instant on a
+            # loaded host): the board comes back from the first, then loses power again.
+            first = self._on_death
+            self._on_death = lambda: (first(), self.kill(then))
+            return
+        self._on_death = then
+        # Until the VM is reaped the board is neither asleep nor running: settle() must not
+        # report the state it had before the cut.
+        self.state = "dying"
+        self._settled.clear()
         self._detach()
         vm.kill()
 
