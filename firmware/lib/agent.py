@@ -28,6 +28,10 @@ class Agent:
         # instead of "replayed" — and the command does not run twice.
         self._last = None
         self._last_answers = None
+        # The answers themselves live here (signed in envelope's buffer, then copied): a
+        # 1 KB answer needs no 1 KB block of a fragmented heap, and the cache is this one
+        # buffer, reused by each request.
+        self._cache = bytearray(max_frame + 16)
 
     def on(self, msg_type, handler):
         self.handlers[msg_type] = handler
@@ -43,7 +47,8 @@ class Agent:
                 if self._last_answers is None:
                     # It was accepted, then memory ran out before any answer existed.
                     return [dev.error(exc.seq, C.E_BUSY, "out of memory while answering this "
-                                      "request; send it again with a new sequence number")]
+                                      "request, which was accepted and may have taken "
+                                      "effect: read the state before sending it again")]
                 return self._last_answers
             return [dev.error(exc.seq, exc.code, str(exc))]
         handler = self.handlers.get(msg.type)
@@ -67,6 +72,8 @@ class Agent:
             answers = [dev.error(msg.seq, C.E_INTERNAL, repr(exc))]
         else:
             self.handled += 1
+            if isinstance(result, tuple):
+                result = [result]       # _bodies empties the list as it goes
             try:
                 answers = self._bodies(msg.seq, result)
             except MemoryError:
@@ -84,9 +91,26 @@ class Agent:
             return []
         if isinstance(result, bytes):   # a body the handler built and signed itself
             return [result]
-        if isinstance(result, tuple):
-            result = [result]
-        return [self.dev.reply(seq, t, p) for t, p in result]
+        out = []
+        used = 0
+        cache = self._cache
+        for i in range(len(result)):
+            t, p = result[i]
+            result[i] = None
+            p[C.K_RE] = seq
+            job = self.dev.encode_body(t, p)
+            p = None        # a large answer's objects go before the signature's bignums come
+            body = self.dev.sign_body(job)
+            job = None
+            n = len(body)
+            if used + n <= len(cache):
+                cache[used:used + n] = body
+                body = memoryview(cache)[used:used + n]
+                used += n
+            else:
+                body = bytes(body)      # answers beyond the cache: their own copy
+            out.append(body)
+        return out
 
 
 def refuse(code, text):

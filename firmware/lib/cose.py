@@ -1,6 +1,8 @@
 # COSE_Sign1 (RFC 9052 4.2) with EdDSA/Ed25519 on the device. Public API (stable):
 #   sign1(payload, seed32, protected) -> bytes     tagged COSE_Sign1
 #   verify1(data, public_key) -> payload           raises ValueError on anything invalid
+#   sig_structure_parts(protected_bytes, payload)  the Sig_structure as parts to hash
+#                                                  (ed25519.sign_parts/verify_parts)
 # Accepts tagged and untagged COSE_Sign1 from any conforming implementation.
 import hashlib
 import struct

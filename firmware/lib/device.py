@@ -115,9 +115,29 @@ class Device:
                                    self.identity["pub"], seq, self.identity["id"])
         return envelope.unsigned(msg_type, seq, payload)
 
+    def body_view(self, msg_type, payload):
+        """body() as a view of the signing buffer, valid until the next body is signed: for
+        sending at once, or copying (the agent's answer cache), without a 1 KB allocation."""
+        return self.sign_body(self.encode_body(msg_type, payload))
+
+    def encode_body(self, msg_type, payload):
+        """body_view in two steps, so that the caller can drop the payload before the
+        signature is computed: encode_body -> job, then sign_body(job) -> view."""
+        seq = self.next_seq()
+        if self.identity:
+            return envelope.encode_signed(envelope.scratch(), msg_type, payload,
+                                          self.identity["pub"], seq, self.identity["id"])
+        return envelope.unsigned(msg_type, seq, payload)
+
+    def sign_body(self, job):
+        if isinstance(job, bytes):      # unsigned: already whole
+            return job
+        return envelope.sign_encoded(job, self.identity["seed"], self.identity["pub"])
+
     def reply(self, request_seq, msg_type, payload):
         payload[C.K_RE] = request_seq
         return self.body(msg_type, payload)
+
 
     def error(self, request_seq, code, text):
         return self.reply(request_seq, C.ERROR, {C.K_CODE: code, C.K_MSG: text})

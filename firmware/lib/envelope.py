@@ -61,14 +61,33 @@ def reserve(nbytes):
 
 
 def signed(msg_type, payload, seed32, public_key, seq, sender):
-    buf = _scratch if _scratch is not None else bytearray(256)
-    return bytes(signed_into(buf, msg_type, payload, seed32, public_key, seq, sender))
+    return bytes(signed_view(msg_type, payload, seed32, public_key, seq, sender))
+
+
+def signed_view(msg_type, payload, seed32, public_key, seq, sender):
+    """signed() without its final copy: a memoryview of the reserved buffer, valid until the
+    next signed body (send it or copy it before signing anything else)."""
+    return signed_into(scratch(), msg_type, payload, seed32, public_key, seq, sender)
+
+
+def scratch():
+    """The buffer reserve() kept (a small new one if nothing was reserved)."""
+    return _scratch if _scratch is not None else bytearray(256)
 
 
 def signed_into(buf, msg_type, payload, seed32, public_key, seq, sender):
     """signed() built in the bytearray `buf`, whose capacity is reused (it grows if the body
     does not fit): returns a memoryview of buf holding the body, valid until buf is used
     again. The payload is encoded once, straight into place, and signed where it lies."""
+    return sign_encoded(encode_signed(buf, msg_type, payload, public_key, seq, sender),
+                        seed32, public_key)
+
+
+def encode_signed(buf, msg_type, payload, public_key, seq, sender):
+    """First half of signed_into: the body laid out in `buf` with its payload encoded, not yet
+    signed -> a job for sign_encoded. In between, the caller can let go of the payload's
+    objects: a large answer's objects and the signature's bignums are then never alive at
+    the same time."""
     header = {C.HDR_TYPE: msg_type, C.HDR_SEQ: seq, C.HDR_SENDER: sender,
               C.COSE_KID: cose.kid_of(public_key), C.COSE_ALG: C.ALG_EDDSA}
     prot = cbor.dumps(header)
@@ -89,6 +108,12 @@ def signed_into(buf, msg_type, payload, seed32, public_key, seq, sender):
     start = 3 - len(bh)
     p = start + 2 + len(ph) + len(prot)     # where A0 goes
     buf[start:p + 1 + len(bh)] = b"\xd2\x84" + ph + prot + b"\xa0" + bh
+    return buf, start, p
+
+
+def sign_encoded(job, seed32, public_key):
+    """Second half of signed_into: sign the body encode_signed laid out -> memoryview."""
+    buf, start, p = job
     mv = memoryview(buf)
     sig = ed25519.sign_parts(seed32, (cose.SIG1_HEAD, mv[start + 2:p], b"\x40", mv[p + 1:]),
                              public_key)

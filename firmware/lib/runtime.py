@@ -181,7 +181,7 @@ class Runtime:
         seq = self.events.append(cbor.dumps(payload))
         payload[C.K_FROM] = seq
         try:
-            self.link.send(self.dev.body(C.EVENT, payload))
+            self.link.send(self.dev.body_view(C.EVENT, payload))
         except OSError:
             pass    # link down: the host fetches it later (store-and-forward)
 

@@ -110,8 +110,8 @@ def push_telemetry(rt):
     """Send pending telemetry unsolicited (the reporting schedule); False if none pending."""
     if not rt.telemetry.pending_count():
         return False
-    rt.link.send(rt.dev.body(C.TELEMETRY, records_payload(rt, rt.telemetry, C.TELEMETRY,
-                                                          None, _FETCH_MAX)))
+    rt.link.send(rt.dev.body_view(C.TELEMETRY, records_payload(rt, rt.telemetry, C.TELEMETRY,
+                                                               None, _FETCH_MAX)))
     return True
 
 
