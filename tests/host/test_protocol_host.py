@@ -13,6 +13,21 @@ def test_map_keys_sorted_bytewise_not_length_first():
     # RFC 8949 4.2.1: 24 (18 18) sorts before -1 (20); cbor2 canonical would put -1 first.
     assert cbor.dumps({24: 1, -1: 2}).hex() == "a21818012002"
     assert cbor.dumps({"b": 1, "a": 2, 100: 3}).hex() == "a3186403616102616201"
+    # the fast path (cbor2's own canonical encoder) is taken only where length-first equals
+    # bytewise: every case below must still come out bytewise, and decode back strictly
+    cases = {
+        "a2170120 02": {23: 1, -1: 2},                 # both one byte: the same order
+        "a21901000138 1802": {256: 1, -25: 2},         # 3-byte positive before 2-byte negative
+        "a4000106023a0001000003 3a0001000104": {0: 1, 6: 2, -65537: 3, -65538: 4},
+        "a21818013818 02": {24: 1, -25: 2},
+    }
+    for hexdata, value in cases.items():
+        hexdata = hexdata.replace(" ", "")
+        assert cbor.dumps(value).hex() == hexdata, value
+        assert cbor.loads(bytes.fromhex(hexdata)) == value
+    # a length-first (cbor2 canonical) encoding of such a map is refused by the decoder
+    with pytest.raises(cbor.CBORError):
+        cbor.loads(bytes.fromhex("a23818021901 0001".replace(" ", "")))
 
 
 @pytest.mark.parametrize("hexdata, code", [

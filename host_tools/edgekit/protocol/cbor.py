@@ -15,8 +15,10 @@ overflows on exponent 15 and it falls back to float32; cbor2 issue #157), so flo
 `_minimal_float`, the same shortest-width test cbor2's pure-Python encoder makes.
 """
 import functools
+import io
 import math
 import struct
+import threading
 
 import cbor2
 
@@ -140,14 +142,27 @@ def _scalar(value, t, check):
     return False        # bytearray, memoryview, subclasses: the general path handles them
 
 
+def _head_len(n):
+    """Bytes of a CBOR head carrying argument n >= 0 (the length of an int key's encoding)."""
+    if n < 24:
+        return 1
+    if n < 256:
+        return 2
+    if n < 65536:
+        return 3
+    return 5 if n < 4294967296 else 9
+
+
 def _walk(obj, top_level, check):
     """One iterative pass over `obj`, raising CBORError on anything SPEC section 3 forbids
     (an unknown type only when decoding, `check`: an encoder's bytearray or memoryview takes
     the general path). Returns True when cbor2's own canonical encoder gives the RFC 8949
-    bytes: no map mixes key classes (within one major type length-first IS bytewise order;
-    across types it is not, except among one-byte int keys) and no float falls in cbor2's
-    float16 gap. Scalars are checked in place and only containers are pushed: this walk is
-    most of the host's cost of opening a frame."""
+    bytes: cbor2 sorts keys length-first, which is bytewise order within one major type, and
+    across the two integer types too when no non-negative key's encoding is longer than any
+    negative key's (all protocol maps: SenML's -3..6, the header's 1, 4, -65537..); maps
+    mixing text, bytes and integer keys, and floats in cbor2's float16 gap, take the general
+    path. Scalars are checked inline and only containers are pushed: this walk is most of
+    the host's cost of opening a frame, so it avoids a call per item."""
     t = type(obj)
     if t is Tag:
         if obj.tag != catalog.TAG_COSE_SIGN1 or not top_level:
@@ -158,6 +173,7 @@ def _walk(obj, top_level, check):
     plain = True
     depths = [depth0]
     pop, push, dpop, dpush = stack.pop, stack.append, depths.pop, depths.append
+    lo, hi = _INT_MIN, _INT_MAX
     while stack:
         value = pop()
         depth = dpop()
@@ -165,42 +181,72 @@ def _walk(obj, top_level, check):
             raise _too_deep()
         t = type(value)
         if t is dict:
-            if value and depth >= _MAX:
+            if not value:
+                continue
+            if depth >= _MAX:
                 raise _too_deep()          # its keys and values would be at depth 17
-            kinds = 0
-            small = True
+            inner = depth + 1
+            pos_max = -1                    # largest non-negative int key
+            neg_min = -1                    # smallest -1-k over negative int keys (-1: none)
+            other = 0                       # 4: a bytes key, 8: a text key
             for key, item in value.items():
                 tk = type(key)
                 if tk is int:
-                    if not _INT_MIN <= key <= _INT_MAX:
+                    if key >= 0:
+                        if key > hi:
+                            raise CBORError(f"integer {key} outside the 64-bit range")
+                        if key > pos_max:
+                            pos_max = key
+                    elif key < lo:
                         raise CBORError(f"integer {key} outside the 64-bit range")
-                    kinds |= 1 if key >= 0 else 2
-                    if not -24 <= key <= 23:
-                        small = False
+                    elif neg_min < 0 or -1 - key < neg_min:
+                        neg_min = -1 - key
                 elif tk is str:
-                    kinds |= 8
-                    small = False
+                    other |= 8
                 elif tk is bytes:
-                    kinds |= 4
-                    small = False
+                    other |= 4
                 else:
                     raise CBORError("map keys must be integers, text or byte strings")
                 ti = type(item)
                 if ti is dict or ti is list or ti is tuple:
                     push(item)
-                    dpush(depth + 1)
+                    dpush(inner)
+                elif ti is int:
+                    if not lo <= item <= hi:
+                        raise CBORError(f"integer {item} outside the 64-bit range of the "
+                                        "protocol")
+                elif ti is str or ti is bytes or ti is bool or item is None:
+                    pass
+                elif ti is float:
+                    if 32768.0 <= abs(item) <= 65504.0:     # cbor2's float16 gap
+                        plain = False
                 elif not _scalar(item, ti, check):
                     plain = False
-            if kinds & (kinds - 1) and not (small and kinds == 3):
+            if other:
+                if other != 4 and other != 8 or pos_max >= 0 or neg_min >= 0:
+                    plain = False
+            elif pos_max >= 0 and neg_min >= 0 and _head_len(pos_max) > _head_len(neg_min):
                 plain = False
         elif t is list or t is tuple:
-            if value and depth >= _MAX:
+            if not value:
+                continue
+            if depth >= _MAX:
                 raise _too_deep()
+            inner = depth + 1
             for item in value:
                 ti = type(item)
                 if ti is dict or ti is list or ti is tuple:
                     push(item)
-                    dpush(depth + 1)
+                    dpush(inner)
+                elif ti is int:
+                    if not lo <= item <= hi:
+                        raise CBORError(f"integer {item} outside the 64-bit range of the "
+                                        "protocol")
+                elif ti is str or ti is bytes or ti is bool or item is None:
+                    pass
+                elif ti is float:
+                    if 32768.0 <= abs(item) <= 65504.0:
+                        plain = False
                 elif not _scalar(item, ti, check):
                     plain = False
         elif not _scalar(value, t, check):
@@ -208,9 +254,26 @@ def _walk(obj, top_level, check):
     return plain
 
 
+_local = threading.local()
+
+
+def canonical_plain(obj):
+    """cbor2's canonical encoding of `obj` with an encoder kept per thread: cbor2.dumps builds
+    an encoder and a buffer per call, which costs more than encoding a protocol header."""
+    state = getattr(_local, "encoder", None)
+    if state is None:
+        fp = io.BytesIO()
+        state = _local.encoder = (fp, cbor2.CBOREncoder(fp, canonical=True))
+    fp, encoder = state
+    fp.seek(0)
+    fp.truncate()
+    encoder.encode(obj)
+    return fp.getvalue()
+
+
 def _encode(obj, plain):
     if plain:
-        return cbor2.dumps(obj, canonical=True)      # the common case, all in C
+        return canonical_plain(obj)                  # the common case, all in C
     return cbor2.dumps(_prepare(obj), canonical=True, default=_encode_ordered_map)
 
 
@@ -221,7 +284,8 @@ def dumps(obj) -> bytes:
 
 def loads(data, max_len=None):
     """Strictly decode one deterministic CBOR item that is all of `data`."""
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     if max_len is not None and len(data) > max_len:
         raise CBORError(f"{len(data)} bytes exceed the limit of {max_len}", catalog.E_TOO_LARGE)
     if not data:

@@ -54,7 +54,9 @@ def as_signer(key):
 
 
 def sig_structure(protected_bytes: bytes, payload: bytes) -> bytes:
-    return cbor.dumps(["Signature1", protected_bytes, b"", payload])
+    # A text string and byte strings only: cbor2's plain encoding is the deterministic one,
+    # so the strict encoder's walk (the cost of a verify, per frame) is not needed here.
+    return cbor.canonical_plain(["Signature1", bytes(protected_bytes), b"", bytes(payload)])
 
 
 def sign1(payload: bytes, key, protected: dict, tagged: bool = True) -> bytes:
@@ -81,10 +83,13 @@ class Sign1:
     def kid(self):
         return self.protected.get(catalog.COSE_KID)
 
-    def verify(self, public_key: bytes) -> bytes:
-        """Return the payload if the signature is valid for `public_key`, else raise CoseError."""
+    def verify(self, public_key) -> bytes:
+        """Return the payload if the signature is valid for `public_key` (32 raw bytes or an
+        Ed25519PublicKey, which a keyring keeps loaded), else raise CoseError."""
         try:
-            Ed25519PublicKey.from_public_bytes(bytes(public_key)).verify(
+            if not isinstance(public_key, Ed25519PublicKey):
+                public_key = Ed25519PublicKey.from_public_bytes(bytes(public_key))
+            public_key.verify(
                 self.signature, sig_structure(self.protected_bytes, self.payload))
         except (InvalidSignature, ValueError):
             raise CoseError("signature does not verify with the key") from None

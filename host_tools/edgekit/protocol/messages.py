@@ -50,12 +50,21 @@ class Keyring:
 
     def __init__(self):
         self._keys = {}
+        self._loaded = {}           # kid -> Ed25519PublicKey, parsed once rather than per frame
         self.revoked = set()
 
     def add(self, public_key: bytes, role: str) -> bytes:
         kid = cose.kid_of(public_key)
         self._keys[kid] = (bytes(public_key), role)
+        self._loaded.pop(kid, None)
         return kid
+
+    def verifier(self, kid):
+        """The loaded public key for `kid` (which lookup() returned)."""
+        key = self._loaded.get(kid)
+        if key is None:
+            key = self._loaded[kid] = cose.Ed25519PublicKey.from_public_bytes(self._keys[kid][0])
+        return key
 
     def revoke(self, kid: bytes):
         self.revoked.add(bytes(kid))
@@ -122,9 +131,9 @@ def open_body(body: bytes, keyring: Keyring = None, replay: ReplayGuard = None,
              "protected header needs type, seq and sender (SPEC 4.1)")
     known = keyring.lookup(sign1.kid) if keyring is not None else None
     _require(known is not None, f"unknown or revoked key id {sign1.kid!r}", catalog.E_UNKNOWN_KEY)
-    public_key, role = known
+    role = known[1]
     try:
-        sign1.verify(public_key)
+        sign1.verify(keyring.verifier(sign1.kid))
     except cose.CoseError as exc:
         raise ProtocolError(str(exc), catalog.E_BAD_SIGNATURE) from None
     allowed = catalog.SIGNER_ROLES.get(msg_type)
