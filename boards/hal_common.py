@@ -94,6 +94,31 @@ def sht31_decode(buf):
     return {"temp_c": round(-45 + 175 * t / 65535, 2), "rh": round(100 * h / 65535, 2)}
 
 
+def sht31_limit(temp_c, rh):
+    """The 3-byte payload of an SHT3x alert-limit write (datasheet, "alert mode"): the 7 most
+    significant bits of the RH word and the 9 of the temperature word, then the CRC."""
+    t = int((min(130.0, max(-45.0, temp_c)) + 45) * 65535 / 175 + 0.5)
+    h = int(min(100.0, max(0.0, rh)) * 65535 / 100 + 0.5)
+    word = (h & 0xFE00) | (t >> 7)
+    data = bytes(((word >> 8) & 0xFF, word & 0xFF))
+    return data + bytes((_crc8_sht(data),))
+
+
+# SHT3x alert-limit write commands: high set, high clear, low clear, low set.
+SHT31_ALERT_CMDS = (b"\x61\x1d", b"\x61\x16", b"\x61\x0b", b"\x61\x00")
+SHT31_ALERT_HYST_C = 2.0        # the alert clears this far below the set point
+
+
+def sht31_alert_writes(high_c):
+    """(command, payload) writes that make ALERT go high at `high_c` and only there: humidity
+    limits wide open (100 %) and the low limits at the bottom of the range, so a frosty night
+    does not wake the board."""
+    return ((SHT31_ALERT_CMDS[0], sht31_limit(high_c, 100.0)),
+            (SHT31_ALERT_CMDS[1], sht31_limit(high_c - SHT31_ALERT_HYST_C, 100.0)),
+            (SHT31_ALERT_CMDS[2], sht31_limit(-45.0, 0.0)),
+            (SHT31_ALERT_CMDS[3], sht31_limit(-45.0, 0.0)))
+
+
 def a02yyuw_decode(buf):
     """Distance in mm from the 4-byte A02YYUW ultrasonic frame FF H L SUM."""
     if len(buf) != 4 or buf[0] != 0xFF:

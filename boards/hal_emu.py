@@ -140,7 +140,9 @@ def wait(ms):
     if link.any():
         return True
     ms = max(0, int(ms))
-    if _mode == "real" or _ch is None:
+    # With wake sources armed the supervisor must see the wait (it ends it on an edge), in
+    # real-time mode too.
+    if (_mode == "real" and not _woke_armed) or _ch is None:
         return link.poll_ms(int(ms / _rate))
     return bool(_rt("wait", ms))
 
@@ -258,6 +260,24 @@ def output_state(name):
 def card_uid():
     uid = _rt("card")
     return None if uid is None else unhexlify(uid)
+
+
+# --- wake sources: the supervisor watches the armed inputs and ends a wait() on an edge ----
+_woke_armed = False
+
+
+def wake_on(name):
+    global _woke_armed
+    _rt("wake_on", name)
+    _woke_armed = True
+
+
+def wakes():
+    return tuple(_rt("wakes"))
+
+
+def sensor_alert(name, high):
+    _rt("sensor_alert", name, float(high))
 
 
 _detached_board()

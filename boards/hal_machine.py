@@ -9,7 +9,7 @@ import time as _time
 import machine
 from hal_common import (Debouncer, Flash, HalError, StdioLink, role,  # noqa: F401
                         sht31_decode, a02yyuw_decode, pms5003_decode, adc_mv,
-                        ina219_decode, ads1115_mv)
+                        ina219_decode, ads1115_mv, sht31_alert_writes)
 
 ticks_ms = _time.ticks_ms
 ticks_diff = _time.ticks_diff
@@ -42,8 +42,25 @@ def sleep_ms(ms):
     _time.sleep_ms(max(0, int(ms)))
 
 
+# While inputs are armed as wake sources, wait() polls the link in slices this long and
+# checks the IRQ flags between them: the latency of a wake, at a cost of one poll per slice.
+_WAKE_SLICE_MS = 50
+
+
 def wait(ms):
-    return link.poll_ms(max(0, int(ms)))
+    ms = max(0, int(ms))
+    if not _armed:
+        return link.poll_ms(ms)
+    deadline = _time.ticks_add(_time.ticks_ms(), ms)
+    while True:
+        for name in _armed:
+            if _armed[name]:
+                return True
+        left = _time.ticks_diff(deadline, _time.ticks_ms())
+        if left <= 0:
+            return False
+        if link.poll_ms(min(left, _WAKE_SLICE_MS)):
+            return True
 
 
 def time():
@@ -138,6 +155,51 @@ def output(name, value):
 
 def output_state(name):
     return bool(_pin(name, "out").value())
+
+
+# --- wake sources -----------------------------------------------------------------------------
+# role -> 1 once its input went active since the last wakes(); set by the pin IRQ (a dict
+# store of an existing key: no allocation, so safe in an IRQ handler).
+_armed = {}
+
+
+def wake_on(name):
+    entry = role(BOARD, name, "in")
+    if not entry.get("wake"):
+        raise HalError("pin role %r of board %s is not wired to a wake-capable pin"
+                       % (name, NAME))
+    if name in _armed:
+        return
+    _armed[name] = 0
+    trigger = machine.Pin.IRQ_FALLING if entry.get("active") == "low" \
+        else machine.Pin.IRQ_RISING
+
+    def fired(pin):
+        _armed[name] = 1
+    _pin(name, "in").irq(trigger=trigger, handler=fired)
+
+
+def wakes():
+    fired = tuple(n for n in _armed if _armed[n])
+    for n in fired:
+        _armed[n] = 0
+    return fired
+
+
+def sensor_alert(name, high):
+    spec = BOARD.get("sensors", {}).get(name)
+    if spec is None or not spec.get("alert"):
+        raise HalError("sensor %r of board %s has no alert output" % (name, NAME))
+    if spec["part"] != "sht31":
+        raise HalError("alert limits for %s are not implemented" % spec["part"])
+    try:
+        bus = _bus(spec["bus"])
+        for cmd, payload in sht31_alert_writes(float(high)):
+            bus.writeto(spec["addr"], cmd + payload)
+            _time.sleep_ms(2)
+    except OSError as exc:
+        raise HalError("%s (%s at %s 0x%02x): %r" % (name, spec["part"], spec["bus"],
+                                                     spec["addr"], exc))
 
 
 # --- buses and sensors ---------------------------------------------------------------------

@@ -82,19 +82,66 @@ def test_a_month_of_sun_and_overcast_keeps_the_battery_above_its_floor(board, wo
     assert "alert" in dev.command("read")["reasons"]
 
 
-def test_fire_within_one_default_guard_period_stops_the_press(board, world, clock,
-                                                            provisioned):
-    dev = provisioned(config={"compact_s": 120, "motor_poll_ms": 5000})
-    guard = 300                             # the default guard period
+def test_fire_wakes_the_board_and_stops_the_press(board, world, clock, provisioned):
+    dev = provisioned(config={"compact_s": 120, "motor_poll_ms": 5000, "guard_s": HOUR})
     world.set(fill_lph=200)
     clock.advance(1500)
     dev.command("compact")                  # a long stroke is running...
     assert world.snapshot()["outputs"]["motor"] is True
     world.set(temp_c=95.0)                  # ...when the waste catches fire
-    clock.advance(guard)
+    clock.advance(2)                        # the ALERT pin wakes it: no guard period passes
     assert ("fire", True) in [(n, a) for n, a, _ in events(dev)]
     assert world.snapshot()["outputs"]["motor"] is False
     assert "alert" in dev.command("read")["reasons"]
+
+
+WAKE_LATENCY_S = 2          # a wake, the guard's reads and the event on the link
+
+
+@pytest.mark.parametrize("stimulus, alarm", [({"temp_c": 88.0}, "fire"),
+                                             ({"tilt": True}, "tilt")])
+def test_fire_and_tilt_wake_the_board_from_sleep(board, world, clock, provisioned,
+                                                 stimulus, alarm):
+    """The guard runs once an hour; the sensor's ALERT pin (its limit programmed to fire_c)
+    and the tilt switch wake the board, so the alarm leaves within seconds, at any moment."""
+    if not board.emulated:
+        pytest.skip("staging a fire or a fallen bin needs the emulator's world model")
+    dev = provisioned(config={"guard_s": HOUR, "sample_s": HOUR, "report_s": 6 * HOUR,
+                              "fire_c": 70.0})
+    dev.session.request(C.TIME_SYNC, {C.K_TIME: T0}, expect=C.TIME)
+    events(dev)
+    before = board.handle.info()
+    assert set(before["wake_inputs"]) == {"temp_alert", "tilt", "lid"}, before
+    clock.advance(1234.5)                   # deep inside a sleep
+    t_set = clock.now()
+    world.set(**stimulus)
+    clock.advance(WAKE_LATENCY_S)
+    raised = [(n, a, t) for n, a, t in events(dev) if n == alarm and a]
+    assert raised, f"no {alarm} alarm within {WAKE_LATENCY_S} s of the stimulus"
+    # the device stamps the event when the guard ran: within the latency of the stimulus
+    clock_offset = T0 - before["sim_s"]     # device clock synced at about `before`
+    assert abs(raised[0][2] - (t_set + clock_offset)) <= WAKE_LATENCY_S + 2, raised
+    assert board.handle.info()["wakeups"] > before["wakeups"]
+
+
+def test_a_temperature_below_fire_c_does_not_wake_the_board(board, world, clock,
+                                                            provisioned):
+    """The limit is the configured fire_c (not the sensor's 60 C default); a hot summer
+    afternoon at 65 C inside the bin is not a fire and costs no wake-up."""
+    if not board.emulated:
+        pytest.skip("the wake count is the emulator's")
+    dev = provisioned(config={"guard_s": HOUR, "sample_s": HOUR, "report_s": 6 * HOUR,
+                              "fire_c": 75.0, "fire_rise_c": 40.0})
+    events(dev)
+    clock.advance(600)
+    woke = board.handle.info()["wakeups"]
+    world.set(temp_c=65.0)
+    clock.advance(600)
+    assert board.handle.info()["wakeups"] == woke
+    assert not [e for e in events(dev) if e[0] == "fire"]
+    dev.session.request(C.CONFIG_SET, {C.K_CONFIG: {"fire_c": 60.0}})   # reprogrammed now
+    clock.advance(WAKE_LATENCY_S)
+    assert ("fire", True) in [(n, a) for n, a, _ in events(dev)]
 
 
 def test_fill_median_filter_compaction_jam_and_interlocks(board, world, clock, provisioned):

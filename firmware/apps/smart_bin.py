@@ -3,7 +3,10 @@
 # forecast of when the bin is full and why it is ready for collection.
 #
 #   guard    every guard_s       inside temperature (fire), tilt, lid: cheap reads, never
-#                                stretched, so fire is raised within one guard period
+#            and on a wake       stretched; and run at once when the SHT3x ALERT pin (its
+#                                high limit programmed to fire_c), the tilt or the lid
+#                                switch wakes the board (hal.wake_on): fire is raised
+#                                within the wake latency, not a guard period
 #   measure  every sample_s x s  fill, battery (INA219: V and I -> state of charge), solar;
 #                                fill events, collections, forecast, LEDs, compaction start
 #   report   every report_s x r  journal a pack and send it with the modem powered (relay)
@@ -26,6 +29,7 @@ _DAY = 86400
 _SAMPLE_X = (1, 2, 4)
 _REPORT_X = (1, 4, 12)
 _UP_HYST = 5                # % of charge above a level's threshold before leaving it
+_WAKES = ("temp_alert", "tilt", "lid")   # inputs that wake the board and run the guard
 # Floats that live between wakes, in one array (see lib/stats.py for why).
 _FILL = 0                   # last fill %, -1 none yet
 _SOC = 1
@@ -73,6 +77,7 @@ class App:
         self.press = Compactor(self.hal, rt.sched, self._compacted)
         self.hal.output("motor", False)         # whatever a power cut left running
         self._restore(rt.dev.store.load("bin", {}) or {})
+        self._program_alert()
         self._schedule()
         rt.log("smart bin up: level %s, reset %s" % (battery.LEVELS[self.level],
                                                       rt.reset_cause), 1)
@@ -107,7 +112,7 @@ class App:
     def _schedule(self):
         c = self.cfg
         s = self.rt.sched
-        s.every("guard", c["guard_s"] * 1000, self.guard, critical=True)
+        s.every("guard", c["guard_s"] * 1000, self.guard, critical=True, wakes=_WAKES)
         s.every("measure", c["sample_s"] * _SAMPLE_X[self.level] * 1000, self.measure,
                 phase_ms=2000)
         period = c["report_s"] * _REPORT_X[self.level] * 1000
@@ -125,8 +130,17 @@ class App:
             self.level = new
             self._schedule()
 
+    def _program_alert(self):
+        # The temperature sensor watches for fire while the board sleeps: its ALERT output
+        # rises at fire_c. Without it (a bus fault) the guard period still catches a fire.
+        try:
+            self.hal.sensor_alert("env", self.cfg["fire_c"])
+        except OSError as exc:
+            self.rt.log("fire alert not programmed (%s): guard polling only" % (exc,), 2)
+
     def reconfigure(self, cfg):
         self.cfg = cfg
+        self._program_alert()
         self.alarms.max_events = cfg["alarm_events_per_day"]
         self._schedule()
 

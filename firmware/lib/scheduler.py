@@ -1,6 +1,7 @@
 # Cooperative scheduler on the HAL clock: periodic and one-shot tasks with deadlines, sleep
-# between them (link input wakes the sleep early), a watchdog fed only while tasks make
-# progress, and an energy account (time awake per task) for battery-life estimates.
+# between them (link input wakes the sleep early, and so does an input a task armed as a
+# wake source: hal.wake_on), a watchdog fed only while tasks make progress, and an energy
+# account (time awake per task) for battery-life estimates.
 #
 # Why cooperative: one stack, no locks, bounded RAM; every task is a short function that
 # returns. A task that hangs stops the watchdog feed and the board resets (reset cause
@@ -16,9 +17,9 @@ _FAIL_LIMIT = const(5)          # consecutive failures of a critical task before
 
 class Task:
     __slots__ = ("name", "fn", "period", "deadline", "due", "runs", "fails", "misses",
-                 "awake_ms", "cpu_us", "critical", "last_ok")
+                 "awake_ms", "cpu_us", "critical", "last_ok", "wakes", "woken")
 
-    def __init__(self, name, fn, period, deadline, due, critical):
+    def __init__(self, name, fn, period, deadline, due, critical, wakes=()):
         self.name = name
         self.fn = fn
         self.period = period        # ms; 0 = one-shot
@@ -31,6 +32,8 @@ class Task:
         self.cpu_us = 0             # summed run time on the CPU's own clock (see run_due)
         self.critical = critical
         self.last_ok = None
+        self.wakes = wakes          # input roles whose activation runs this task at once
+        self.woken = 0              # runs brought forward by such a wake
 
 
 class Scheduler:
@@ -46,12 +49,41 @@ class Scheduler:
         self.max_sleep = min(_MAX_SLEEP_MS, wdt_timeout_ms // 2) if wdt_timeout_ms \
             else _MAX_SLEEP_MS
         self._stop = False
+        self.wake_roles = []        # inputs armed with hal.wake_on (bounded by the board's pins)
+        self.unarmed = []           # roles that could not be armed: their tasks only poll
         if wdt_timeout_ms:
             hal.wdt_start(wdt_timeout_ms)
 
-    def every(self, name, period_ms, fn, deadline_ms=1000, phase_ms=0, critical=False):
+    def every(self, name, period_ms, fn, deadline_ms=1000, phase_ms=0, critical=False,
+              wakes=()):
+        """A periodic task. `wakes`: input roles (tilt, lid, temp_alert...) whose activation
+        wakes the board and runs this task at once instead of at its next period."""
+        for role in wakes:
+            self._arm(role)
         return self._add(Task(name, fn, period_ms, deadline_ms,
-                              self.hal.ticks_add(self.hal.ticks_ms(), phase_ms), critical))
+                              self.hal.ticks_add(self.hal.ticks_ms(), phase_ms), critical,
+                              wakes))
+
+    def _arm(self, role):
+        if role in self.wake_roles or role in self.unarmed:
+            return
+        try:
+            self.hal.wake_on(role)
+            self.wake_roles.append(role)
+        except (OSError, AttributeError) as exc:
+            # A board without that pin (or an old HAL): the task still runs every period.
+            self.unarmed.append(role)
+            if self.log:
+                self.log("%s cannot wake the board (%s): polled instead" % (role, exc))
+
+    def _woken(self, roles):
+        now = self.hal.ticks_ms()
+        for task in self.tasks:
+            for role in roles:
+                if role in task.wakes:
+                    task.due = now
+                    task.woken += 1
+                    break
 
     def after(self, name, delay_ms, fn, deadline_ms=1000):
         self.cancel(name)
@@ -136,7 +168,10 @@ class Scheduler:
                 t0 = hal.ticks_ms()
                 woke = hal.wait(wait)
                 self.sleep_ms += hal.ticks_diff(hal.ticks_ms(), t0)
-                if woke and on_input:
+                fired = hal.wakes() if woke and self.wake_roles else ()
+                if fired:
+                    self._woken(fired)
+                if woke and on_input and (not fired or hal.link.any()):
                     on_input()
             elif on_input and hal.link.any():
                 on_input()
@@ -145,12 +180,14 @@ class Scheduler:
     def energy(self):
         total = self.hal.ticks_diff(self.hal.ticks_ms(), self.started)
         awake = 0
+        woken = 0
         per_task = {}
         for t in self.tasks:
             awake += t.awake_ms
+            woken += t.woken
             per_task[t.name] = [t.runs, t.awake_ms, t.cpu_us]
         return {"elapsed_ms": total, "awake_ms": awake, "sleep_ms": self.sleep_ms,
-                "tasks": per_task}
+                "tasks": per_task, "woken": woken, "wake_roles": self.wake_roles}
 
 
 def battery_life_days(capacity_mah, awake_ma, sleep_ua, awake_ms_per_day, extra_mah_per_day=0):

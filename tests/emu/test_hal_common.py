@@ -84,6 +84,37 @@ def test_board_definitions_load_and_validate():
     bad["wdt_ms"] = 20000
     with pytest.raises(BoardError, match="wdt_max_ms"):
         validate(bad)
+    bad = json.loads((BOARDS_DIR / "esp32.json").read_text())
+    bad["pins"]["temp_alert"]["pin"] = bad["pins"]["lid"]["pin"]
+    with pytest.raises(BoardError, match="both on pin"):
+        validate(bad)
+    bad = json.loads((BOARDS_DIR / "rp2040.json").read_text())
+    del bad["pins"]["temp_alert"]["wake"]
+    with pytest.raises(BoardError, match="sensors.env.alert 'temp_alert'"):
+        validate(bad)
+
+
+def test_sht31_alert_limits_match_the_datasheet_encoding():
+    """The SHT3x power-on defaults (datasheet table "alert limits") decode to 60 C / 58 C /
+    -9 C / -10 C: the temperature bits of our encoding must equal theirs exactly."""
+    out = mp.run_json(r"""
+import json, hal_common as h
+rows = [h.sht31_limit(t, rh) for t, rh in ((60, 80), (58, 79), (-9, 22), (-10, 20))]
+writes = h.sht31_alert_writes(70.0)
+print(json.dumps({"rows": [r.hex() for r in rows],
+                  "crc_ok": [h._crc8_sht(r[:2]) == r[2] for r in rows],
+                  "writes": [[c.hex(), p.hex()] for c, p in writes]}))
+""")
+    datasheet = (0xCD33, 0xC92D, 0x3869, 0x3466)
+    words = [int(r[:4], 16) for r in out["rows"]]
+    assert [w & 0x1FF for w in words] == [d & 0x1FF for d in datasheet]
+    assert words[0] == 0xCD33                   # the one default whose RH bits round alike
+    assert all(out["crc_ok"])
+    cmds = [c for c, _ in out["writes"]]
+    assert cmds == ["611d", "6116", "610b", "6100"]
+    high = int(out["writes"][0][1][:4], 16)
+    assert -45 + 175 * ((high & 0x1FF) << 7) / 65535 == pytest.approx(70.0, abs=0.35)
+    assert high >> 9 == 0x7F                    # humidity never raises the alert
 
 
 @pytest.mark.parametrize("module", sorted(p.name for p in BOARDS_DIR.glob("*.py")))

@@ -99,3 +99,53 @@ print(json.dumps({"max_wait": max(waits), "fed": hal.fed}))
 """)
     assert out["max_wait"] <= 4000
     assert out["fed"] >= 7200000 // 4000      # fed at least once per wake
+
+
+def test_a_wake_input_runs_its_task_at_once_and_unarmable_roles_fall_back_to_polling():
+    """wake_on arms the roles a task names; when a wait ends on such an input the task runs
+    at once (not at its next period) and the link handler is not called for it; a role the
+    board cannot arm is logged and the task keeps its period."""
+    result = mp.run_json(FAKE_HAL + r"""
+import json
+class WakeHal(FakeHal):
+    def __init__(self, start):
+        FakeHal.__init__(self, start)
+        self.armed = []
+        self.pending = []               # (at_ms, role): an input goes active then
+        self.latched = []
+    def wake_on(self, role):
+        if role == "nope":
+            raise OSError("pin role 'nope' is not wired to a wake-capable pin")
+        self.armed.append(role)
+    def wakes(self):
+        out, self.latched = tuple(self.latched), []
+        return out
+    def wait(self, ms):
+        if self.pending and self.pending[0][0] <= self.t + ms:
+            at, role = self.pending.pop(0)
+            self.t = max(self.t, at)
+            if role in self.armed:
+                self.latched.append(role)
+                return True
+        self.t += ms
+        return False
+hal = WakeHal(start=0)
+logs = []
+s = scheduler.Scheduler(hal, log=logs.append)
+ran = []
+inputs = []
+s.every("guard", 3600000, lambda: ran.append(hal.t), phase_ms=3600000,
+        wakes=("temp_alert", "tilt", "nope"))
+s.every("other", 600000, lambda: None)
+hal.pending = [(1234567, "temp_alert"), (2000000, "lid")]   # lid is not armed
+s.run(on_input=lambda: inputs.append(hal.t), until=lambda: hal.t >= 3600000 * 2)
+print(json.dumps({"ran": ran, "inputs": inputs, "armed": hal.armed, "logs": logs,
+                  "woken": s.energy()["woken"], "roles": s.energy()["wake_roles"]}))
+""")
+    # woken at 1234.567 s, then the regular run one period later (phase restarts at the wake)
+    assert result["ran"][0] == 1234567
+    assert result["ran"][1] == 1234567 + 3600000
+    assert result["inputs"] == []                    # a wake is not link input
+    assert result["armed"] == ["temp_alert", "tilt"] == result["roles"]
+    assert result["woken"] == 1
+    assert any("nope cannot wake the board" in line for line in result["logs"])

@@ -25,6 +25,7 @@ from edgekit.emu.clock import Clock
 from edgekit.emu.link import Uart
 from edgekit.emu.repl import ReplFilter
 from edgekit.emu.vm import VM
+from edgekit.emu.world import HardwareFault
 from edgekit.emu.worlds import make_world
 
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
@@ -65,6 +66,9 @@ class Board:
         self.flash_ops = 0
         self.pulse_offset = {}
         self.pending = None         # parked sleep/wait: (req_id, op)
+        self.wake_armed = {}        # input role -> level last seen (hal.wake_on)
+        self.woken = []             # roles that went active since the firmware last asked
+        self.wakeups = 0            # waits ended by a wake input (info)
         self.repl = ReplFilter()
         self._sigint_at = -1e9
         self._side_buf = b""
@@ -97,6 +101,10 @@ class Board:
         self.resets[cause] = self.resets.get(cause, 0) + 1
         self.boots += 1
         self.pending = None
+        # A reset forgets pin IRQs: the new firmware arms its wake sources again.
+        self.wake_armed = {}
+        self.woken = []
+        self.clock.cancel("wakecheck")
         self.repl.reboot(start == "raw")
         self.clock.wake()
         self.world.advance_to(self.clock.now())
@@ -335,6 +343,44 @@ class Board:
             self.fire(nd)
         self._arm()
 
+    # --- wake inputs (hal.wake_on): an edge to active ends a wait() -------------------------
+    def _level(self, role):
+        try:
+            return bool(self.world.read("input", role))
+        except HardwareFault:
+            return False
+
+    def arm_wake(self, role):
+        self.world.advance_to(self.clock.now())
+        if role not in self.wake_armed:
+            self.wake_armed[role] = self._level(role)
+        self._next_wake_check()
+
+    def check_wakes(self):
+        """After anything that can change an input (a test setting the world, a driven CSV
+        row, a scheduled event): latch armed inputs that went active; wake a wait."""
+        if not self.wake_armed or self.vm is None:
+            return
+        self.world.advance_to(self.clock.now())
+        for role, was in self.wake_armed.items():
+            level = self._level(role)
+            if level and not was and role not in self.woken:
+                self.woken.append(role)
+            self.wake_armed[role] = level
+        if self.woken and self.pending and self.pending[1] == "wait":
+            self.wakeups += 1
+            self._wake(True)
+        self._next_wake_check()
+
+    def _next_wake_check(self):
+        # Continuous models change inputs only at step times (CSV rows): check there, so a
+        # row that sets an alarm during a long sleep wakes the board at that instant.
+        self.clock.cancel("wakecheck")
+        t = self.world.next_change() if self.wake_armed else None
+        if t is not None:
+            self.clock.at(max(t, self.clock.now()), "wakecheck", self.check_wakes)
+            self._arm()
+
     def fire(self, t):
         """World time reaches `t`: events due run, a sleep ending by then completes."""
         self.clock.jump(t)
@@ -344,6 +390,8 @@ class Board:
             self.clock.pop_event()
             ev[3]()
             ev = self.clock.next_event()
+        if self.wake_armed:
+            self.check_wakes()
         if (self.pending and self.clock.asleep_until is not None
                 and self.clock.asleep_until <= t):
             self._wake(False)
@@ -407,4 +455,5 @@ class Board:
             "reset_cause": self.cause, "boots": self.boots, "resets": dict(self.resets),
             "repl": self.repl.mode, "drift_ppm": self.clock.ppm, "wdt_ms": self.wdt_ms,
             "flash_ops": self.flash_ops, "uid": self.uid.hex(),
+            "wake_inputs": sorted(self.wake_armed), "wakeups": self.wakeups,
         }

@@ -78,11 +78,21 @@ def validate(board, where="board definition"):
             bad(f"pins.{role}.mode must be one of {', '.join(PIN_MODES)}")
         if "pin" not in pin:
             bad(f"pins.{role} has no 'pin' number")
+        if pin.get("wake") and pin["mode"] != "in":
+            bad(f"pins.{role}: only an 'in' pin can be a wake source")
+    used = {}
+    for role, pin in board["pins"].items():
+        if pin["pin"] in used:
+            bad(f"pins.{role} and pins.{used[pin['pin']]} are both on pin {pin['pin']}")
+        used[pin["pin"]] = role
     buses = board.get("buses", {})
     for sensor, spec in board.get("sensors", {}).items():
         if spec.get("bus") not in buses:
             bad(f"sensors.{sensor}.bus {spec.get('bus')!r} is not one of buses: "
                 f"{', '.join(buses) or 'none'}")
+        alert = spec.get("alert")
+        if alert is not None and not board["pins"].get(alert, {}).get("wake"):
+            bad(f"sensors.{sensor}.alert {alert!r} must name an 'in' pin with \"wake\": true")
     return board
 
 

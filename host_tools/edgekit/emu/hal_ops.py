@@ -67,7 +67,9 @@ def _sleep(board, req_id, ms):
 
 
 def _wait(board, req_id, ms):
-    if board.vm.unread_input() > 0:
+    # A wake input latched while the firmware was busy ends the wait at once, as a pending
+    # pin IRQ does on a board.
+    if board.vm.unread_input() > 0 or board.woken:
         board.reply(req_id, True)
         return
     board.park(req_id, "wait", max(0, int(ms)))
@@ -186,9 +188,35 @@ def _card(board, req_id):
     board.reply(req_id, None if uid is None else bytes(uid).hex())
 
 
+# --- wake sources -------------------------------------------------------------------------
+def _wake_on(board, req_id, name):
+    entry = _role(board, name, "in")
+    if not entry.get("wake"):
+        raise Refused(f"pin role {name!r} of board {board.board['name']} is not wired to a "
+                      "wake-capable pin (\"wake\": true in the board definition)")
+    board.arm_wake(name)
+    board.reply(req_id, None)
+
+
+def _wakes(board, req_id):
+    fired, board.woken = board.woken, []
+    board.reply(req_id, fired)
+
+
+def _sensor_alert(board, req_id, name, high):
+    spec = board.board.get("sensors", {}).get(name)
+    if spec is None or not spec.get("alert"):
+        raise Refused(f"sensor {name!r} of board {board.board['name']} has no alert output")
+    _now_world(board)
+    board.world.set_alert(name, float(high))
+    board.reply(req_id, None)
+    board.check_wakes()
+
+
 _OPS = {
     "hello": _hello, "now": _now, "sleep": _sleep, "wait": _wait, "set_time": _set_time,
     "deep_sleep": _deep_sleep, "reset": _reset, "die": _die, "wdt_start": _wdt_start,
     "wdt_feed": _wdt_feed, "flash": _flash, "pulse": _pulse, "adc": _adc, "input": _input,
     "sensor": _sensor, "output": _output, "output_state": _output_state, "card": _card,
+    "wake_on": _wake_on, "wakes": _wakes, "sensor_alert": _sensor_alert,
 }

@@ -202,6 +202,7 @@ class Supervisor:
             world.set(b.clock.now(), **values)
         except ValueError as exc:
             raise EmuError(str(exc)) from None
+        b.check_wakes()         # a tilt, a lid or a fire that an armed input sees wakes it now
         return world.snapshot()
 
     def world(self, board_id):
@@ -215,6 +216,7 @@ class Supervisor:
             rows = world.drive_csv(b.clock.now(), csv_text)
         except ValueError as exc:
             raise EmuError(str(exc)) from None
+        b.check_wakes()
         return {"rows": rows}
 
     def fault(self, board_id, name, kind, value=None):
@@ -223,6 +225,7 @@ class Supervisor:
             world.fault(name, kind, value)
         except ValueError as exc:
             raise EmuError(str(exc)) from None
+        b.check_wakes()
         return world.snapshot()
 
     # --- power and link faults -------------------------------------------------------------

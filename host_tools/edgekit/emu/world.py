@@ -41,6 +41,7 @@ class World:
         self.outputs = {}
         self.faults = {}            # read name -> [kind, value]
         self._series = []           # pending CSV rows: (world_ms, {name: value})
+        self.alerts = {}            # sensor name -> high limit (Cel) the firmware programmed
 
     # --- time ---------------------------------------------------------------------------
     def advance_to(self, t):
@@ -145,13 +146,35 @@ class World:
         if op == "adc":
             return self._faulted(name, lambda: int(round(self.adc_mv(name))))
         if op == "input":
-            return self._faulted(name, lambda: bool(self.input(name)))
+            return self._faulted(name, lambda: bool(self._input_or_alert(name)))
         if op == "sensor":
             return self._faulted(name, lambda: self.sensor(name))
         raise WorldError(f"unknown read {op!r}")
 
     def pulse_total(self, role):
         return 0
+
+    # --- alert outputs of sensors (an SHT3x ALERT pin wired to an input role) ---------------
+    SHT3X_DEFAULT_HIGH_C = 60.0     # the part's power-on high-set limit (datasheet)
+
+    def set_alert(self, sensor, high):
+        self.alerts[sensor] = float(high)
+
+    def _input_or_alert(self, role):
+        for name, spec in self.board.get("sensors", {}).items():
+            if spec.get("alert") == role:
+                try:
+                    value = self._faulted(name, lambda: self.sensor(name))
+                except HardwareFault:
+                    return False        # a sensor that does not answer raises no alert
+                temp = value.get("temp_c") if isinstance(value, dict) else None
+                high = self.alerts.get(name, self.SHT3X_DEFAULT_HIGH_C)
+                return isinstance(temp, (int, float)) and temp >= high
+        return self.input(role)
+
+    def next_change(self):
+        """World ms of the next scheduled step change (a driven CSV row), or None."""
+        return self._series[0][0] if self._series else None
 
     def adc_mv(self, role):
         if role == "battery":
