@@ -1,6 +1,7 @@
 """Host CBOR/COSE/envelope rules, and interop with pycose (an independent COSE implementation)."""
 import os
 
+import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -140,3 +141,54 @@ def test_pycose_verifies_ours_and_we_verify_pycose():
     theirs.key = OKPKey(crv=Ed25519, d=seed, x=pub)
     encoded = theirs.encode()
     assert cose.verify1(encoded, pub) == b"\xa0"
+
+
+def test_message_shortcut_refuses_every_longer_encoding_of_a_sign1():
+    """loads_message skips re-encoding for tagged COSE_Sign1 bodies by checking the length:
+    each non-deterministic variant of a valid body must still be refused."""
+    key = Ed25519PrivateKey.generate()
+    body = messages.signed(catalog.TELEMETRY, {catalog.K_FROM: 1}, key, 7, "wm-1")
+    assert cose.loads_message(body) == cbor.loads(body)
+    item = cbor.loads(body)
+    prot, _, payload, sig = item.value
+    def bstr_long(b):                                   # a 2-byte length head where 1 would do
+        return bytes((0x59,)) + len(b).to_bytes(2, "big") + b
+    variants = {
+        "long tag head": b"\xd8\x12\x84" + body[2:],
+        "indefinite array": b"\xd2\x9f" + body[2:] + b"\xff",
+        "trailing byte": body + b"\x00",
+        "long payload head": b"\xd2\x84" + cbor.dumps(prot) + b"\xa0" + bstr_long(payload)
+                             + cbor.dumps(sig),
+        "indefinite unprotected map": b"\xd2\x84" + cbor.dumps(prot) + b"\xbf\xff"
+                                      + cbor.dumps(payload) + cbor.dumps(sig),
+    }
+    for name, data in variants.items():
+        with pytest.raises(cbor.CBORError):
+            cose.loads_message(data)
+        with pytest.raises(ProtocolError) as info:
+            messages.open_body(data)
+        assert info.value.code == catalog.E_BAD_CBOR, name
+
+
+def test_header_shortcut_refuses_longer_or_reordered_headers():
+    """Each variant is the same header value in a non-deterministic encoding (cbor2 decodes
+    it to the same dict): the shortcut must refuse every one, as the strict decoder does."""
+    key = Ed25519PrivateKey.generate()
+    body = messages.signed(catalog.TELEMETRY, {catalog.K_FROM: 1}, key, 7, "wm-1")
+    prot = cbor.loads(body).value[0]
+    header = cbor.loads(prot)
+    assert cose._loads_header(prot) == header
+    kid = header[catalog.COSE_KID]
+    alg_kid = 1 + 2 + 2 + len(kid)                  # a5 | 01 27 | 04 48 kid
+    variants = {
+        "long seq head": prot.replace(bytes.fromhex("3a0001000107"),
+                                      bytes.fromhex("3a00010001") + b"\x18\x07"),
+        "indefinite map": b"\xbf" + prot[1:] + b"\xff",
+        "trailing byte": prot + b"\x00",
+        "long kid head": prot.replace(b"\x48" + kid, b"\x58\x08" + kid),
+        "kid before alg": b"\xa5\x04\x48" + kid + b"\x01\x27" + prot[alg_kid:],
+    }
+    for name, data in variants.items():
+        assert cbor2.loads(data) == header, name
+        with pytest.raises(cbor.CBORError):
+            cose._loads_header(data)

@@ -142,7 +142,7 @@ def _scalar(value, t, check):
     return False        # bytearray, memoryview, subclasses: the general path handles them
 
 
-def _head_len(n):
+def head_len(n):
     """Bytes of a CBOR head carrying argument n >= 0 (the length of an int key's encoding)."""
     if n < 24:
         return 1
@@ -225,7 +225,7 @@ def _walk(obj, top_level, check):
             if other:
                 if other != 4 and other != 8 or pos_max >= 0 or neg_min >= 0:
                     plain = False
-            elif pos_max >= 0 and neg_min >= 0 and _head_len(pos_max) > _head_len(neg_min):
+            elif pos_max >= 0 and neg_min >= 0 and head_len(pos_max) > head_len(neg_min):
                 plain = False
         elif t is list or t is tuple:
             if not value:

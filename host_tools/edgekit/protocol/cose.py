@@ -5,6 +5,7 @@ offline or HSM signer plugs in (edgekit.keys.signer.Ed25519Signer is the file-ke
 """
 import hashlib
 
+import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -53,10 +54,47 @@ def as_signer(key):
     raise TypeError("expected a signer, an Ed25519PrivateKey or a 32-byte seed")
 
 
+def _bstr_head(n):
+    if n < 24:
+        return bytes((0x40 + n,))
+    if n < 256:
+        return bytes((0x58, n))
+    if n < 65536:
+        return b"\x59" + n.to_bytes(2, "big")
+    return b"\x5a" + n.to_bytes(4, "big") if n < 4294967296 else b"\x5b" + n.to_bytes(8, "big")
+
+
+_SIG1_CONTEXT = b"\x84\x6aSignature1"
+
+
 def sig_structure(protected_bytes: bytes, payload: bytes) -> bytes:
-    # A text string and byte strings only: cbor2's plain encoding is the deterministic one,
-    # so the strict encoder's walk (the cost of a verify, per frame) is not needed here.
-    return cbor.canonical_plain(["Signature1", bytes(protected_bytes), b"", bytes(payload)])
+    """["Signature1", protected, h'', payload] (RFC 9052 4.4), deterministic. Written out
+    rather than encoded: it is built for every frame verified, and is only byte strings."""
+    return b"".join((_SIG1_CONTEXT, _bstr_head(len(protected_bytes)), protected_bytes, b"\x40",
+                     _bstr_head(len(payload)), payload))
+
+
+def loads_message(data, max_len=None):
+    """cbor.loads for a whole message body, with a shortcut for the usual shape: a tagged
+    COSE_Sign1 with an empty unprotected map. For that shape the deterministic encoding is
+    the only one of its length (a long head, an indefinite length (4 items: +1 byte), a long
+    tag or trailing bytes all make it longer), so checking the length replaces re-encoding.
+    Anything else takes the general strict path, with its errors."""
+    if type(data) is bytes and (max_len is None or len(data) <= max_len):
+        try:
+            item = cbor2.loads(data)
+        except Exception:  # noqa: BLE001 - the strict path below reports it properly
+            item = None
+        if type(item) is Tag and item.tag == catalog.TAG_COSE_SIGN1 \
+                and type(item.value) is list and len(item.value) == 4:
+            p, u, pl, sig = item.value
+            if type(p) is bytes and type(u) is dict and not u and type(pl) is bytes \
+                    and type(sig) is bytes:
+                size = (2 + len(_bstr_head(len(p))) + len(p) + 1 + len(_bstr_head(len(pl)))
+                        + len(pl) + len(_bstr_head(len(sig))) + len(sig))
+                if len(data) == size:
+                    return item
+    return cbor.loads(data, max_len=max_len)
 
 
 def sign1(payload: bytes, key, protected: dict, tagged: bool = True) -> bytes:
@@ -96,6 +134,36 @@ class Sign1:
         return self.payload
 
 
+# The protected header every edgekit message carries, in deterministic (bytewise) key order.
+_HEADER_KEYS = [catalog.COSE_ALG, catalog.COSE_KID, catalog.HDR_TYPE, catalog.HDR_SEQ,
+                catalog.HDR_SENDER]
+_HEADER_KEYS_LEN = sum(cbor.head_len(k if k >= 0 else -1 - k) for k in _HEADER_KEYS)
+
+
+def _int_len(v):
+    return cbor.head_len(v if v >= 0 else -1 - v)
+
+
+def _loads_header(data):
+    """cbor.loads for a protected header, with loads_message's shortcut for the protocol's
+    own header: keys checked in order, then the only encoding of that length is the
+    deterministic one (every other form of the same value, tags included, is longer)."""
+    try:
+        h = cbor2.loads(data)
+    except Exception:  # noqa: BLE001 - the strict path below reports it properly
+        h = None
+    if type(h) is dict and list(h) == _HEADER_KEYS:
+        alg, kid, msg_type, seq, sender = h.values()
+        if type(alg) is int and type(kid) is bytes and type(msg_type) is int \
+                and type(seq) is int and type(sender) is str and sender.isascii():
+            size = (1 + _HEADER_KEYS_LEN + _int_len(alg) + cbor.head_len(len(kid)) + len(kid)
+                    + _int_len(msg_type) + _int_len(seq) + cbor.head_len(len(sender))
+                    + len(sender))
+            if len(data) == size:
+                return h
+    return cbor.loads(data)
+
+
 def parse_item(item) -> Sign1:
     """Check the shape of a decoded COSE_Sign1 (tagged or not) and its protected header."""
     if isinstance(item, Tag):
@@ -112,7 +180,7 @@ def parse_item(item) -> Sign1:
     if not isinstance(signature, bytes) or len(signature) != 64:
         raise CoseError("Ed25519 signature must be 64 bytes", catalog.E_BAD_SIGNATURE)
     try:
-        protected = cbor.loads(protected_bytes) if protected_bytes else {}
+        protected = _loads_header(protected_bytes) if protected_bytes else {}
     except cbor.CBORError as exc:
         raise CoseError(f"protected header: {exc}", exc.code) from None
     if not isinstance(protected, dict):
@@ -124,7 +192,7 @@ def parse_item(item) -> Sign1:
 
 def decode_sign1(data: bytes) -> Sign1:
     try:
-        item = cbor.loads(data)
+        item = loads_message(data)
     except cbor.CBORError as exc:
         raise CoseError(str(exc), exc.code) from None
     return parse_item(item)

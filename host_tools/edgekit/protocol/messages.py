@@ -114,7 +114,7 @@ def open_body(body: bytes, keyring: Keyring = None, replay: ReplayGuard = None,
               max_len=catalog.MAX_FRAME_LIMIT) -> Message:
     """Decode and verify one body. Raises ProtocolError with the SPEC's error code."""
     try:
-        item = cbor.loads(body, max_len=max_len)
+        item = cose.loads_message(body, max_len=max_len)
     except cbor.CBORError as exc:
         raise ProtocolError(str(exc), exc.code) from None
     if isinstance(item, list) and len(item) == 3:
