@@ -185,11 +185,10 @@ def _walk(obj, top_level, check):
                 continue
             if depth >= _MAX:
                 raise _too_deep()          # its keys and values would be at depth 17
-            inner = depth + 1
             pos_max = -1                    # largest non-negative int key
             neg_min = -1                    # smallest -1-k over negative int keys (-1: none)
             other = 0                       # 4: a bytes key, 8: a text key
-            for key, item in value.items():
+            for key in value:
                 tk = type(key)
                 if tk is int:
                     if key >= 0:
@@ -207,50 +206,38 @@ def _walk(obj, top_level, check):
                     other |= 4
                 else:
                     raise CBORError("map keys must be integers, text or byte strings")
-                ti = type(item)
-                if ti is dict or ti is list or ti is tuple:
-                    push(item)
-                    dpush(inner)
-                elif ti is int:
-                    if not lo <= item <= hi:
-                        raise CBORError(f"integer {item} outside the 64-bit range of the "
-                                        "protocol")
-                elif ti is str or ti is bytes or ti is bool or item is None:
-                    pass
-                elif ti is float:
-                    if 32768.0 <= abs(item) <= 65504.0:     # cbor2's float16 gap
-                        plain = False
-                elif not _scalar(item, ti, check):
-                    plain = False
             if other:
                 if other != 4 and other != 8 or pos_max >= 0 or neg_min >= 0:
                     plain = False
             elif pos_max >= 0 and neg_min >= 0 and head_len(pos_max) > head_len(neg_min):
                 plain = False
+            items = value.values()
         elif t is list or t is tuple:
             if not value:
                 continue
             if depth >= _MAX:
                 raise _too_deep()
-            inner = depth + 1
-            for item in value:
-                ti = type(item)
-                if ti is dict or ti is list or ti is tuple:
-                    push(item)
-                    dpush(inner)
-                elif ti is int:
-                    if not lo <= item <= hi:
-                        raise CBORError(f"integer {item} outside the 64-bit range of the "
-                                        "protocol")
-                elif ti is str or ti is bytes or ti is bool or item is None:
-                    pass
-                elif ti is float:
-                    if 32768.0 <= abs(item) <= 65504.0:
-                        plain = False
-                elif not _scalar(item, ti, check):
+            items = value
+        else:
+            if not _scalar(value, t, check):
+                plain = False
+            continue
+        inner = depth + 1
+        for item in items:
+            ti = type(item)
+            if ti is dict or ti is list or ti is tuple:
+                push(item)
+                dpush(inner)
+            elif ti is int:
+                if not lo <= item <= hi:
+                    raise CBORError(f"integer {item} outside the 64-bit range of the protocol")
+            elif ti is str or ti is bytes or ti is bool or item is None:
+                pass
+            elif ti is float:
+                if 32768.0 <= abs(item) <= 65504.0:         # cbor2's float16 gap
                     plain = False
-        elif not _scalar(value, t, check):
-            plain = False
+            elif not _scalar(item, ti, check):
+                plain = False
     return plain
 
 
