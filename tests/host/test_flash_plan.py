@@ -5,6 +5,7 @@ import types
 
 import pytest
 
+from edgekit.emu import boards
 from edgekit.flash import heap, image as image_mod, installer
 from edgekit.flash.device import DeviceInfo, TargetError, check_target
 from edgekit.flash.image import ImageError, ImageFile
@@ -42,8 +43,11 @@ def test_image_is_the_ota_build_plus_the_board_image(esp32_image):
         assert mine.digest == f["digest"]
     board = json.loads(next(f for f in img.files if f.path == "/board.json").data)
     full = json.loads((BOARDS_DIR / "esp32.json").read_text())
-    assert "rom_banner" not in board and "runtime_image" not in board
-    assert board["pins"] == full["pins"] and board["name"] == "esp32"
+    assert "rom_banner" not in board and "runtime_image" not in board and "power" not in board
+    assert board["pins"].keys() == full["pins"].keys() and board["name"] == "esp32"
+    assert board["pins"]["flow"] == full["pins"]["flow"]
+    assert "note" in full["pins"]["temp_alert"] and "note" not in board["pins"]["temp_alert"]
+    assert board == boards.device_view(full)
     boot = next(f for f in img.files if f.path == "/boot.py")
     assert boot.data == (FIRMWARE_DIR / "boot.py").read_bytes()
     assert img.mpy_header[:2] == b"M\x06"

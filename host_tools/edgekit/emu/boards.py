@@ -20,6 +20,23 @@ class BoardError(EdgekitError):
     """A board name or definition is wrong."""
 
 
+# Fields of a definition no firmware reads: documentation, the emulator's ROM banners, the
+# flashing tool's runtime image, the host's energy model. A device (and the emulator, which
+# must show the firmware what a board holds) gets the definition without them: as dicts in
+# the VM they would cost a 110 KB ESP32 about 5 KB of heap for nothing.
+HOST_ONLY_FIELDS = ("description", "mcu", "peripherals", "power", "rom_banner", "runtime_image",
+                    "machine_suffix")
+HOST_ONLY_PIN_FIELDS = ("note",)
+
+
+def device_view(board):
+    """The definition as the device holds it (/board.json, hal.BOARD)."""
+    view = {k: v for k, v in board.items() if k not in HOST_ONLY_FIELDS}
+    view["pins"] = {role: {k: v for k, v in pin.items() if k not in HOST_ONLY_PIN_FIELDS}
+                    for role, pin in board.get("pins", {}).items()}
+    return view
+
+
 def known_boards():
     """Names of the boards defined in boards/*.json, sorted."""
     return sorted(p.stem for p in BOARDS_DIR.glob("*.json"))

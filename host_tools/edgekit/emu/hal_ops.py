@@ -6,6 +6,7 @@ brown-out). A Refused error becomes hal.HalError on the device with the same mes
 """
 import math
 
+from edgekit.emu.boards import device_view
 from edgekit.emu.world import HardwareFault
 
 
@@ -53,7 +54,7 @@ def _hello(board, req_id):
     board.state = "running"
     rtc = board.rtc_ms(board.clock.boot_world)
     board.reply(req_id, {
-        "board": board.board, "cause": board.cause, "uid": board.uid.hex(),
+        "board": device_view(board.board), "cause": board.cause, "uid": board.uid.hex(),
         "mode": board.clock.mode, "rate": 1.0 + board.clock.ppm * 1e-6,
         "rtc_ms": None if rtc is None else int(rtc)})
 

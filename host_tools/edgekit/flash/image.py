@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 
 from edgekit import catalog as C
+from edgekit.emu.boards import device_view
 from edgekit.errors import EdgekitError
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota import manifest as man
@@ -32,7 +33,6 @@ MAIN = "/main.py"
 HAL_FOR_PORT = {"esp32": "hal_esp32", "rp2": "hal_rp2040"}
 HAL_SUPPORT = ("hal_common", "hal_machine")
 # Board definition fields that only the emulator or the host reads: not worth device heap.
-HOST_ONLY_FIELDS = ("rom_banner", "runtime_image", "machine_suffix")
 # A version with seq 1: a factory image is below every OTA update (SPEC 9.5 floor starts at 0)
 # and, built twice from the same sources, byte-identical (so a rerun skips every file).
 FACTORY_SEQ = 1
@@ -80,8 +80,7 @@ def firmware_version() -> str:
 
 
 def device_board_json(board_def: dict) -> bytes:
-    slim = {k: v for k, v in board_def.items() if k not in HOST_ONLY_FIELDS}
-    return json.dumps(slim, separators=(",", ":"), sort_keys=True).encode()
+    return json.dumps(device_view(board_def), separators=(",", ":"), sort_keys=True).encode()
 
 
 def _compile_hal(board_def, mpy_cross):
