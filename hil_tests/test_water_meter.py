@@ -110,6 +110,21 @@ def test_tamper_magnet(board, world, clock, provisioned):
     assert tamper == [True, False]
 
 
+def test_a_magnet_wakes_the_meter_between_samples(board, world, clock, provisioned):
+    """The tamper input is a wake source: with a quarter-hour sample period the alarm still
+    leaves within seconds of the magnet."""
+    if not board.emulated:
+        pytest.skip("placing the magnet at an exact instant needs the emulator's world model")
+    dev = provisioned(config={"sample_s": 900})
+    events(dev)
+    clock.advance(400)                      # in the middle of a sleep
+    woke = board.handle.info()["wakeups"]
+    world.set(tamper=True)
+    clock.advance(2)
+    assert [e[C.K_ACTIVE] for e in events(dev) if e[C.K_NAME] == "tamper"] == [True]
+    assert board.handle.info()["wakeups"] == woke + 1
+
+
 def test_valve_commands_forged_or_replayed_change_nothing(board, world, clock, provisioned,
                                                           hil_fleet):
     dev = provisioned()
