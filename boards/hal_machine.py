@@ -170,13 +170,13 @@ def wake_on(name):
                        % (name, NAME))
     if name in _armed:
         return
-    _armed[name] = 0
     trigger = machine.Pin.IRQ_FALLING if entry.get("active") == "low" \
         else machine.Pin.IRQ_RISING
 
     def fired(pin):
         _armed[name] = 1
     _pin(name, "in").irq(trigger=trigger, handler=fired)
+    _armed[name] = 0            # armed only once the IRQ is in place
 
 
 def wakes():
