@@ -155,3 +155,35 @@ def test_watchdog_limit_of_the_board(emu, tmp_path):
         assert "hardware limit of 8388 ms" in wait_file(flash / "err.txt")
     finally:
         b.stop()
+
+
+WAKE_APP = r"""
+import hal
+hal.wake_on("tilt")
+for _ in range(3):
+    t0 = hal.ticks_ms()
+    r = hal.wait(3000)
+    w = hal.wakes()
+    with open("/log.txt", "a") as f:
+        f.write("%s %s %d\n" % (r, ",".join(w), hal.ticks_diff(hal.ticks_ms(), t0)))
+"""
+
+
+@pytest.mark.parametrize("mode", ["paused", "real"])
+def test_an_armed_input_ends_a_wait_in_paused_and_real_time(emu, tmp_path, mode):
+    """In real time the HAL normally waits on its own; with an input armed it must let the
+    supervisor end the wait on an edge, as in simulated time."""
+    (tmp_path / "main.py").write_text(WAKE_APP)
+    b = emu.start("esp32", kind="smart_bin", time=mode, flash=tmp_path)
+    try:
+        b.wait_for(lambda i: i["wake_inputs"] == ["tilt"], timeout=10)
+        if mode == "real":
+            time.sleep(1.0)                 # inside the first 3 s wait
+        b.set(tilt=True)
+        lines = wait_file(tmp_path / "log.txt", lambda t: t.count("\n") >= 1).split("\n")
+        woke, roles, ms = lines[0].split()
+        assert (woke, roles) == ("True", "tilt")
+        assert int(ms) < 3000
+        assert b.info()["wakeups"] == 1
+    finally:
+        b.stop()
