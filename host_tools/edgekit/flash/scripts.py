@@ -64,10 +64,28 @@ _probe()
 del _probe
 """
 
+# (size, SHA-256 hex) of a file on the device, through a caller's buffer: shared by the
+# scripts that hash (their text is sent to the raw REPL, so they share it as text).
+_HASH = """
+def _hash(p, buf, mv):
+    h = hashlib.sha256()
+    n = 0
+    f = open(p, "rb")
+    while True:
+        k = f.readinto(buf)
+        if not k:
+            break
+        h.update(mv[:k])
+        n += k
+    f.close()
+    return n, binascii.hexlify(h.digest()).decode()
+"""
+
 # Lists every file and directory ("F path size digest" / "D path"), hashing the files WANT
 # names when their size matches. The emulator's read-only ROM mount is not the flash.
 SURVEY = """
 import os, hashlib, binascii
+""" + _HASH + """
 def _survey(want):
     buf = bytearray(512)
     mv = memoryview(buf)
@@ -83,20 +101,10 @@ def _survey(want):
                 stack.append(p + "/")
                 continue
             size = os.stat(p)[6]
-            dig = ""
-            if want.get(p) == size:
-                h = hashlib.sha256()
-                f = open(p, "rb")
-                while True:
-                    n = f.readinto(buf)
-                    if not n:
-                        break
-                    h.update(mv[:n])
-                f.close()
-                dig = binascii.hexlify(h.digest()).decode()
+            dig = _hash(p, buf, mv)[1] if want.get(p) == size else ""
             print("F\\t%s\\t%d\\t%s" % (p, size, dig))
 _survey(WANT)
-del _survey
+del _survey, _hash
 """
 
 REMOVE = """
@@ -126,19 +134,7 @@ del _remove
 # real name, never a torn one (the temporary names are removed by the next run).
 RECEIVE = """
 import sys, os, select, hashlib, binascii, micropython
-def _hash(p, buf, mv):
-    h = hashlib.sha256()
-    n = 0
-    f = open(p, "rb")
-    while True:
-        k = f.readinto(buf)
-        if not k:
-            break
-        h.update(mv[:k])
-        n += k
-    f.close()
-    return n, binascii.hexlify(h.digest()).decode()
-def _inflate(src, dst, buf, mv):
+""" + _HASH + """def _inflate(src, dst, buf, mv):
     import deflate
     fin = open(src, "rb")
     fout = open(dst, "wb")
