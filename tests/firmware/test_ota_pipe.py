@@ -10,6 +10,7 @@ import pytest
 from edgekit import catalog as C
 from edgekit.errors import ProtocolError
 from edgekit.keys.store import KeyStore
+from edgekit.testing.fleet import TEST_PASSPHRASE, keystore_fixture
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota import manifest as man
 from edgekit.ota.bundle import Bundle
@@ -21,16 +22,12 @@ from edgekit.protocol.session import Session
 from edgekit.provision import flow
 from edgekit.registry.db import Registry
 
-PASS = "correct horse battery staple"
+PASS = TEST_PASSPHRASE
 KIND = "env_sensor"       # its sampling copes with the sensors a pipe lacks: trials pass
 HEAP = "512K"             # the pipe VM holds all bytecode in its heap (the emulator accounts)
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    ks = KeyStore(tmp_path_factory.mktemp("keys"))
-    ks.init(PASS)
-    return ks
+keys = keystore_fixture()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import time
 
 
 from edgekit import catalog as C
-from edgekit.keys.store import KeyStore
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota.powercuts import PHASES, Campaign, restamp
 from edgekit.ota.testing import BootingPipeDevice
@@ -18,17 +17,17 @@ from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 from edgekit.provision import flow
 from edgekit.registry.db import Registry
+from edgekit.testing.fleet import TEST_PASSPHRASE, HilFleet
 
-PASS = "correct horse battery staple"
+PASS = TEST_PASSPHRASE
 # EDGEKIT_OTA_CUTS=N runs N instead (a longer local run without the whole nightly).
 CUTS = int(os.environ.get("EDGEKIT_OTA_CUTS") or
            (150 if os.environ.get("EDGEKIT_NIGHTLY") else 3))
 
 
 def test_power_cuts_at_random_instants_of_updates(tmp_path):
-    keys = KeyStore(tmp_path / "keys")
-    keys.init(PASS)
-    fleet = flow.Fleet(keys, keys.signer("fleet", PASS), keys.signer("operator", PASS))
+    test_fleet = HilFleet(tmp_path)
+    keys, fleet = test_fleet.keystore, test_fleet.fleet
     firmware = keys.signer("firmware", PASS)
     base = bundle_mod.build("esp32", "env_sensor", "1.1.0", seq=1, deadline=10)
     dev = BootingPipeDevice(tmp_path / "flash", heap="512K").open()

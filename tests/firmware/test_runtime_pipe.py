@@ -11,16 +11,15 @@ from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 from edgekit.provision import flow
 from edgekit.registry.db import Registry
+from edgekit.testing.fleet import TEST_PASSPHRASE, HilFleet
 from edgekit.testing.pipe import PipeDevice
 
-PASS = "correct horse battery staple"
+PASS = TEST_PASSPHRASE
 
 
 @pytest.fixture
 def fleet(tmp_path):
-    ks = KeyStore(tmp_path / "keys")
-    ks.init(PASS)
-    return flow.Fleet(ks, ks.signer("fleet", PASS), ks.signer("operator", PASS))
+    return HilFleet(tmp_path).fleet
 
 
 @pytest.fixture

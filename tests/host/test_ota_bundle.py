@@ -11,6 +11,7 @@ from edgekit import catalog as C
 from edgekit.cli import main as cli_main
 from edgekit.errors import EdgekitError
 from edgekit.keys.store import KeyStore
+from edgekit.testing.fleet import TEST_PASSPHRASE, keystore_fixture
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota import manifest as man
 from edgekit.ota.bundle import Bundle, BundleError
@@ -18,14 +19,10 @@ from edgekit.ota.sign import sign_bundle, sign_with_keystore, trusted_firmware_k
 from edgekit.paths import FIRMWARE_LIB
 from edgekit.protocol import cbor
 
-PASS = "correct horse battery staple"
+PASS = TEST_PASSPHRASE
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    ks = KeyStore(tmp_path_factory.mktemp("keys"))
-    ks.init(PASS)
-    return ks
+keys = keystore_fixture()
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,17 @@ import os
 import pytest
 
 from edgekit import catalog as C
-from edgekit.keys.store import KeyStore
+from edgekit.testing.fleet import TEST_PASSPHRASE, keystore_fixture
 from edgekit.protocol import cose
 from edgekit.testing import mp
 from edgekit.vouchers import SerialBook, VoucherError, check, from_qr_text, mint, to_qr_text
 from edgekit.vouchers_cli import register
 
-PASS = "correct horse battery staple"
+PASS = TEST_PASSPHRASE
 T0 = 1767225600
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    ks = KeyStore(tmp_path_factory.mktemp("keys"))
-    ks.init(PASS)
-    return ks
+keys = keystore_fixture()
 
 
 @pytest.fixture(scope="module")
