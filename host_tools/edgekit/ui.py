@@ -1,6 +1,7 @@
 """Live progress for long CLI operations: one line per device, redrawn in place on a
 terminal, one line per change otherwise (logs, CI)."""
 import sys
+import threading
 import time
 
 
@@ -13,11 +14,18 @@ class Progress:
         self.state = {k: "waiting" for k in self.keys}
         self.started = time.monotonic()
         self._drawn = 0
+        # Devices are worked on in parallel threads: one redraw at a time, or the lines of a
+        # tray interleave on the terminal.
+        self._lock = threading.Lock()
 
     def _line(self, key):
         return f"  {key:<28} {self.state[key]}"[:120]
 
     def update(self, key, step, detail=""):
+        with self._lock:
+            self._update(key, step, detail)
+
+    def _update(self, key, step, detail):
         self.state[key] = f"{step} {detail}".strip()
         if self.quiet:
             return
@@ -33,6 +41,12 @@ class Progress:
 
     def finish(self):
         self._drawn = 0
+
+
+def tally(results):
+    """{"ok": n, "failed": m} of a tray's per-device results (each with an "ok")."""
+    ok = sum(1 for r in results if r["ok"])
+    return {"ok": ok, "failed": len(results) - ok}
 
 
 def rate_line(done, total, started, unit="B"):

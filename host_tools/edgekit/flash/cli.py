@@ -5,7 +5,6 @@
 """
 import json
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +12,7 @@ from edgekit import appschema
 from edgekit.errors import EdgekitError
 from edgekit.flash import flow, image as image_mod
 from edgekit.transport.ports import resolve_all
-from edgekit.ui import Progress
+from edgekit.ui import Progress, tally
 
 
 def build_image(args):
@@ -57,18 +56,11 @@ def cmd_flash(args):
     started = time.monotonic()
     img = build_image(args)              # once, before touching any board
     progress = Progress(ports, stream=sys.stderr, quiet=args.json)
-    lock = threading.Lock()
-
-    def report(port, step, detail=""):
-        with lock:
-            progress.update(port, step, detail)
-
-    results = flash_all(ports, img, report, wipe=args.wipe, ignore_heap=args.ignore_heap,
+    results = flash_all(ports, img, progress.update, wipe=args.wipe, ignore_heap=args.ignore_heap,
                         hello=not args.no_hello, runtime=args.runtime, parallel=args.parallel)
     progress.finish()
     summary = {"board": img.board, "kind": img.kind, "image": img.describe(),
-               "devices": results, "ok": sum(r["ok"] for r in results),
-               "failed": sum(not r["ok"] for r in results),
+               "devices": results, **tally(results),
                "seconds": round(time.monotonic() - started, 2)}
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -7,7 +7,6 @@ import getpass
 import json
 import os
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +18,7 @@ from edgekit.provision import flow
 from edgekit.registry.db import Registry
 from edgekit.transport import SerialTransport
 from edgekit.transport.ports import resolve_all
-from edgekit.ui import Progress
+from edgekit.ui import Progress, tally
 
 
 def _location(text):
@@ -92,18 +91,11 @@ def cmd_provision(args):
     Registry(args.registry).close()        # fail early on an unusable registry path
     progress = Progress(ports, stream=sys.stderr, quiet=args.json)
     started = time.monotonic()
-    lock = threading.Lock()
-
-    def report(port, step, detail=""):
-        with lock:
-            progress.update(port, step, detail)
-
     with ThreadPoolExecutor(max_workers=min(len(ports), args.parallel)) as pool:
         results = list(pool.map(lambda p: provision_one(p, fleet, args, config, location,
-                                                        report), ports))
+                                                        progress.update), ports))
     progress.finish()
-    summary = {"kind": args.kind, "site": args.site, "devices": results,
-               "ok": sum(r["ok"] for r in results), "failed": sum(not r["ok"] for r in results),
+    summary = {"kind": args.kind, "site": args.site, "devices": results, **tally(results),
                "seconds": round(time.monotonic() - started, 2)}
     if args.json:
         print(json.dumps(summary, indent=2))
