@@ -82,7 +82,24 @@ def smallest_scale(emu, fleet, board, kind):
     return hi, last_fail
 
 
+def board_dict_heap():
+    """Heap the board definition takes as a dict in the VM (hal.BOARD): the whole file, and
+    the device view a flashed board and the emulated firmware get."""
+    import json
+    from edgekit.emu.boards import device_view, load_board
+    from edgekit.testing import mp
+    full = load_board("esp32")
+    code = ("import gc, json\ngc.collect()\na = gc.mem_alloc()\nd = json.loads(TEXT)\n"
+            "gc.collect()\nprint(json.dumps(gc.mem_alloc() - a))\n")
+    for name, board in (("whole file", full), ("device view", device_view(full))):
+        text = json.dumps(board)
+        used = mp.run_json(f"TEXT = {text!r}\n" + code)
+        print(f"hal.BOARD esp32, {name:<12} {len(text):5d} B of JSON -> {used / 1024:5.1f} KB "
+              "of heap")
+
+
 def main(argv):
+    board_dict_heap()
     wanted = set(argv)
     kinds = [k for k in apps() if not wanted or k in wanted or not wanted & set(apps())]
     boards = [b for b in BOARDS if not wanted or b in wanted or not wanted & set(BOARDS)]
