@@ -21,7 +21,6 @@ import catalog as C
 import cbor
 import device as device_mod
 import ota
-import provision
 import schema as schema_mod
 import senml
 import services
@@ -92,6 +91,9 @@ class Runtime:
         if self.dev.provisioned:
             self._start_app()
         else:
+            # Only a factory-state device needs the responder: a provisioned one never loads
+            # it (its functions would sit in RAM for ten years on a board with frozen code).
+            import provision
             provision.Provisioner(self)
         services.install(self)
         ota.install(self)       # OTA handlers + trial confirmation (SPEC 9)
