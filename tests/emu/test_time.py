@@ -187,3 +187,20 @@ def test_an_armed_input_ends_a_wait_in_paused_and_real_time(emu, tmp_path, mode)
         assert b.info()["wakeups"] == 1
     finally:
         b.stop()
+
+
+def test_a_driven_csv_row_wakes_the_board_at_its_own_instant(emu, tmp_path):
+    """A CSV row that tilts the bin 1000 s into an hour-long sleep ends that sleep 1000 s in,
+    not when the sleep would have ended (the supervisor schedules a check at each row)."""
+    (tmp_path / "main.py").write_text(WAKE_APP.replace("hal.wait(3000)", "hal.wait(3600000)"))
+    b = emu.start("esp32", kind="smart_bin", time="paused", flash=tmp_path)
+    try:
+        b.wait_for(lambda i: i["wake_inputs"] == ["tilt"], timeout=10)
+        b.drive("t,tilt\n1000,true\n")
+        b.advance(2000)
+        first = wait_file(tmp_path / "log.txt", lambda t: t.count("\n") >= 1).split("\n")[0]
+        woke, roles, ms = first.split()
+        assert (woke, roles) == ("True", "tilt")
+        assert abs(int(ms) - 1000000) <= 1000, ms
+    finally:
+        b.stop()

@@ -69,6 +69,7 @@ class Board:
         self.wake_armed = {}        # input role -> level last seen (hal.wake_on)
         self.woken = []             # roles that went active since the firmware last asked
         self.wakeups = 0            # waits ended by a wake input (info)
+        self._wakecheck_at = None   # world time of the scheduled "wakecheck" event
         self.repl = ReplFilter()
         self._sigint_at = -1e9
         self._side_buf = b""
@@ -105,6 +106,7 @@ class Board:
         self.wake_armed = {}
         self.woken = []
         self.clock.cancel("wakecheck")
+        self._wakecheck_at = None
         self.repl.reboot(start == "raw")
         self.clock.wake()
         self.world.advance_to(self.clock.now())
@@ -374,12 +376,22 @@ class Board:
 
     def _next_wake_check(self):
         # Continuous models change inputs only at step times (CSV rows): check there, so a
-        # row that sets an alarm during a long sleep wakes the board at that instant.
-        self.clock.cancel("wakecheck")
+        # row that sets an alarm during a long sleep wakes the board at that instant. This
+        # runs after every event while inputs are armed: reschedule only when it moved.
         t = self.world.next_change() if self.wake_armed else None
         if t is not None:
-            self.clock.at(max(t, self.clock.now()), "wakecheck", self.check_wakes)
+            t = max(t, self.clock.now())
+        if t == self._wakecheck_at:
+            return
+        self.clock.cancel("wakecheck")
+        self._wakecheck_at = t
+        if t is not None:
+            self.clock.at(t, "wakecheck", self._wakecheck)
             self._arm()
+
+    def _wakecheck(self):
+        self._wakecheck_at = None       # this event has fired
+        self.check_wakes()
 
     def fire(self, t):
         """World time reaches `t`: events due run, a sleep ending by then completes."""

@@ -42,6 +42,10 @@ class World:
         self.faults = {}            # read name -> [kind, value]
         self._series = []           # pending CSV rows: (world_ms, {name: value})
         self.alerts = {}            # sensor name -> high limit (Cel) the firmware programmed
+        # input role -> the sensor whose alert output drives it (read on every input read)
+        self._alert_of = {spec["alert"]: name
+                          for name, spec in board.get("sensors", {}).items()
+                          if spec.get("alert")}
 
     # --- time ---------------------------------------------------------------------------
     def advance_to(self, t):
@@ -161,16 +165,16 @@ class World:
         self.alerts[sensor] = float(high)
 
     def _input_or_alert(self, role):
-        for name, spec in self.board.get("sensors", {}).items():
-            if spec.get("alert") == role:
-                try:
-                    value = self._faulted(name, lambda: self.sensor(name))
-                except HardwareFault:
-                    return False        # a sensor that does not answer raises no alert
-                temp = value.get("temp_c") if isinstance(value, dict) else None
-                high = self.alerts.get(name, self.SHT3X_DEFAULT_HIGH_C)
-                return isinstance(temp, (int, float)) and temp >= high
-        return self.input(role)
+        name = self._alert_of.get(role)
+        if name is None:
+            return self.input(role)
+        try:
+            value = self._faulted(name, lambda: self.sensor(name))
+        except HardwareFault:
+            return False                # a sensor that does not answer raises no alert
+        temp = value.get("temp_c") if isinstance(value, dict) else None
+        high = self.alerts.get(name, self.SHT3X_DEFAULT_HIGH_C)
+        return isinstance(temp, (int, float)) and temp >= high
 
     def next_change(self):
         """World ms of the next scheduled step change (a driven CSV row), or None."""
