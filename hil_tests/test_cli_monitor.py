@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from edgekit import catalog as C
 from edgekit.cli import main as edgekit
 
 pytestmark = pytest.mark.hil(kind="water_meter")
@@ -41,7 +42,9 @@ def test_command_and_monitor(board, world, clock, fleet_home, capsys):
     code, out, err = run(capsys, "monitor", board.url, "--duration", "2", "--json")
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert code == 0, err
-    assert any(e["type"] == 0x38 and e["payload"].get("22") == "tamper" for e in events), out
+    assert any(e["type"] == C.EVENT and e["type_name"] == "EVENT"
+               and e["payload"]["name"] == "tamper" and e["payload"]["active"] is True
+               for e in events), out
 
 
 def test_command_refuses_a_device_not_in_the_registry(board, fleet_home, capsys, tmp_path):

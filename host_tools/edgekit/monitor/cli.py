@@ -15,6 +15,7 @@ import time
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
 from edgekit.keys.store import KeyStore, edgekit_home
+from edgekit.monitor import render
 from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 from edgekit.provision import flow
@@ -78,7 +79,7 @@ def cmd_command(args):
         result = msg.payload.get(C.K_RESULT)
         if args.json:
             print(json.dumps({"device": device_id, "command": args.name, "result": result},
-                             indent=2, default=lambda b: b.hex()))
+                             indent=2, default=render.json_default))
         else:
             print(f"{device_id}: {args.name} -> {result}")
         registry.record_event(device_id, "command", {"name": args.name})
@@ -95,7 +96,7 @@ def _describe(msg):
         n = sum(len(pack) for _, pack in p.get(C.K_RECORDS, []))
         return f"TELEMETRY {len(p.get(C.K_RECORDS, []))} packs, {n} records, " \
                f"up to #{p.get(C.K_UPTO)}"
-    return f"message 0x{msg.type:02x}"
+    return C.type_name(msg.type)
 
 
 def _catch_up(session, args):
@@ -128,9 +129,8 @@ def cmd_monitor(args):
                 registry.record_event(device_id, "alarm", {
                     "name": msg.payload.get(C.K_NAME), "active": msg.payload.get(C.K_ACTIVE)})
             if args.json:
-                print(json.dumps({"device": device_id, "type": msg.type, "seq": msg.seq,
-                                  "payload": {str(k): v for k, v in msg.payload.items()}},
-                                 default=lambda b: b.hex()), flush=True)
+                print(json.dumps(render.as_json(device_id, msg),
+                                 default=render.json_default), flush=True)
             else:
                 print(f"{time.strftime('%H:%M:%S')} {device_id} {_describe(msg)}", flush=True)
             if args.ack and msg.type == C.TELEMETRY and msg.payload.get(C.K_RECORDS):

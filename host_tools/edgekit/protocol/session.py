@@ -125,7 +125,8 @@ class Session:
                     raise ProtocolError(f"device refused: {C.error_name(code)}: "
                                         f"{msg.payload.get(C.K_MSG, '')}", code)
                 if expect is not None and msg.type != expect:
-                    raise ProtocolError(f"expected message 0x{expect:02x}, got 0x{msg.type:02x}")
+                    raise ProtocolError(f"expected {C.type_name(expect)} (0x{expect:02x}), got "
+                                        f"{C.type_name(msg.type)} (0x{msg.type:02x})")
                 return msg
         raise LinkError(f"no answer from the device after {self.retries + 1} attempts of "
                         f"{timeout:.1f} s: check the cable/port and that the firmware is running")
