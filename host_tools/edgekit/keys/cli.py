@@ -177,7 +177,10 @@ def register(subparsers):
                                    "PKCS#8, mode 0600) and KEY_EPOCH 1. Never overwrites.")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("list", parents=[common], help="list keys (no secrets)")
+    p = sub.add_parser("list", parents=[common], help="list keys (no secrets)",
+                       description="Every key of the fleet: role, key id, status (current, "
+                                   "previous, revoked), key epoch, creation time and "
+                                   "fingerprint. No secret is read, so no passphrase is asked.")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("export-public", parents=[common],

@@ -152,6 +152,8 @@ def register(sub, keys, out, secret):
                    help="update again the devices that failed (after fixing the cause)")
     p.set_defaults(func=cmd_resume)
 
-    p = csub.add_parser("status", parents=[out, reg], help="show a campaign (or list them)")
-    p.add_argument("name", metavar="NAME", nargs="?")
+    p = csub.add_parser("status", parents=[out, reg], help="show a campaign (or list them)",
+                        description="One campaign's stage and every device's state in it; without "
+                                    "NAME, every campaign in the registry.")
+    p.add_argument("name", metavar="NAME", nargs="?", help="campaign name (default: list all)")
     p.set_defaults(func=cmd_status)

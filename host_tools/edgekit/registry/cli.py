@@ -135,14 +135,20 @@ def register(subparsers):
         description="Devices known to this fleet (SQLite). See docs/registry.md.")
     sub = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
 
-    p = sub.add_parser("list", parents=[common], help="list devices")
-    p.add_argument("--kind", choices=export.KINDS)
-    p.add_argument("--site")
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--owner")
+    p = sub.add_parser("list", parents=[common], help="list devices",
+                       description="Devices in the registry, one line each (id, kind, status, "
+                                   "site, firmware, last seen); the filters combine.")
+    p.add_argument("--kind", choices=export.KINDS, help="only this device kind")
+    p.add_argument("--site", help="only devices provisioned for this site")
+    p.add_argument("--status", choices=STATUSES, help="only devices in this state")
+    p.add_argument("--owner", help="only devices of this owner")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("show", parents=[common], help="one device and its recent events")
+    p = sub.add_parser("show", parents=[common], help="one device and its recent events",
+                       description="Everything the registry holds on one device (kind, "
+                                   "board, public key and certificate, site, location, owner, "
+                                   "firmware, status, last seen) and its most recent events: "
+                                   "provisioning, alarms, commands, OTA results.")
     p.add_argument("device_id", metavar="ID")
     p.add_argument("--events", type=int, default=20, metavar="N",
                    help="how many recent events to show (default 20)")
