@@ -39,3 +39,23 @@ def test_help_and_json(path, capsys):
         a.help for a in parser._actions if a.option_strings == []), f"{path}: no description"
     options = {o for a in parser._actions for o in a.option_strings}
     assert "--json" in options, f"edgekit {' '.join(path)} has no --json"
+
+
+@pytest.mark.parametrize("argv", [
+    ["provision", "socket://127.0.0.1:9", "--kind", "water_meter", "--site", "x"],
+    ["command", "socket://127.0.0.1:9", "read"],
+    ["monitor", "socket://127.0.0.1:9"],
+    ["ota", "push", "socket://127.0.0.1:9", "missing.ekota"],
+], ids=lambda a: " ".join(a[:2]))
+def test_no_key_directory_is_one_message_before_any_passphrase_or_port(argv, tmp_path,
+                                                                       monkeypatch, capsys):
+    from edgekit.cli import main
+    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("EDGEKIT_KEY_PASSPHRASE", raising=False)
+
+    def no_prompt(*_):
+        raise AssertionError("asked for a passphrase before finding the keys")
+    monkeypatch.setattr("getpass.getpass", no_prompt)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"no keys in {tmp_path / 'keys'}: run `edgekit keys init` first" in err, err

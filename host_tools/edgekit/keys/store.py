@@ -105,12 +105,21 @@ class KeyStore:
     def exists(self) -> bool:
         return self.index_path.exists()
 
+    def _missing(self):
+        return EdgekitError(f"no keys in {self.path}: run `edgekit keys init` first, or point "
+                            "--keys (or EDGEKIT_HOME) at the fleet's key directory")
+
+    def require(self):
+        """Fail with the one 'no keys' message before anything asks for a passphrase."""
+        if not self.exists():
+            raise self._missing()
+        return self
+
     def _read_index(self) -> dict:
         try:
             index = json.loads(self.index_path.read_text())
         except FileNotFoundError:
-            raise EdgekitError(f"no keys in {self.path}: run `edgekit keys init` first, or "
-                               "point --keys (or EDGEKIT_HOME) at your key directory") from None
+            raise self._missing() from None
         except (ValueError, OSError) as exc:
             raise EdgekitError(f"{self.index_path} is unreadable ({exc}): restore it from "
                                "your key backup") from None

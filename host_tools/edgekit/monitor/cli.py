@@ -25,9 +25,7 @@ from edgekit.transport import SerialTransport
 
 
 def _connect(args, need_operator):
-    store = KeyStore(args.keys or edgekit_home() / "keys")
-    if not store.exists():
-        raise EdgekitError(f"no keys in {store.path}: point --keys at the fleet's key directory")
+    store = KeyStore(args.keys or edgekit_home() / "keys").require()
     fleet_pub = store.anchors()["anchors"][C.ROLE_FLEET][0]
     transport = SerialTransport(args.port).open()
     session = Session(transport, timeout=args.timeout)

@@ -45,10 +45,7 @@ def _passphrase():
 
 
 def _load_fleet(args):
-    store = KeyStore(args.keys or edgekit_home() / "keys")
-    if not store.exists():
-        raise EdgekitError(f"no keys in {store.path}: create them with `edgekit keys init` "
-                           "(or point --keys at the fleet's key directory)")
+    store = KeyStore(args.keys or edgekit_home() / "keys").require()
     passphrase = _passphrase()
     return flow.Fleet(store, store.signer("fleet", passphrase),
                       store.signer("operator", passphrase))
