@@ -46,27 +46,36 @@ def slot_dir(root, slot):
     return root + BASE + "/" + slot
 
 
+def pump(reader, limit=None, sink=None):
+    """Read `reader` to its end through the one preallocated buffer, hashing, and hand each
+    chunk to `sink` (a flash write) if given -> (SHA-256, bytes read). Stops once more than
+    `limit` bytes came (a file that grew, a deflate bomb): the count then says so."""
+    h = hashlib.sha256()
+    mv = memoryview(_BUF)
+    n = 0
+    while True:
+        k = reader.readinto(_BUF)
+        if not k:
+            break
+        n += k
+        if limit is not None and n > limit:
+            break
+        h.update(mv[:k])
+        if sink is not None:
+            sink(mv[:k])
+    return h.digest(), n
+
+
 def file_digest(path, limit=None):
     """(SHA-256, size) of a file, reading through one preallocated buffer; None if missing."""
     try:
         f = open(path, "rb")
     except OSError:
         return None
-    h = hashlib.sha256()
-    mv = memoryview(_BUF)
-    n = 0
     try:
-        while True:
-            k = f.readinto(_BUF)
-            if not k:
-                break
-            h.update(mv[:k])
-            n += k
-            if limit is not None and n > limit:
-                break
+        return pump(f, limit)
     finally:
         f.close()
-    return h.digest(), n
 
 
 def read_list(root, st, slot):

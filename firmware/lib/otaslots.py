@@ -8,7 +8,6 @@
 import binascii
 import deflate
 import gc
-import hashlib
 import os
 
 from micropython import const
@@ -17,8 +16,23 @@ import flashio
 import otaboot
 from otaboot import LIST, SLOTS, file_digest, slot_dir
 
-_BUF = bytearray(512)
 WORK = const(4112)      # the OTA working buffer: otaman.HEAD + catalog.OTA_MANIFEST_MAX
+
+
+class _Guarded:
+    """A reader whose failure ends its stream and is remembered: a damaged deflate stream
+    is a reason to report, while a failing flash write (the sink) must still raise."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.failed = False
+
+    def readinto(self, buf):
+        try:
+            return self.reader.readinto(buf)
+        except (OSError, ValueError):
+            self.failed = True
+            return 0
 
 
 def hexd(digest):
@@ -140,27 +154,17 @@ class Slots:
     def _inflate_into(self, src, dst, size, digest):
         fin = open(src, "rb")
         fout = open(dst, "wb")
-        h = hashlib.sha256()
-        n = 0
-        mv = memoryview(_BUF)
         try:
-            z = deflate.DeflateIO(fin, deflate.ZLIB)
-            while True:
-                try:
-                    k = z.readinto(_BUF)
-                except (OSError, ValueError):
-                    return "the deflate stream is damaged"
-                if not k:
-                    break
-                n += k
-                if n > size:    # a bomb or a lie: stop at the size the manifest signed
-                    return "it inflates beyond its %d bytes" % size
-                h.update(mv[:k])
-                self.flash.write(fout, mv[:k])
+            z = _Guarded(deflate.DeflateIO(fin, deflate.ZLIB))
+            got, n = otaboot.pump(z, size, lambda chunk: self.flash.write(fout, chunk))
         finally:
             fout.close()
             fin.close()
-        if n != size or h.digest() != digest:
+        if z.failed:
+            return "the deflate stream is damaged"
+        if n > size:    # a bomb or a lie: stopped at the size the manifest signed
+            return "it inflates beyond its %d bytes" % size
+        if n != size or got != digest:
             return "it does not match its SHA-256 (tampered or corrupted)"
         return None
 
@@ -169,21 +173,12 @@ class Slots:
         dst = self.dir(slot) + "/+" + name
         fin = open(self.dir(self.active) + "/" + name, "rb")
         fout = open(dst, "wb")
-        h = hashlib.sha256()
-        n = 0
-        mv = memoryview(_BUF)
         try:
-            while True:
-                k = fin.readinto(_BUF)
-                if not k:
-                    break
-                n += k
-                h.update(mv[:k])
-                self.flash.write(fout, mv[:k])
+            got, n = otaboot.pump(fin, size, lambda chunk: self.flash.write(fout, chunk))
         finally:
             fout.close()
             fin.close()
-        if n != size or h.digest() != digest:
+        if n != size or got != digest:
             self.flash.remove(dst)
             return False
         self.flash.rename(dst, self.dir(slot) + "/" + name)
