@@ -87,6 +87,11 @@ def cmd_push(args):
         raise EdgekitError("name the bundle to push (or pass --result-only)")
     bundle = Bundle.load(args.bundle)
     bundle.verify(trusted_firmware_keys(keystore))   # a bad bundle never reaches a device
+    if not args.stage_only:
+        from edgekit.emu.registry_lookup import deadline_warning
+        warning = deadline_warning(args.target)
+        if warning:
+            print(f"edgekit: warning: {warning}", file=sys.stderr)
     link = Link(args.target, keystore, operator)
     try:
         check_target(bundle, link.caps)
