@@ -109,11 +109,8 @@ class Device:
     # -- outgoing ---------------------------------------------------------------------------
     def body(self, msg_type, payload):
         """A body from this device: signed once provisioned, else unsigned (listed types)."""
-        seq = self.next_seq()
-        if self.identity:
-            return envelope.signed(msg_type, payload, self.identity["seed"],
-                                   self.identity["pub"], seq, self.identity["id"])
-        return envelope.unsigned(msg_type, seq, payload)
+        view = self.body_view(msg_type, payload)
+        return view if isinstance(view, bytes) else bytes(view)
 
     def body_view(self, msg_type, payload):
         """body() as a view of the signing buffer, valid until the next body is signed: for
@@ -137,7 +134,6 @@ class Device:
     def reply(self, request_seq, msg_type, payload):
         payload[C.K_RE] = request_seq
         return self.body(msg_type, payload)
-
 
     def error(self, request_seq, code, text):
         return self.reply(request_seq, C.ERROR, {C.K_CODE: code, C.K_MSG: text})

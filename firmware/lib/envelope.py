@@ -61,13 +61,7 @@ def reserve(nbytes):
 
 
 def signed(msg_type, payload, seed32, public_key, seq, sender):
-    return bytes(signed_view(msg_type, payload, seed32, public_key, seq, sender))
-
-
-def signed_view(msg_type, payload, seed32, public_key, seq, sender):
-    """signed() without its final copy: a memoryview of the reserved buffer, valid until the
-    next signed body (send it or copy it before signing anything else)."""
-    return signed_into(scratch(), msg_type, payload, seed32, public_key, seq, sender)
+    return bytes(signed_into(scratch(), msg_type, payload, seed32, public_key, seq, sender))
 
 
 def scratch():

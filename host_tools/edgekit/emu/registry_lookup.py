@@ -1,4 +1,6 @@
 """`emu:ID` port names: ask the running emulator daemon for that board's socket:// URL."""
+import sys
+
 from edgekit.errors import LinkError
 
 
@@ -35,3 +37,11 @@ def deadline_warning(port: str, info=None):
     return (f"{port} runs in virtual time: between two frames from this host it skips its "
             f"idle time, so the update's trial deadline may pass and the update roll back. "
             f"Run `edgekit emu clock {board_id} --mode real` first")
+
+
+def warn_deadlines(ports, stream=None):
+    """Print deadline_warning() for each of `ports` that needs one (ota push, ota campaign)."""
+    for port in ports:
+        warning = deadline_warning(port)
+        if warning:
+            print(f"edgekit: warning: {warning}", file=stream or sys.stderr)

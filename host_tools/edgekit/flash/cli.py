@@ -56,8 +56,9 @@ def cmd_flash(args):
     started = time.monotonic()
     img = build_image(args)              # once, before touching any board
     progress = Progress(ports, stream=sys.stderr, quiet=args.json)
-    results = flash_all(ports, img, progress.update, wipe=args.wipe, ignore_heap=args.ignore_heap,
-                        hello=not args.no_hello, runtime=args.runtime, parallel=args.parallel)
+    results = flash_all(ports, img, progress.update, wipe=args.wipe,
+                        ignore_heap=args.ignore_heap, hello=not args.no_hello,
+                        runtime=args.runtime, parallel=args.parallel)
     progress.finish()
     summary = {"board": img.board, "kind": img.kind, "image": img.describe(),
                "devices": results, **tally(results),

@@ -16,10 +16,11 @@ def _records(records):
     """K_RECORDS: [[journal seq, SenML pack], ...] in TELEMETRY and EVENTS."""
     out = []
     for row in records if isinstance(records, list) else ():
-        if isinstance(row, list) and len(row) == 2 and isinstance(row[1], list):
-            out.append({"seq": row[0], "senml": [_senml(r) for r in row[1]]})
-        elif isinstance(row, list) and len(row) == 2 and isinstance(row[1], dict):
-            out.append({"seq": row[0], "event": named(row[1])})
+        body = row[1] if isinstance(row, list) and len(row) == 2 else None
+        if isinstance(body, list):
+            out.append({"seq": row[0], "senml": [_senml(r) for r in body]})
+        elif isinstance(body, dict):
+            out.append({"seq": row[0], "event": named(body)})
         else:
             out.append(row)
     return out

@@ -34,11 +34,8 @@ def _run(args, cid, bundle, keystore, operator):
     if not args.port:
         raise EdgekitError("give the devices' ports: --port PORT (repeat; serial ports, "
                            "socket://HOST:PORT or emu:ID); each is asked which device it is")
-    from edgekit.emu.registry_lookup import deadline_warning
-    for port in args.port:
-        warning = deadline_warning(port)
-        if warning:
-            print(f"edgekit: warning: {warning}", file=sys.stderr)
+    from edgekit.emu.registry_lookup import warn_deadlines
+    warn_deadlines(args.port)
     ports = campaign.discover(args.port, keystore, operator, args.parallel)
     if not args.json:
         print(f"{len(ports)} of {len(args.port)} ports answered as devices of this fleet",

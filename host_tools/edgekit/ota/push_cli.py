@@ -88,10 +88,8 @@ def cmd_push(args):
     bundle = Bundle.load(args.bundle)
     bundle.verify(trusted_firmware_keys(keystore))   # a bad bundle never reaches a device
     if not args.stage_only:
-        from edgekit.emu.registry_lookup import deadline_warning
-        warning = deadline_warning(args.target)
-        if warning:
-            print(f"edgekit: warning: {warning}", file=sys.stderr)
+        from edgekit.emu.registry_lookup import warn_deadlines
+        warn_deadlines([args.target])
     link = Link(args.target, keystore, operator)
     try:
         check_target(bundle, link.caps)

@@ -54,14 +54,14 @@ def as_signer(key):
     raise TypeError("expected a signer, an Ed25519PrivateKey or a 32-byte seed")
 
 
+_AI_FOR_LEN = {2: 24, 3: 25, 5: 26, 9: 27}     # head length -> additional info
+
+
 def _bstr_head(n):
-    if n < 24:
+    k = cbor.head_len(n)
+    if k == 1:
         return bytes((0x40 + n,))
-    if n < 256:
-        return bytes((0x58, n))
-    if n < 65536:
-        return b"\x59" + n.to_bytes(2, "big")
-    return b"\x5a" + n.to_bytes(4, "big") if n < 4294967296 else b"\x5b" + n.to_bytes(8, "big")
+    return bytes((0x40 + _AI_FOR_LEN[k],)) + n.to_bytes(k - 1, "big")
 
 
 _SIG1_CONTEXT = b"\x84\x6aSignature1"
@@ -90,8 +90,8 @@ def loads_message(data, max_len=None):
             p, u, pl, sig = item.value
             if type(p) is bytes and type(u) is dict and not u and type(pl) is bytes \
                     and type(sig) is bytes:
-                size = (2 + len(_bstr_head(len(p))) + len(p) + 1 + len(_bstr_head(len(pl)))
-                        + len(pl) + len(_bstr_head(len(sig))) + len(sig))
+                size = (2 + cbor.head_len(len(p)) + len(p) + 1 + cbor.head_len(len(pl))
+                        + len(pl) + cbor.head_len(len(sig)) + len(sig))
                 if len(data) == size:
                     return item
     return cbor.loads(data, max_len=max_len)
@@ -137,11 +137,13 @@ class Sign1:
 # The protected header every edgekit message carries, in deterministic (bytewise) key order.
 _HEADER_KEYS = [catalog.COSE_ALG, catalog.COSE_KID, catalog.HDR_TYPE, catalog.HDR_SEQ,
                 catalog.HDR_SENDER]
-_HEADER_KEYS_LEN = sum(cbor.head_len(k if k >= 0 else -1 - k) for k in _HEADER_KEYS)
 
 
 def _int_len(v):
     return cbor.head_len(v if v >= 0 else -1 - v)
+
+
+_HEADER_KEYS_LEN = sum(_int_len(k) for k in _HEADER_KEYS)
 
 
 def _loads_header(data):
