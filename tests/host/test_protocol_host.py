@@ -192,3 +192,46 @@ def test_header_shortcut_refuses_longer_or_reordered_headers():
         assert cbor2.loads(data) == header, name
         with pytest.raises(cbor.CBORError):
             cose._loads_header(data)
+
+
+def test_message_shortcut_refuses_a_shared_string_padded_back_to_length():
+    """cbor2 resolves value sharing (tags 28/29) silently. A valid body whose payload equals
+    its protected header, re-encoded with the payload as a reference to the header and padded
+    back to its own length (an indefinite, chunked signature), is not deterministic: the
+    length shortcut must not take it."""
+    key = Ed25519PrivateKey.generate()
+    signer = cose.as_signer(key)
+    header = messages.protected_header(catalog.TELEMETRY, 7, "wm-1",
+                                       cose.kid_of(signer.public_key_bytes))
+    header[catalog.COSE_ALG] = catalog.ALG_EDDSA
+    prot = cbor.dumps(header)
+    body = cose.sign1(prot, key, header)                # payload == protected bytes
+    sig = cbor.loads(body).value[3]
+    head = b"\xd2\x84\xd8\x1c" + cbor2.dumps(prot) + b"\xa0\xd8\x1d\x00"
+    chunks = len(body) - len(head) - 2 - 64             # each chunk of s <= 23 costs s + 1
+    sizes = [64 // chunks + (1 if i < 64 % chunks else 0) for i in range(chunks)]
+    padded, at = b"\x5f", 0
+    for s in sizes:
+        padded += cbor2.dumps(sig[at:at + s])
+        at += s
+    variant = head + padded + b"\xff"
+    assert len(variant) == len(body)
+    assert cbor2.loads(variant).value == [prot, {}, prot, sig]      # the same value
+    with pytest.raises(cbor.CBORError):
+        cose.loads_message(variant)
+
+
+def test_header_shortcut_refuses_a_value_shared_with_a_key():
+    """A seq equal to a five-byte header key, encoded as a reference to that key (tags 28/29,
+    which cbor2 resolves silently): the same length as the deterministic form, not it."""
+    kid = b"\x11" * 8
+    header = {catalog.COSE_ALG: catalog.ALG_EDDSA, catalog.COSE_KID: kid,
+              catalog.HDR_TYPE: catalog.TELEMETRY, catalog.HDR_SEQ: catalog.HDR_TYPE,
+              catalog.HDR_SENDER: "wm-1"}
+    det = cbor.dumps(header)
+    shared = det.replace(bytes.fromhex("3a00010000"), bytes.fromhex("d81c3a00010000"), 1)
+    shared = shared.replace(bytes.fromhex("3a000100013a00010000"),
+                            bytes.fromhex("3a00010001d81d00"), 1)
+    assert len(shared) == len(det) and cbor2.loads(shared) == header
+    with pytest.raises(cbor.CBORError):
+        cose._loads_header(shared)

@@ -79,7 +79,9 @@ def loads_message(data, max_len=None):
     COSE_Sign1 with an empty unprotected map. For that shape the deterministic encoding is
     the only one of its length (a long head, an indefinite length (4 items: +1 byte), a long
     tag or trailing bytes all make it longer), so checking the length replaces re-encoding.
-    Anything else takes the general strict path, with its errors."""
+    That holds while its three byte strings differ: cbor2 resolves value sharing (tags 28/29)
+    and string references silently, and a repeated string so shared, padded back to the
+    same length, would pass. Anything else takes the general strict path, with its errors."""
     if type(data) is bytes and (max_len is None or len(data) <= max_len):
         try:
             item = cbor2.loads(data)
@@ -89,7 +91,7 @@ def loads_message(data, max_len=None):
                 and type(item.value) is list and len(item.value) == 4:
             p, u, pl, sig = item.value
             if type(p) is bytes and type(u) is dict and not u and type(pl) is bytes \
-                    and type(sig) is bytes:
+                    and type(sig) is bytes and p != pl and sig != p and sig != pl:
                 size = (2 + cbor.head_len(len(p)) + len(p) + 1 + cbor.head_len(len(pl))
                         + len(pl) + cbor.head_len(len(sig)) + len(sig))
                 if len(data) == size:
@@ -149,15 +151,18 @@ _HEADER_KEYS_LEN = sum(_int_len(k) for k in _HEADER_KEYS)
 def _loads_header(data):
     """cbor.loads for a protected header, with loads_message's shortcut for the protocol's
     own header: keys checked in order, then the only encoding of that length is the
-    deterministic one (every other form of the same value, tags included, is longer)."""
+    deterministic one (every other form of the same value, tags included, is longer). Type
+    and seq must be unsigned and alg -8: no value can then repeat a key of five bytes, so
+    value sharing cannot make a shorter form to pad back to this length."""
     try:
         h = cbor2.loads(data)
     except Exception:  # noqa: BLE001 - the strict path below reports it properly
         h = None
     if type(h) is dict and list(h) == _HEADER_KEYS:
         alg, kid, msg_type, seq, sender = h.values()
-        if type(alg) is int and type(kid) is bytes and type(msg_type) is int \
-                and type(seq) is int and type(sender) is str and sender.isascii():
+        if type(alg) is int and alg == catalog.ALG_EDDSA and type(kid) is bytes \
+                and type(msg_type) is int and msg_type >= 0 and type(seq) is int and seq >= 0 \
+                and type(sender) is str and sender.isascii():
             size = (1 + _HEADER_KEYS_LEN + _int_len(alg) + cbor.head_len(len(kid)) + len(kid)
                     + _int_len(msg_type) + _int_len(seq) + cbor.head_len(len(sender))
                     + len(sender))
