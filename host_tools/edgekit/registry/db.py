@@ -54,6 +54,9 @@ MIGRATIONS = (
         "CREATE INDEX events_by_device ON events(device_id, id)",
         "CREATE INDEX devices_by_kind ON devices(kind, site)",
     )),
+    (3, "devices.key_epoch: the key epoch the device last reported", (
+        "ALTER TABLE devices ADD COLUMN key_epoch INTEGER",
+    )),
 )
 LATEST = MIGRATIONS[-1][0]
 
@@ -289,6 +292,16 @@ class Registry:
                        "fw_version = COALESCE(?, fw_version) WHERE device_id = ?",
                        (seq, when or now_iso(), fw, device_id))
         return TouchResult(TouchResult.OK, device_id, seq, last)
+
+    def record_key_epoch(self, device_id: str, epoch: int) -> bool:
+        """Remember the key epoch a device reported (CAPS K_EPOCH, or after KEY_EPOCH);
+        False when the device is not in the registry (nothing recorded)."""
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= MAX_SEQ:
+            raise EdgekitError(f"key epoch {epoch!r} is not an unsigned integer")
+        with self._write() as db:
+            cur = db.execute("UPDATE devices SET key_epoch = ? WHERE device_id = ?",
+                             (epoch, device_id))
+        return cur.rowcount == 1
 
     # --- events ---------------------------------------------------------------------------
     def record_event(self, device_id: str, type: str, detail=None, when: str = None) -> int:
