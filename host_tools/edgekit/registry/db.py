@@ -57,6 +57,35 @@ MIGRATIONS = (
     (3, "devices.key_epoch: the key epoch the device last reported", (
         "ALTER TABLE devices ADD COLUMN key_epoch INTEGER",
     )),
+    (4, "stored telemetry and device events (registry/telemetry.py)", (
+        # One row per SenML record, keyed by the device's journal position: a pack re-sent
+        # after a lost ack is stored once (registry/telemetry.py inserts OR IGNORE).
+        """CREATE TABLE telemetry (
+            device_id TEXT NOT NULL REFERENCES devices(device_id),
+            journal_seq INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            time TEXT,
+            unix REAL,
+            clock TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value REAL,
+            value_text TEXT,
+            unit TEXT,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (device_id, journal_seq, idx)) WITHOUT ROWID""",
+        "CREATE INDEX telemetry_by_time ON telemetry(device_id, unix)",
+        """CREATE TABLE device_events (
+            device_id TEXT NOT NULL REFERENCES devices(device_id),
+            journal_seq INTEGER NOT NULL,
+            time TEXT,
+            unix REAL,
+            clock TEXT NOT NULL,
+            name TEXT NOT NULL,
+            active INTEGER,
+            detail TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (device_id, journal_seq)) WITHOUT ROWID""",
+    )),
 )
 LATEST = MIGRATIONS[-1][0]
 
