@@ -4,6 +4,11 @@ import catalog as C
 from agent import refuse
 
 _NAME_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+# SPEC 9.1: sequence numbers are 1..2^63-2. 2^63-1 is terminal (once installed, no update
+# could ever follow it: anti-rollback does not wrap) and anything larger is outside the
+# registry's 63-bit range, so both are refused before anything is written. A big int on
+# the device, made once at import (not a const: const() wants a small int on 32-bit ports).
+_SEQ_MAX = 0x7FFFFFFFFFFFFFFE
 
 
 def version(text):
@@ -25,8 +30,10 @@ def manifest_files(m):
     if not isinstance(m, dict):
         _bad("not a map")
     seq = m.get(C.K_OTA_SEQ)
-    if not isinstance(seq, int) or seq < 1:
+    if not isinstance(seq, int):
         _bad("sequence number missing")
+    if not 1 <= seq <= _SEQ_MAX:
+        _bad("sequence number %d is outside 1..%d (2^63-1 is terminal)" % (seq, _SEQ_MAX))
     for k in (C.K_VERSION, C.K_BOARD, C.K_KIND, C.K_RUNTIME):
         if not isinstance(m.get(k), str):
             _bad("field %d missing" % k)

@@ -168,8 +168,14 @@ class Bundle:
     def __init__(self, manifest_payload: bytes, payloads, signed: bytes = None):
         self.manifest_payload = bytes(manifest_payload)
         self.manifest = man.decode(self.manifest_payload)
+        if not isinstance(payloads, (list, tuple)) or not all(
+                isinstance(p, (bytes, bytearray, memoryview)) for p in payloads):
+            # bytes(6000) would be 6000 zero bytes: a number is never a payload
+            raise BundleError("payloads must be a list of byte strings, one per manifest "
+                              "file: the bundle is damaged; rebuild it")
         self.payloads = [bytes(p) for p in payloads]
         self.signed = signed
+        self.source = None          # the file it was read from, for messages
         if len(self.payloads) != len(self.manifest[C.K_FILES]):
             raise BundleError(f"bundle has {len(self.payloads)} payloads for "
                               f"{len(self.manifest[C.K_FILES])} manifest files: it is damaged")
@@ -198,13 +204,29 @@ class Bundle:
             raise BundleError(f"{source} is not an edgekit OTA bundle (format "
                               f"{doc.get('format') if isinstance(doc, dict) else None!r}, "
                               f"expected {FORMAT})")
-        bundle = cls(doc["manifest"], doc["payloads"], doc.get("signed"))
-        if bundle.signed is not None:
-            _, payload, _ = man.open_signed(bundle.signed)
-            if payload != bundle.manifest_payload:
-                raise BundleError(f"{source}: the signed manifest differs from the bundle's "
-                                  "manifest: the bundle was altered; sign it again")
+        for field, required in (("manifest", True), ("payloads", True), ("signed", False)):
+            value = doc.get(field)
+            if (value is None and required) or not isinstance(value, (
+                    list if field == "payloads" else bytes, type(None))):
+                raise BundleError(f"{source}: the bundle's {field} is "
+                                  f"{'missing' if value is None else type(value).__name__}, "
+                                  f"not {'a list' if field == 'payloads' else 'bytes'}: the "
+                                  "file is damaged; build (and sign) it again")
+        try:
+            bundle = cls(doc["manifest"], doc["payloads"], doc.get("signed"))
+            if bundle.signed is not None:
+                _, payload, _ = man.open_signed(bundle.signed)
+                if payload != bundle.manifest_payload:
+                    raise BundleError("the signed manifest differs from the bundle's "
+                                      "manifest: the bundle was altered; sign it again")
+        except EdgekitError as exc:
+            raise BundleError(f"{source}: {exc}") from None
+        bundle.source = source
         return bundle
+
+    def named(self, exc) -> "BundleError":
+        """`exc` as a BundleError whose message starts with the bundle's file name."""
+        return BundleError(f"{self.source}: {exc}" if self.source else str(exc))
 
     @classmethod
     def load(cls, path):
@@ -238,7 +260,9 @@ class Bundle:
         data = self.payloads[index]
         if f["encoding"] == man.DEFLATE:
             d = zlib.decompressobj(DEFLATE_WBITS)
-            data = d.decompress(data, f["size"] + 1)
+            # one byte past the size shows a stream that is too long (capped: a manifest
+            # size can exceed what zlib's length argument holds)
+            data = d.decompress(data, min(f["size"] + 1, sys.maxsize))
             if not d.eof or d.unconsumed_tail or d.unused_data:
                 raise BundleError(f"file {f['name']}: the deflate stream is damaged")
         return data
@@ -260,13 +284,16 @@ class Bundle:
 
     def verify(self, firmware_keys):
         """Signature (under one of `firmware_keys`) and payloads; returns the signer's kid."""
-        if self.signed is None:
-            raise BundleError("the bundle is not signed: run `edgekit ota sign BUNDLE` on the "
-                              "machine that holds the firmware key")
-        _, payload, kid = man.open_signed(self.signed, firmware_keys)
-        if payload != self.manifest_payload:
-            raise BundleError("the signed manifest differs from the bundle's manifest")
-        self.check_payloads()
+        try:
+            if self.signed is None:
+                raise BundleError("the bundle is not signed: run `edgekit ota sign BUNDLE` on "
+                                  "the machine that holds the firmware key")
+            _, payload, kid = man.open_signed(self.signed, firmware_keys)
+            if payload != self.manifest_payload:
+                raise BundleError("the signed manifest differs from the bundle's manifest")
+            self.check_payloads()
+        except EdgekitError as exc:
+            raise self.named(exc) from None
         return kid
 
     def describe(self) -> dict:

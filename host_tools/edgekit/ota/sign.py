@@ -24,8 +24,17 @@ def sign_bundle(bundle: Bundle, signer, seq: int) -> Bundle:
 
 
 def sign_with_keystore(bundle: Bundle, keystore, passphrase: str) -> Bundle:
+    # The payloads are checked before the key's counter moves: a refused bundle leaves the
+    # key directory as it was.
+    try:
+        bundle.check_payloads()
+    except BundleError as exc:
+        raise bundle.named(exc) from None
     signer = keystore.signer(C.ROLE_FIRMWARE, passphrase)
-    return sign_bundle(bundle, signer, keystore.next_seq(C.ROLE_FIRMWARE))
+    try:
+        return sign_bundle(bundle, signer, keystore.next_seq(C.ROLE_FIRMWARE))
+    except BundleError as exc:
+        raise bundle.named(exc) from None
 
 
 def trusted_firmware_keys(keystore) -> list:
