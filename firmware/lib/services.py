@@ -27,6 +27,9 @@ def caps(rt):
         p[C.K_DEVICE_ID] = dev.device_id
         p[C.K_KIND] = dev.kind
         p[C.K_CERT] = dev.cert
+        # The host compares it with its key store and sends KEY_EPOCH first when behind:
+        # a device missing a rotation refuses every frame the new operator key signs.
+        p[C.K_EPOCH] = dev.epoch
     elif rt.kinds:
         p[C.K_KIND] = ",".join(rt.kinds)
     return p

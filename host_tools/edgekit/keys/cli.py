@@ -207,3 +207,6 @@ def register(subparsers):
     p = sub.add_parser("epoch", parents=[common], help="verify and show a KEY_EPOCH message")
     p.add_argument("number", nargs="?", type=int, help="epoch number (default: current)")
     p.set_defaults(func=cmd_epoch)
+
+    from edgekit.keys import deliver_cli   # its heavy imports wait for the command itself
+    deliver_cli.register(sub, common, secret)

@@ -14,6 +14,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
+from edgekit.keys.deliver import LazySigner, catch_up
 from edgekit.keys.store import KeyStore, edgekit_home
 from edgekit.monitor import render
 from edgekit.protocol import messages
@@ -43,6 +44,13 @@ def _connect(args, need_operator):
     ring = messages.Keyring()
     ring.add(fields[C.K_PUB], C.ROLE_DEVICE)
     session.device_keys = ring
+    # Before any operator-signed frame: a device behind a key rotation refuses the new key.
+    try:
+        catch_up(session, messages.open_body(caps.body, ring).payload, store,
+                 fleet_signer=LazySigner(store, _passphrase), registry=registry)
+    except BaseException:
+        transport.close()
+        raise
     if need_operator:
         session.signer = store.signer(C.ROLE_OPERATOR, _passphrase())
         session.next_seq = lambda: store.next_seq(C.ROLE_OPERATOR)

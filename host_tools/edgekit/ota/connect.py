@@ -2,6 +2,7 @@
 `edgekit ota push` and `edgekit ota campaign` do before any update moves."""
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, ProtocolError
+from edgekit.keys.deliver import catch_up
 from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 from edgekit.provision.flow import check_certificate
@@ -11,7 +12,7 @@ from edgekit.transport import open_transport
 class Link:
     """A device on the other end of `port`: session (operator-signed), its caps, its key."""
 
-    def __init__(self, port, keystore, operator_signer, timeout=10.0):
+    def __init__(self, port, keystore, operator_signer, timeout=10.0, fleet_signer=None):
         self.port = port
         self.transport = open_transport(port)
         try:
@@ -31,6 +32,10 @@ class Link:
             self.caps = self.session.hello().payload     # again, now signed and checked
             if self.caps.get(C.K_DEVICE_ID) != fields[C.K_DEVICE_ID]:
                 raise ProtocolError("the device's CAPS names another id than its certificate")
+            # Before any operator-signed frame: a device behind a key rotation refuses the
+            # new operator key. `fleet_signer` (a callable) re-signs a stuck epoch.
+            self.key_epoch = catch_up(self.session, self.caps, keystore, fleet_signer)
+            self.caps = self.key_epoch["caps"]
         except BaseException:
             self.transport.close()
             raise

@@ -201,6 +201,8 @@ def _record(session, registry, caps, location, progress):
         fields["location"] = location
     registry.upsert_device(device_id, **fields)
     registry.touch(device_id, caps.seq, p.get(C.K_FW))
+    if isinstance(p.get(C.K_EPOCH), int):      # firmware that reports it (SPEC 7)
+        registry.record_key_epoch(device_id, p[C.K_EPOCH])
     registry.record_event(device_id, "provisioned", {"board": p.get(C.K_BOARD),
                                                      "kind": p.get(C.K_KIND)})
     progress("record", device_id)

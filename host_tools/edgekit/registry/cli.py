@@ -8,7 +8,7 @@ from edgekit.errors import EdgekitError
 from edgekit.registry import export
 from edgekit.registry.db import STATUSES, Registry
 
-LIST_COLUMNS = ("device_id", "kind", "status", "site", "fw_version", "last_seen")
+LIST_COLUMNS = ("device_id", "kind", "status", "site", "fw_version", "key_epoch", "last_seen")
 
 
 def _jsonable(device: dict) -> dict:
@@ -23,13 +23,37 @@ def _open(args) -> Registry:
     return Registry(args.registry)
 
 
+def _keys_epoch(args):
+    """The key store's current epoch, or None where this host has no key directory."""
+    from edgekit.keys.store import KeyStore
+    store = KeyStore(args.keys)
+    try:
+        return store.epoch if store.exists() else None
+    except EdgekitError:
+        return None     # a damaged key directory is for `keys list` to report, not this
+
+
+def _mark_behind(devices, current):
+    """`behind`: the device last reported an epoch below the key store's (None: unknown);
+    the text column shows such an epoch as `1<2`."""
+    for d in devices:
+        epoch = d.get("key_epoch")
+        d["behind"] = None if epoch is None or current is None else epoch < current
+    return devices
+
+
 def cmd_list(args):
     with _open(args) as reg:
         devices = reg.list(kind=args.kind, site=args.site, status=args.status,
                            owner=args.owner)
+    current = _keys_epoch(args)
+    _mark_behind(devices, current)
     if args.json:
         _print_json([_jsonable(d) for d in devices])
         return 0
+    for d in devices:
+        if d["behind"]:
+            d["key_epoch"] = f"{d['key_epoch']}<{current}"
     if not devices:
         print("no devices match" if any((args.kind, args.site, args.status, args.owner))
               else "the registry is empty: devices are added when they are provisioned")
@@ -38,7 +62,9 @@ def cmd_list(args):
     print("  ".join(c.upper().ljust(widths[c]) for c in LIST_COLUMNS).rstrip())
     for d in devices:
         print("  ".join(str(d[c] or "-").ljust(widths[c]) for c in LIST_COLUMNS).rstrip())
-    print(f"{len(devices)} device(s)")
+    behind = sum(1 for d in devices if d["behind"])
+    print(f"{len(devices)} device(s)" + (f", {behind} behind key epoch {current}: run "
+                                         "`edgekit keys deliver PORT...`" if behind else ""))
 
 
 def _get(reg, device_id):
@@ -137,11 +163,15 @@ def register(subparsers):
 
     p = sub.add_parser("list", parents=[common], help="list devices",
                        description="Devices in the registry, one line each (id, kind, status, "
-                                   "site, firmware, last seen); the filters combine.")
+                                   "site, firmware, key epoch, last seen); the filters "
+                                   "combine. A key epoch below the key store's shows as "
+                                   "1<2 (JSON: behind).")
     p.add_argument("--kind", choices=export.KINDS, help="only this device kind")
     p.add_argument("--site", help="only devices provisioned for this site")
     p.add_argument("--status", choices=STATUSES, help="only devices in this state")
     p.add_argument("--owner", help="only devices of this owner")
+    p.add_argument("--keys", metavar="DIR", help="key directory whose epoch devices are "
+                   "compared with (default $EDGEKIT_HOME/keys)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", parents=[common], help="one device and its recent events",
