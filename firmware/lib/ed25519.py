@@ -1,8 +1,9 @@
 # Ed25519 (RFC 8032) for devices, in pure MicroPython: sign with the device key, verify
 # operator, firmware and fleet signatures. Public API: public_key(seed32), sign(seed32, msg),
 # verify(public_key, msg, signature) -> bool, and sign_parts/verify_parts, the same over a
-# message given as a sequence of bytes-like parts. protocol/SPEC.md "Device Ed25519" states the
-# verification rules; they are OpenSSL's, so device and host accept exactly the same set.
+# message given as a sequence of bytes-like parts; check_public(pub) raises ValueError for a
+# key no one may trust (non-canonical, off the curve, small order). protocol/SPEC.md "Device
+# Ed25519" states the verification rules: OpenSSL's, minus weak keys and small-order R.
 #
 # Field elements are MicroPython ints (bignums on every port). What costs time in the VM is
 # the number of bignum operations, and a reduction costs two multiplications, so:
@@ -20,6 +21,8 @@
 # Not constant time: sign skips all-zero comb columns of the secret scalars and bignum
 # operations take value-dependent time. Fine where an attacker cannot time many signatures
 # finely; a device key that must resist that belongs in a secure element.
+from binascii import unhexlify as _h
+
 from sha512 import Sha512, sha512
 
 _P = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFED  # 2**255 - 19
@@ -30,6 +33,28 @@ _D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747
 _SQRT_M1 = 19681161376707505956807079304988542015446066515923890162744021073123829784752
 _MASK255 = (1 << 255) - 1
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+
+# Every 32-byte string that decodes (as _decode does) to a point of order 1, 2, 4 or 8: the
+# 8 canonical encodings of the torsion points, then 6 non-canonical ones (x = 0 with the
+# sign bit; y = p and y = p + 1 with either sign). verify refuses them as A or R by a plain
+# comparison (cheap, on every call); check_public does the real [8]P test at install time.
+# tests/firmware/test_point_check.py derives the list independently.
+_SMALL_ORDER = (
+    b"\x01" + bytes(31),                                    # identity (0, 1)
+    b"\xec" + b"\xff" * 30 + b"\x7f",                        # (0, -1), order 2
+    bytes(32),                                              # (sqrt(-1), 0), order 4
+    bytes(31) + b"\x80",                                    # (-sqrt(-1), 0), order 4
+    _h("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    _h("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
+    _h("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    _h("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
+    b"\x01" + bytes(30) + b"\x80",                           # identity, x = -0
+    b"\xec" + b"\xff" * 31,                                  # (0, -1), x = -0
+    b"\xed" + b"\xff" * 30 + b"\x7f",                        # y = p: (sqrt(-1), 0)
+    b"\xed" + b"\xff" * 31,                                  # y = p: (-sqrt(-1), 0)
+    b"\xee" + b"\xff" * 30 + b"\x7f",                        # y = p + 1: identity
+    b"\xee" + b"\xff" * 31,                                  # y = p + 1, x = -0: identity
+)
 
 # Comb table: entry j - 1 (j = 1..15) is sum of 2**(64 t) B over the bits t set in j, as
 # affine (y + x, y - x, 2 d x y) mod p, so adding it costs 7 products. 15 points, 1440 bytes
@@ -162,6 +187,41 @@ def _decode(b):
     if (x & 1) != sign:
         x = -x % p
     return x, y
+
+
+def _small_order(x, y):
+    """True if [8](x, y) is the identity: three projective doublings (dbl-2008-bbjlp,
+    a = -1; complete on this curve, so no exceptional inputs)."""
+    p = _P
+    X, Y, Z = x, y, 1
+    for _ in range(3):
+        b = (X + Y) * (X + Y) % p
+        c = X * X % p
+        d = Y * Y % p
+        f = d - c                 # E + D with E = a C = -C
+        j = f - 2 * (Z * Z % p)
+        X, Y, Z = (b - c - d) * j % p, f * (-c - d) % p, f * j % p
+    return X == 0 and Y == Z
+
+
+def check_public(pub):
+    """Raise ValueError naming the reason unless `pub` may be a trust anchor or a device key:
+    32 bytes, canonical (y < p, and no sign bit on x = 0), a curve point, not of small order.
+    Costs a decode (one square root) and three doublings: done when a key is installed, not
+    per frame (verify itself refuses the small-order encodings by comparison)."""
+    if not isinstance(pub, _BYTES_LIKE) or len(pub) != 32:
+        raise ValueError("public key must be 32 bytes")
+    pub = bytes(pub)
+    n = int.from_bytes(pub, "little")
+    if n & _MASK255 >= _P:
+        raise ValueError("public key is not canonical (y >= p)")
+    point = _decode(pub)
+    if point is None:
+        raise ValueError("public key is not a point of the curve")
+    if point[0] == 0 and n >> 255:
+        raise ValueError("public key is not canonical (x = 0 with the sign bit set)")
+    if _small_order(point[0], point[1]):
+        raise ValueError("public key has small order (a torsion point, [8]A = identity)")
 
 
 def _encode(X, Y, Z):
@@ -366,7 +426,8 @@ def verify(public_key, msg, signature):
     """True if signature is valid for msg under public_key; False for anything else,
     including malformed input of any type (it never raises).
 
-    Cofactorless [S]B == R + [k]A with S < L, as OpenSSL; see protocol/SPEC.md."""
+    Cofactorless [S]B == R + [k]A with S < L, as OpenSSL, except that a small-order A or R
+    and a non-canonical A are refused; see protocol/SPEC.md."""
     if not isinstance(msg, _BYTES_LIKE):
         return False
     return verify_parts(public_key, (msg,), signature)
@@ -390,10 +451,18 @@ def verify_parts(public_key, parts, signature):
     s = int.from_bytes(signature[32:], "little")
     if s >= _L:
         return False
+    rb = signature[:32]
+    # Stricter than OpenSSL (protocol/SPEC.md): a small-order A or R, or a non-canonical A,
+    # never verifies, so a weak key that slipped into a keyring forges nothing. Comparisons
+    # only; the full check_public runs when a key is installed.
+    small = _SMALL_ORDER
+    if public_key in small or rb in small:
+        return False
+    if int.from_bytes(public_key, "little") & _MASK255 >= _P:
+        return False
     point = _decode(public_key)
     if point is None:
         return False
-    rb = signature[:32]
     k = _hash_mod_l(rb, public_key, parts)
     # Compare encodings, as OpenSSL does: a non-canonical or undecodable R never matches.
     return _encode(*_mul(s, k, point[0], point[1])) == rb

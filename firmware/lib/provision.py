@@ -19,6 +19,28 @@ import schema
 from agent import refuse
 
 
+def check_anchor_keys(anchors, device_pub=None):
+    """Refuse (bad_request) trust anchors no device may hold: each key must pass
+    ed25519.check_public (a small-order key verifies forged signatures), and no key may
+    serve two roles, nor be the device's own (its signatures would pass as a fleet,
+    firmware or operator's). Also used by services.key_epoch."""
+    seen = {}
+    if device_pub is not None:
+        seen[bytes(device_pub)] = "device"
+    for role in (C.ROLE_FLEET, C.ROLE_FIRMWARE, C.ROLE_OPERATOR):
+        for i, key in enumerate(anchors.get(role, ())):
+            try:
+                ed25519.check_public(key)
+            except ValueError as exc:
+                refuse(C.E_BAD_REQUEST, "%s key %d of %d: %s; trust only keys made by "
+                       "edgekit keys" % (role, i + 1, len(anchors[role]), exc))
+            other = seen.get(key)
+            if other is not None and other != role:
+                refuse(C.E_BAD_REQUEST, "one key is both the %s and the %s key: each role "
+                       "needs its own key" % (other, role))
+            seen[key] = role
+
+
 class Provisioner:
     def __init__(self, rt):
         self.rt = rt
@@ -45,6 +67,13 @@ class Provisioner:
         else:
             seed = self.rt.hal.random_bytes(32)
             pub = ed25519.public_key(seed)
+            try:
+                # Cannot fail for a sound key pair (a clamped scalar never gives a weak
+                # point): a refusal here means broken hardware or code, not a bad host.
+                ed25519.check_public(pub)
+            except ValueError as exc:
+                refuse(C.E_HARDWARE, "the new device key is unusable (%s): this board's RNG "
+                       "or Ed25519 code is faulty; do not provision it" % exc)
             self.pending = {"seed": seed, "pub": pub, "nonce": nonce, "kind": kind,
                             "fleet": fleet}
         payload = {C.K_RE: msg.seq, C.K_PUB: pub, C.K_HWID: self.rt.hal.unique_id(),
@@ -58,7 +87,8 @@ class Provisioner:
         if pend is None or p.get(C.K_NONCE) != pend["nonce"]:
             refuse(C.E_INVALID_STATE, "no provisioning session with that nonce: start again "
                    "with PROV_BEGIN")
-        anchors = self._anchors(p.get(C.K_ANCHORS), p.get(C.K_EPOCH, 0), p.get(C.K_REVOKED, []))
+        anchors = self._anchors(p.get(C.K_ANCHORS), p.get(C.K_EPOCH, 0), p.get(C.K_REVOKED, []),
+                                pend["pub"])
         cert = p.get(C.K_CERT)
         fields = self._certificate(cert, anchors[C.ROLE_FLEET][0], pend)
         app_schema = self.rt.schema_for(pend["kind"])
@@ -75,10 +105,10 @@ class Provisioner:
         payload = {C.K_RE: msg.seq, C.K_DEVICE_ID: identity["id"], C.K_STATE: "provisioned"}
         body = envelope.signed(C.PROV_DONE, payload, pend["seed"], pend["pub"],
                                self.rt.dev.next_seq(), identity["id"])
-        self.rt.agent.after_reply = self.rt.hal.reset   # answer, then boot into the app
+        self.rt.agent.after_reply = lambda: self.rt.hal.reset("provisioned")   # then the app
         return body
 
-    def _anchors(self, anchors, epoch, revoked):
+    def _anchors(self, anchors, epoch, revoked, pend_pub):
         if not isinstance(anchors, dict) or not isinstance(epoch, int):
             refuse(C.E_BAD_REQUEST, "anchors must be a map of role to public keys")
         if not isinstance(revoked, list) or len(revoked) > 16 or \
@@ -91,6 +121,7 @@ class Provisioner:
                     not all(isinstance(k, bytes) and len(k) == 32 for k in keys):
                 refuse(C.E_BAD_REQUEST, "anchors: %s needs 1..%d 32-byte keys" % (role, most))
             out[role] = keys
+        check_anchor_keys(out, pend_pub)
         return out
 
     def _certificate(self, cert, fleet_pub, pend):

@@ -196,6 +196,8 @@ def key_epoch(rt, msg):
         for k in anchors[role]:
             if cose.kid_of(k) in revoked:
                 refuse(C.E_BAD_REQUEST, "a %s key is both trusted and revoked" % role)
+    from provision import check_anchor_keys   # here: an epoch is rare, the heap is not
+    check_anchor_keys(anchors, dev.identity.get("pub"))
     anchors["revoked"] = revoked[:16]
     anchors["epoch"] = epoch
     dev.store.save("anchors", anchors)
