@@ -249,7 +249,8 @@ def test_rotation_rules(store):
 
 
 def test_epoch_payload_rules():
-    a, b, c = (bytes([n]) * 32 for n in (1, 2, 3))
+    # real keys: epoch_payload refuses weak ones (tests/host/test_weak_keys.py)
+    a, b, c = (Ed25519PrivateKey.generate().public_key().public_bytes_raw() for _ in range(3))
     ok = epoch_mod.epoch_payload(4, {"operator": [a, b], "firmware": [c]}, [])
     assert ok[catalog.K_ANCHORS]["operator"] == [a, b]
     for epoch, anchors, revoked, match in (

@@ -71,13 +71,28 @@ def cmd_init(args):
 
 
 def cmd_list(args):
+    """The keys with each one's check against its files (KeyStore.audit_report); after
+    showing them, a failed check stops with its one-line message (exit status 2)."""
     store = _store(args)
-    rows = _public_rows(store)
+    report = store.audit_report(read_passphrase(args) if args.unlock else None)
+    keep = ("role", "kid", "status", "created", "epoch", "fingerprint", "changed", "check",
+            "private_key")
+    rows = [{k: r[k] for k in keep if k in r} for r in report["keys"]]
     if args.json:
-        _print_json({"epoch": store.epoch, "keys": rows})
+        _print_json({"epoch": report["epoch"], "keys": rows})
     else:
-        print(f"{store.path}  key epoch {store.epoch}")
-        _print_table(rows)
+        print(f"{store.path}  key epoch {report['epoch']}")
+        print(f"{'ROLE':9} {'KID':16} {'STATUS':9} {'EPOCH':>5}  {'CREATED':20} "
+              f"{'FINGERPRINT':79} CHECK")
+        for r in rows:
+            print(f"{r['role']:9} {r['kid']:16} {r['status']:9} {r['epoch']:>5}  "
+                  f"{r['created']:20} {r['fingerprint']:79} {r['check']}")
+        if any(r["private_key"] == "locked" for r in rows):
+            print("private keys are encrypted and were not compared: add --unlock to "
+                  "compare them too (asks for the passphrase)")
+    bad = [r["tamper_message"] for r in report["keys"] if r["tamper_message"]]
+    if bad:
+        raise EdgekitError(bad[0] + (f" ({len(bad) - 1} more above)" if len(bad) > 1 else ""))
 
 
 def cmd_export_public(args):
@@ -177,10 +192,17 @@ def register(subparsers):
                                    "PKCS#8, mode 0600) and KEY_EPOCH 1. Never overwrites.")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("list", parents=[common], help="list keys (no secrets)",
+    p = sub.add_parser("list", parents=[common, secret], help="list and check keys (no "
+                       "secrets)",
                        description="Every key of the fleet: role, key id, status (current, "
-                                   "previous, revoked), key epoch, creation time and "
-                                   "fingerprint. No secret is read, so no passphrase is asked.")
+                                   "previous, revoked), key epoch, creation time, fingerprint "
+                                   "and its check: 'ok', or what does not match (kid, .pub "
+                                   "files, private key, a weak key). Exits with status 2 when "
+                                   "a check fails. No secret is read and no passphrase asked "
+                                   "unless --unlock.")
+    p.add_argument("--unlock", action="store_true",
+                   help="decrypt each private key to compare its public half too (asks for "
+                        "the passphrase)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("export-public", parents=[common],

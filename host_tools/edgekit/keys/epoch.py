@@ -7,15 +7,18 @@ missed epochs catches up from the latest one alone.
 import hashlib
 
 from edgekit import catalog
+from edgekit.keys import pointcheck
 
 SENDER = "fleet"
 ROTATED_ROLES = (catalog.ROLE_OPERATOR, catalog.ROLE_FIRMWARE)
 
 
-def epoch_payload(epoch: int, anchors: dict, revoked) -> dict:
+def epoch_payload(epoch: int, anchors: dict, revoked, fleet_public: bytes = None) -> dict:
     """The payload map (CDDL `key-epoch`). `anchors` maps role -> [current, previous?] raw
     public keys. `revoked` lists every revoked operator/firmware kid so far: 9 bytes each,
-    so decades of yearly rotations stay well under a frame."""
+    so decades of yearly rotations stay well under a frame. Weak keys, and a key given to two
+    roles (the fleet root's, `fleet_public`, included), raise pointcheck.WeakKeyError, a
+    ValueError: devices refuse such an epoch, so none is ever signed."""
     if not isinstance(epoch, int) or epoch < 1:
         raise ValueError(f"key epoch must be a positive integer, got {epoch!r}")
     trust = {}
@@ -26,6 +29,10 @@ def epoch_payload(epoch: int, anchors: dict, revoked) -> dict:
             raise ValueError(f"{role} needs 1 or 2 trusted keys (current, previous), "
                              f"got {len(keys)}")
         trust[role] = keys
+    roles = dict(trust)
+    if fleet_public is not None:
+        roles[catalog.ROLE_FLEET] = [bytes(fleet_public)]
+    pointcheck.check_roles(roles, what=f"key epoch {epoch}")
     revoked = [bytes(k) for k in revoked]
     for keys in trust.values():
         if any(hashlib.sha256(k).digest()[:8] in revoked for k in keys):
@@ -54,7 +61,7 @@ def build_key_epoch(fleet_signer, seq: int, epoch: int, anchors: dict, revoked) 
         raise ValueError(f"KEY_EPOCH must be signed by the fleet root, not {fleet_signer.role}")
     # Imported here so `edgekit keys list` works even where the protocol package is absent.
     from edgekit.protocol import cbor, cose
-    payload = cbor.dumps(epoch_payload(epoch, anchors, revoked))
+    payload = cbor.dumps(epoch_payload(epoch, anchors, revoked, fleet_signer.public_key_bytes))
     return cose.sign1(payload, fleet_signer, protected_header(fleet_signer, seq))
 
 
@@ -72,9 +79,17 @@ def open_key_epoch(message: bytes, fleet_public_key: bytes) -> dict:
         raise ValueError("message is not a KEY_EPOCH")
     if not isinstance(payload, dict) or not isinstance(payload.get(catalog.K_EPOCH), int):
         raise ValueError("KEY_EPOCH payload lacks an integer epoch")
+    anchors = payload.get(catalog.K_ANCHORS, {})
+    if not isinstance(anchors, dict) or not all(
+            role in ROTATED_ROLES and isinstance(keys, list) for role, keys in anchors.items()):
+        raise ValueError("KEY_EPOCH anchors are not a map of operator/firmware key lists")
+    # A fleet-signed epoch can still carry a weak key (the attack this check answers):
+    # devices refuse it, and so does every host tool that reads it.
+    pointcheck.check_roles(dict(anchors, **{catalog.ROLE_FLEET: [bytes(fleet_public_key)]}),
+                           what=f"KEY_EPOCH {payload[catalog.K_EPOCH]}")
     return {
         "epoch": payload[catalog.K_EPOCH],
-        "anchors": payload.get(catalog.K_ANCHORS, {}),
+        "anchors": anchors,
         "revoked": payload.get(catalog.K_REVOKED, []),
         "seq": header.get(catalog.HDR_SEQ),
         "kid": header.get(catalog.COSE_KID),

@@ -25,6 +25,7 @@ from edgekit.paths import edgekit_home  # re-exported: keys.cli imports it from 
 from edgekit import catalog
 from edgekit.errors import EdgekitError
 from edgekit.keys import epoch as epoch_mod
+from edgekit.keys import integrity
 from edgekit.keys.signer import Ed25519Signer, fingerprint
 
 ROLES = (catalog.ROLE_FLEET, catalog.ROLE_FIRMWARE, catalog.ROLE_OPERATOR)
@@ -93,6 +94,7 @@ class KeyStore:
 
     def __init__(self, path=None):
         self.path = Path(path) if path else default_keys_dir()
+        self._audit_memo = None
 
     def __repr__(self):
         return f"KeyStore({str(self.path)!r})"
@@ -110,23 +112,77 @@ class KeyStore:
                             "--keys (or EDGEKIT_HOME) at the fleet's key directory")
 
     def require(self):
-        """Fail with the one 'no keys' message before anything asks for a passphrase."""
+        """Fail with the one 'no keys' message, or the directory's first inconsistency,
+        before anything asks for a passphrase."""
         if not self.exists():
             raise self._missing()
+        self._read_index()
         return self
 
-    def _read_index(self) -> dict:
+    def _load_index(self) -> dict:
+        """keys.json parsed and its shape checked (integrity.index_problem); no file
+        besides it is read. Damage of any kind is one EdgekitError naming the file."""
         try:
-            index = json.loads(self.index_path.read_text())
+            raw = self.index_path.read_bytes()
         except FileNotFoundError:
             raise self._missing() from None
-        except (ValueError, OSError) as exc:
-            raise EdgekitError(f"{self.index_path} is unreadable ({exc}): restore it from "
-                               "your key backup") from None
-        if index.get("format") != INDEX_FORMAT:
+        except OSError as exc:
+            raise EdgekitError(f"{self.index_path} is unreadable ({exc.strerror}): check its "
+                               "permissions, or restore it from your key backup") from None
+        try:
+            index = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            reason = " ".join(str(exc).split())[:120]   # one line, bounded
+            raise EdgekitError(f"{self.index_path} is damaged (not JSON: {reason}): restore "
+                               "it from your key backup") from None
+        if isinstance(index, dict) and index.get("format") != INDEX_FORMAT:
             raise EdgekitError(f"{self.index_path} is not an edgekit key index "
-                               f"(format {index.get('format')!r}, expected {INDEX_FORMAT})")
+                               f"(format {index.get('format')!r:.40}, expected {INDEX_FORMAT}"
+                               "): point --keys at a key directory, or restore it from your "
+                               "key backup")
+        reason = integrity.index_problem(index, ROLES, (CURRENT, PREVIOUS, REVOKED))
+        if reason:
+            raise EdgekitError(f"{self.index_path} is damaged ({reason}): restore it from "
+                               "your key backup")
         return index
+
+    def _read_index(self) -> dict:
+        """keys.json, once every key in it matches its files (integrity.audit); the first
+        mismatch stops the command."""
+        index = self._load_index()
+        for entry, result in zip(index["keys"], self._audit(index)):
+            if result.problem:
+                raise EdgekitError(integrity.tamper_message(self.path, entry, result))
+        return index
+
+    def _audit(self, index, passphrase=None) -> list:
+        """integrity.audit of `index`, remembered while keys.json and the key files keep
+        their size and modification time (commands read the index many times)."""
+        stamp = (json.dumps(index, sort_keys=True), integrity.files_stamp(self.path, index))
+        if passphrase is None and self._audit_memo and self._audit_memo[0] == stamp:
+            return self._audit_memo[1]
+        results = integrity.audit(self.path, index, passphrase)
+        if passphrase is None:
+            self._audit_memo = (stamp, results)
+        return results
+
+    def audit_report(self, passphrase=None) -> dict:
+        """{epoch, keys: entries() rows with each key's check}, for `keys list`: `check` is
+        "ok" or what is wrong, `private_key` how far the private key was compared
+        ("matches"; "locked": encrypted and no passphrase given), `tamper_message` the line
+        a command stops with. Never raises for a mismatch (the caller shows them); a
+        damaged keys.json still raises."""
+        index = self._load_index()
+        rows = []
+        for entry, result in zip(index["keys"], self._audit(index, passphrase)):
+            row = dict(entry)
+            row["fingerprint"] = fingerprint(bytes.fromhex(entry["public_key"]))
+            row["check"] = result.problem or "ok"
+            row["private_key"] = result.private
+            row["tamper_message"] = (integrity.tamper_message(self.path, entry, result)
+                                     if result.problem else None)
+            rows.append(row)
+        return {"epoch": index["epoch"], "keys": rows}
 
     def _write_index(self, index: dict):
         atomic_write(self.index_path, json.dumps(index, indent=2).encode() + b"\n", 0o600)
@@ -192,7 +248,7 @@ class KeyStore:
             raise EdgekitError(f"cannot read the {role} private key {key_file} "
                                f"({exc.strerror}): restore it from your backup") from None
         signer = Ed25519Signer.from_encrypted_pem(pem, passphrase, role, str(key_file))
-        if signer.kid.hex() != entry["kid"]:
+        if signer.public_key_bytes.hex() != entry["public_key"]:
             raise EdgekitError(f"{key_file} does not hold key {entry['kid']} that keys.json "
                                "names: the directory was edited by hand; restore it from backup")
         return signer

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from edgekit import appschema
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, LinkError, ProtocolError
+from edgekit.keys import pointcheck
 from edgekit.protocol import cbor, cose, messages
 
 STEPS = ("hello", "begin", "certificate", "commit", "reboot", "verify", "record")
@@ -119,6 +120,10 @@ def provision(session, fleet, registry, kind, site, config=None, location=None,
         raise ProtocolError("PROV_KEY does not answer this session (nonce/board mismatch); "
                             "rerun the command")
     public_key, hwid = p[C.K_PUB], p.get(C.K_HWID)
+    # A weak device key (or one equal to an anchor) would let anyone sign as the device:
+    # no certificate for it, and nothing is sent to the device.
+    pointcheck.check_public(public_key, "the device's new key (PROV_KEY)")
+    pointcheck.check_roles(fleet.anchors, device=public_key, what="PROV_COMMIT anchors")
 
     progress("certificate")
     device_id = device_id_for(kind, public_key)
