@@ -25,13 +25,12 @@ import schema as schema_mod
 import senml
 import services
 from agent import Agent
-import timefloor
 from journal import Journal
 from link import Link
 from scheduler import Scheduler
 
 KNOWN_KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
-_CLOCK_MS = 3600 * 1000     # keeps the saved time limits ahead (timefloor: one save an hour)
+_CLOCK_SAVE_MS = 6 * 3600 * 1000
 
 
 def _module_present(name):
@@ -149,33 +148,23 @@ class Runtime:
             return schema_mod.defaults(self.schema)
 
     # -- device time -----------------------------------------------------------------------
-    # Uptime, device time, the time floor and the dates reported: lib/timefloor.py, SPEC 8.4.
-    # Uptime comes from the scheduler, which adds up tick steps at every pass: it never
-    # wraps (a single ticks_diff since boot went negative after 6.2 days).
+    # Device time: seconds that keep counting across reboots (base saved every 6 h), so
+    # records taken while the RTC was never synced still get honest relative times.
     def _boot_clock(self):
-        self.clock = timefloor.Clock(self.hal, self.dev.store, self.sched.tick)
-        self.boots = self.clock.boots
-        self.sched.every("clock", _CLOCK_MS, self._keep_clock, phase_ms=_CLOCK_MS)
+        rec = self.dev.store.load("boot", {}) or {}
+        self.boots = rec.get("n", 0) + 1
+        self._clock_base = rec.get("dt", 0)
+        self._save_clock()
+        self.sched.every("clock", _CLOCK_SAVE_MS, self._save_clock, phase_ms=_CLOCK_SAVE_MS)
 
-    def _keep_clock(self):
-        # Reading them moves the saved limits on when they are reached: after a power cut
-        # device time then resumes at most an hour past where it was.
-        self.clock.device_time()
-        self.clock.date()
+    def _save_clock(self):
+        self.dev.store.save("boot", {"n": self.boots, "dt": self.device_time()})
 
     def uptime_s(self):
-        return self.sched.tick()
-
-    def uptime_ms(self):
-        return self.sched.uptime_ms()
+        return self.hal.ticks_diff(self.hal.ticks_ms(), self.boot_ms) // 1000
 
     def device_time(self):
-        return self.clock.device_time()
-
-    def date(self):
-        """Unix seconds to report as now: the RTC when synced, else an estimate at least the
-        time floor and every date reported before (None before any sync)."""
-        return self.clock.date()
+        return self._clock_base + self.uptime_s()
 
     # -- records ---------------------------------------------------------------------------
     def record(self, records):
@@ -193,11 +182,10 @@ class Runtime:
     def event(self, name, active, duration, severity, suppressed=0):
         """Journal an alarm/event and push it to the host at once (it is also fetchable)."""
         payload = {C.K_NAME: name, C.K_ACTIVE: active, C.K_DURATION: int(duration),
-                   C.K_LEVEL: severity, C.K_TIME: t if t is not None else -self.device_time()}
+                   C.K_LEVEL: severity,
+                   C.K_TIME: self.hal.time() if self.hal.time() is not None
+                   else -self.uptime_s()}
         if suppressed:
-        # K_TIME: the date (SPEC 8.4); a device no sync ever reached has none and gives
-        # minus its device time (seconds it has counted, across reboots: never wraps).
-        t = self.date()
             payload[C.K_COUNT] = suppressed
         seq = self.events.append(cbor.dumps(payload))
         payload[C.K_FROM] = seq
