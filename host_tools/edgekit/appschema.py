@@ -45,14 +45,21 @@ def load_config_file(path):
     """A TOML (or JSON) file of settings -> dict. Errors name the file and the line."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise EdgekitError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EdgekitError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})"
+                           ": a config file is TOML or JSON text") from None
     if path.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise EdgekitError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:   # a 5000-digit number, deep nesting
+            raise EdgekitError(f"{path}: invalid JSON: {str(exc).splitlines()[0]}") from None
     else:
         try:
             import tomllib
@@ -62,6 +69,27 @@ def load_config_file(path):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise EdgekitError(f"{path}: invalid TOML: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise EdgekitError(f"{path}: invalid TOML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise EdgekitError(f"{path}: expected a table of settings")
+    check_settings(data, str(path))
     return data
+
+
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def check_settings(values, where):
+    """Setting names are identifiers (every schema's are) and integers fit 64 bits (TOML's own
+    limit; the device's CBOR has no more), so no message carries a line break and no setting
+    meets a number a float cannot hold."""
+    for key, value in values.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 64 or not _NAME_CHARS >= set(key):
+            raise EdgekitError(f"{where}: setting name {key[:64]!r} is not a name of letters, "
+                               "digits and _ (see the kind's schema in firmware/apps)")
+        if isinstance(value, int) and not isinstance(value, bool) \
+                and not INT_MIN <= value <= INT_MAX:
+            raise EdgekitError(f"{where}: {key} is a {len(str(abs(value)))}-digit integer, "
+                               "outside the 64-bit range")

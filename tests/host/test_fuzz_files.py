@@ -266,3 +266,148 @@ def test_the_reported_bundle_crashes_are_one_line_errors(ota, tmp_path, name, ch
     for argv in (["ota", "inspect", path], ["ota", "sign", path, "--keys", ota["keys"].path]):
         rc, _, err = run(argv, env={"EDGEKIT_KEY_PASSPHRASE": PASS})
         assert_refused(rc, err, path, before, tmp_path)
+
+
+# == provisioning configs: provision --config =================================================
+CONFIG_TOML = ('litres_per_pulse = 2.5\nsample_s = 60\nprivacy = "fine"\nauto_shutoff = true\n'
+               'billing_day = 15\n')
+CONFIG = {"litres_per_pulse": 2.5, "sample_s": 60, "privacy": "fine", "auto_shutoff": True,
+          "billing_day": 15}
+toml_values = (st.booleans() | st.sampled_from(HUGE + [10 ** 30, -10 ** 400])
+               | st.integers() | st.floats() | st.text(max_size=10)
+               | st.lists(st.integers(), max_size=3))
+
+
+def toml_literal(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(repr(value), repr(value))
+    if isinstance(value, str):
+        return json.dumps(value)        # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    return str(value)
+
+
+@st.composite
+def damaged_config(draw):
+    """(file suffix, damaged content)."""
+    suffix = draw(st.sampled_from([".toml", ".json"]))
+    level = draw(st.sampled_from(["raw", "value", "key", "deep", "number"]))
+    values = dict(CONFIG)
+    if level == "raw":
+        text = CONFIG_TOML if suffix == ".toml" else json.dumps(CONFIG)
+        return suffix, raw_damage(text.encode(), draw)
+    if level == "value":
+        key = draw(st.sampled_from(sorted(CONFIG)))
+        values[key] = draw(toml_values)
+        how = f"{key} = {values[key]!r}"
+    elif level == "key":
+        key = draw(st.text(min_size=1, max_size=8))
+        values[key] = 1
+        how = f"key {key!r}"
+    elif level == "number":     # digits past what a float or Python's int() takes
+        key = draw(st.sampled_from(sorted(CONFIG)))
+        values[key] = None
+        how = f"{key} = a long number"
+    else:
+        how = "deep nesting"
+    if suffix == ".json":
+        text = json.dumps(values)
+        if level == "number":
+            text = text.replace("null", "9" * draw(st.sampled_from([30, 400, 5000])))
+        elif level == "deep":
+            text = '{"sample_s": ' + "[" * 100000 + "]" * 100000 + "}"
+    else:
+        if level == "deep":
+            text = "sample_s = " + "[" * 5000 + "]" * 5000 + "\n"
+        else:
+            text = "".join(f"{json.dumps(k) if level == 'key' else k} = "
+                           + ("9" * draw(st.sampled_from([30, 400, 5000])) if v is None
+                              else toml_literal(v)) + "\n" for k, v in values.items())
+    return suffix, Damaged(text.encode(), how)
+
+
+@fuzz(150)
+@given(case=damaged_config())
+def test_provision_config_survives_damaged_files(case):
+    suffix, content = case
+    with scratch() as root:
+        path = root / f"site{suffix}"
+        path.write_bytes(content)
+        before = tree(root)
+        # no key directory: a config that passes stops at the "no keys" message
+        rc, _, err = run(["provision", "socket://127.0.0.1:9", "--kind", "water_meter",
+                          "--site", "north", "--config", path, "--keys", root / "nokeys",
+                          "--registry", root / "reg.sqlite"],
+                         env={"EDGEKIT_HOME": str(root / "home")})
+        if "no key directory" in err or "no keys" in err:
+            assert rc == 2 and len(err.strip().splitlines()) == 1, err
+            assert tree(root) == before
+        else:
+            assert_refused(rc, err, path, before, root)
+
+
+def test_binary_config_is_a_one_line_error(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_bytes(bytes(range(256)))
+    rc, _, err = run(["provision", "socket://127.0.0.1:9", "--kind", "water_meter", "--site",
+                      "north", "--config", path], env={"EDGEKIT_HOME": str(tmp_path / "h")})
+    assert_refused(rc, err, path, {"site.toml": hashlib.sha256(bytes(range(256))).hexdigest()},
+                   tmp_path)
+    assert "not UTF-8 text" in err
+
+
+# == the registry database: devices list / show ===============================================
+@pytest.fixture(scope="module")
+def registry_file(tmp_path_factory):
+    """A real registry with two devices and their events, closed (WAL folded back in)."""
+    from edgekit.registry.db import Registry
+    path = tmp_path_factory.mktemp("reg") / "registry.sqlite"
+    with Registry(path) as reg:
+        for i, kind in enumerate(("water_meter", "smart_bin")):
+            reg.upsert_device(f"dev-{i}", kind=kind, board="esp32", site="north",
+                              public_key=bytes([i]) * 32, location=(52.3, 4.9))
+            reg.touch(f"dev-{i}", 10 + i, fw="1.0.0")
+            reg.record_event(f"dev-{i}", "provisioned", {"site": "north", "n": i})
+    return Damaged(path.read_bytes(), "the undamaged registry")
+
+
+@st.composite
+def damaged_registry(draw, data):
+    how = draw(st.sampled_from(["raw", "page", "detail"]))
+    if how == "raw":
+        return raw_damage(data, draw)
+    if how == "detail":     # a byte of an event's JSON detail: SQLite cannot see that damage
+        at = data.index(b'"n": 1') + draw(st.integers(-10, 12))
+        out = bytearray(data)
+        out[at] = draw(st.sampled_from(b"]}{[,:x\xff\x00"))
+        return Damaged(bytes(out), f"event detail byte {at} changed")
+    # bytes flipped inside one page past the header: the file still opens as SQLite
+    page = draw(st.integers(1, len(data) // 4096 - 1))
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, 8))):
+        out[page * 4096 + draw(st.integers(0, 4095))] ^= draw(st.integers(1, 255))
+    return Damaged(bytes(out), f"page {page} damaged")
+
+
+@fuzz(100)
+@given(data=st.data())
+def test_registry_commands_survive_a_damaged_database(registry_file, data):
+    content = data.draw(damaged_registry(registry_file))
+    with scratch() as root:
+        path = root / "registry.sqlite"
+        path.write_bytes(content)
+        before = tree(root)
+        for argv in (["devices", "list", "--json", "--keys", root / "nokeys"],
+                     ["devices", "show", "dev-1", "--json"]):
+            rc, out, err = run(argv + ["--registry", path],
+                               env={"EDGEKIT_HOME": str(root / "home")})
+            if rc == 0:
+                json.loads(out)
+                continue
+            if "no device 'dev-1'" in err:      # the damage lost that row: a valid answer
+                assert rc == 2 and len(err.strip().splitlines()) == 1, err
+            else:
+                assert_refused(rc, err, path, before, root)

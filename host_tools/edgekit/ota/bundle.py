@@ -121,7 +121,7 @@ def build(board, kind, version, seq=None, sources=None, deflate=True, mpy_cross=
     check_kind(kind)
     man.semver(version)
     issued = int(time.time()) if issued is None else int(issued)
-    seq = issued if seq is None else seq
+    seq = man.check_seq(issued if seq is None else seq)    # before compiling anything
     mpy_cross = mpy_cross or mpy_cross_path()
     have = mpy_cross_version(mpy_cross)
     if have != runtime:

@@ -25,13 +25,26 @@ def _passphrase(args):
 
 # -- build / sign / inspect ---------------------------------------------------------------
 def cmd_build(args):
-    from edgekit.ota import bundle
+    from edgekit.ota import bundle, seqlog
+    if args.max_seq_step < 0:
+        raise EdgekitError(f"--max-seq-step {args.max_seq_step}: give 0 (no step warning) or "
+                           "a positive number")
+    last = seqlog.load()                # a damaged record stops here, before anything is built
     b = bundle.build(args.board, args.kind, args.version, seq=args.seq,
                      sources=args.source or None, deflate=not args.no_deflate,
                      mpy_cross=args.mpy_cross, deadline=args.trial_deadline,
                      app_only=args.app_only)
-    out = Path(args.out or f"{args.kind}-{b.manifest[C.K_BOARD]}-{args.version}.ekota")
+    board = b.manifest[C.K_BOARD]
+    for text in seqlog.warnings(last, board, args.kind, b.seq, args.max_seq_step,
+                                explicit=args.seq is not None):
+        print(f"edgekit: warning: {text}", file=sys.stderr)
+    out = Path(args.out or f"{args.kind}-{board}-{args.version}.ekota")
     b.save(out)
+    try:
+        seqlog.record(last, board, args.kind, b.seq, args.version, out.resolve())
+    except OSError as exc:
+        print(f"edgekit: warning: the OTA build record was not updated ({exc.strerror}): the "
+              "next build cannot warn about its sequence step", file=sys.stderr)
     d = b.describe()
     if args.json:
         d["file"] = str(out)
@@ -146,8 +159,11 @@ def register(subparsers):
     p.add_argument("--board", required=True, help="board definition (boards/NAME.json)")
     p.add_argument("--kind", required=True, help="device kind, e.g. water_meter")
     p.add_argument("--version", required=True, help="semantic version MAJOR.MINOR.PATCH")
-    p.add_argument("--seq", type=int, help="sequence number for anti-rollback (default: the "
-                   "build time in unix seconds); must grow with every release")
+    p.add_argument("--seq", type=int, help="sequence number for anti-rollback, 1..2^63-2 "
+                   "(default: the build time in unix seconds); must grow with every release")
+    p.add_argument("--max-seq-step", type=int, default=1000, metavar="N",
+                   help="warn when --seq is more than N above the highest sequence built for "
+                        "this board and kind (default 1000; 0: never)")
     p.add_argument("--source", action="append", metavar="FILE",
                    help="source file to include (repeat; default: firmware/lib, the catalog "
                         "and the kind's app)")

@@ -79,7 +79,12 @@ def cmd_provision(args):
         raise EdgekitError("name the device's port (e.g. /dev/ttyUSB0), or --ports auto|PORT...")
     appschema.check_kind(args.kind)
     config = appschema.load_config_file(args.config) if args.config else {}
-    appschema.validate(args.kind, config)       # before touching any device
+    try:
+        appschema.validate(args.kind, config)   # before touching any device
+    except EdgekitError as exc:
+        if not args.config:
+            raise
+        raise EdgekitError(f"{args.config}: {exc}") from None
     location = _location(args.location)
     if location and len(ports) > 1:
         raise EdgekitError("--location names one place: provision one device at a time, or "

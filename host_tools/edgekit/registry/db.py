@@ -170,6 +170,61 @@ def _check_field(name, value):
     return {name: value}
 
 
+def _unreadable(path, exc, verb="read"):
+    exc = str(exc).split(" with text ")[0]     # not the undecodable text itself
+    return EdgekitError(f"cannot {verb} the registry {path}: {exc}. Is it an edgekit registry? "
+                        "If so, the file is damaged: restore it from a backup (--registry FILE "
+                        "picks another)")
+
+
+class _Cursor(sqlite3.Cursor):
+    """SQLite finds a damaged page only when a query reaches it, so any read can report it:
+    that report becomes one EdgekitError naming the file, wherever it comes. It is a plain
+    DatabaseError (malformed, not a database), or the OperationalError sqlite3 raises for
+    text that is not UTF-8; integrity and lock errors stay the callers'."""
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError and \
+                    not str(exc).startswith("Could not decode to UTF-8"):
+                raise
+            raise _unreadable(self.connection.path, exc, self.connection.verb) from None
+
+    def execute(self, *args):
+        return self._guard(super().execute, *args)
+
+    def executemany(self, *args):
+        return self._guard(super().executemany, *args)
+
+    def fetchone(self):
+        return self._guard(super().fetchone)
+
+    def fetchmany(self, *args):
+        return self._guard(super().fetchmany, *args)
+
+    def fetchall(self):
+        return self._guard(super().fetchall)
+
+    def __next__(self):
+        return self._guard(super().__next__)
+
+
+class _Connection(sqlite3.Connection):
+    path, verb = None, "open"       # "read" once the registry is open
+
+    def cursor(self, factory=_Cursor):
+        return super().cursor(factory)
+
+    # sqlite3's own shortcuts make a plain cursor, so they are spelled out
+    def execute(self, *args):
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args):
+        return self.cursor().executemany(*args)
+
+
 class Registry:
     """The registry database at `path` (default $EDGEKIT_HOME/registry.sqlite)."""
 
@@ -177,10 +232,12 @@ class Registry:
         self.path = Path(path) if path else default_registry_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
+                                       factory=_Connection)
         except sqlite3.Error as exc:
             raise EdgekitError(f"cannot open the registry {self.path}: {exc}; check the path "
                                "and its permissions (--registry FILE picks another)") from None
+        self._db.path = self.path
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -191,10 +248,10 @@ class Registry:
             self._db.execute("PRAGMA synchronous = FULL")  # a provisioned device is never lost
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+            self._db.verb = "read"
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise EdgekitError(f"cannot open the registry {self.path}: {exc}; is it an "
-                               "edgekit registry? (--registry FILE picks another)") from None
+            raise _unreadable(self.path, exc, "open") from None
         except BaseException:
             self._db.close()
             raise
@@ -367,5 +424,10 @@ class Registry:
             args.append(int(limit))
         rows = [dict(r) for r in self._db.execute(sql, args)]
         for row in rows:
-            row["detail"] = json.loads(row["detail"])
+            try:
+                row["detail"] = json.loads(row["detail"])
+            except (TypeError, ValueError) as exc:  # record_event writes JSON: the file is damaged
+                raise EdgekitError(f"the registry {self.path} is damaged: event {row['id']} of "
+                                   f"{device_id} holds no JSON detail ({exc}); restore the file "
+                                   "from a backup") from None
         return rows[::-1]
