@@ -24,13 +24,14 @@ import ota
 import schema as schema_mod
 import senml
 import services
+import timefloor
 from agent import Agent
 from journal import Journal
 from link import Link
 from scheduler import Scheduler
 
 KNOWN_KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
-_CLOCK_SAVE_MS = 6 * 3600 * 1000
+_CLOCK_MS = 3600 * 1000     # keeps the saved time limits ahead (timefloor: one save an hour)
 
 
 def _module_present(name):
@@ -148,23 +149,33 @@ class Runtime:
             return schema_mod.defaults(self.schema)
 
     # -- device time -----------------------------------------------------------------------
-    # Device time: seconds that keep counting across reboots (base saved every 6 h), so
-    # records taken while the RTC was never synced still get honest relative times.
+    # Uptime, device time, the time floor and the dates reported: lib/timefloor.py, SPEC 8.4.
+    # Uptime comes from the scheduler, which adds up tick steps at every pass: it never
+    # wraps (a single ticks_diff since boot went negative after 6.2 days).
     def _boot_clock(self):
-        rec = self.dev.store.load("boot", {}) or {}
-        self.boots = rec.get("n", 0) + 1
-        self._clock_base = rec.get("dt", 0)
-        self._save_clock()
-        self.sched.every("clock", _CLOCK_SAVE_MS, self._save_clock, phase_ms=_CLOCK_SAVE_MS)
+        self.clock = timefloor.Clock(self.hal, self.dev.store, self.sched.tick)
+        self.boots = self.clock.boots
+        self.sched.every("clock", _CLOCK_MS, self._keep_clock, phase_ms=_CLOCK_MS)
 
-    def _save_clock(self):
-        self.dev.store.save("boot", {"n": self.boots, "dt": self.device_time()})
+    def _keep_clock(self):
+        # Reading them moves the saved limits on when they are reached: after a power cut
+        # device time then resumes at most an hour past where it was.
+        self.clock.device_time()
+        self.clock.date()
 
     def uptime_s(self):
-        return self.hal.ticks_diff(self.hal.ticks_ms(), self.boot_ms) // 1000
+        return self.sched.tick()
+
+    def uptime_ms(self):
+        return self.sched.uptime_ms()
 
     def device_time(self):
-        return self._clock_base + self.uptime_s()
+        return self.clock.device_time()
+
+    def date(self):
+        """Unix seconds to report as now: the RTC when synced, else an estimate at least the
+        time floor and every date reported before (None before any sync)."""
+        return self.clock.date()
 
     # -- records ---------------------------------------------------------------------------
     def record(self, records):
@@ -181,10 +192,11 @@ class Runtime:
 
     def event(self, name, active, duration, severity, suppressed=0):
         """Journal an alarm/event and push it to the host at once (it is also fetchable)."""
+        # K_TIME: the date (SPEC 8.4); a device no sync ever reached has none and gives
+        # minus its device time (seconds it has counted, across reboots: never wraps).
+        t = self.date()
         payload = {C.K_NAME: name, C.K_ACTIVE: active, C.K_DURATION: int(duration),
-                   C.K_LEVEL: severity,
-                   C.K_TIME: self.hal.time() if self.hal.time() is not None
-                   else -self.uptime_s()}
+                   C.K_LEVEL: severity, C.K_TIME: t if t is not None else -self.device_time()}
         if suppressed:
             payload[C.K_COUNT] = suppressed
         seq = self.events.append(cbor.dumps(payload))

@@ -21,7 +21,7 @@ def caps(rt):
          C.K_RUNTIME: "%d.%d.%d" % (v[0], v[1], v[2]), C.K_MAX_FRAME: rt.max_frame,
          C.K_WINDOW: rt.window, C.K_FREE_HEAP: gc.mem_free(),
          C.K_STATE: rt.state, C.K_HWID: rt.hal.unique_id(),
-         C.K_UPTIME: rt.hal.ticks_diff(rt.hal.ticks_ms(), rt.boot_ms),
+         C.K_UPTIME: rt.uptime_ms(),
          C.K_RESET_CAUSE: rt.reset_cause, C.K_TIME: rt.hal.time()}
     if dev.provisioned:
         p[C.K_DEVICE_ID] = dev.device_id
@@ -93,9 +93,8 @@ def time_sync(rt, msg):
     t = msg.payload.get(C.K_TIME)
     if not isinstance(t, int) or t < 1600000000:
         refuse(C.E_BAD_REQUEST, "time must be unix seconds after 2020")
-    rt.hal.set_time(t)
-    return C.TIME, {C.K_TIME: rt.hal.time(),
-                    C.K_UPTIME: rt.hal.ticks_diff(rt.hal.ticks_ms(), rt.boot_ms)}
+    rt.clock.sync(t)        # the RTC and the time floor (SPEC 8.4), saved
+    return C.TIME, {C.K_TIME: rt.hal.time(), C.K_UPTIME: rt.uptime_ms()}
 
 
 def fetch(rt, msg, journal, reply_type):
