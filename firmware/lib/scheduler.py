@@ -1,7 +1,14 @@
 # Cooperative scheduler on the HAL clock: periodic and one-shot tasks with deadlines, sleep
 # between them (link input wakes the sleep early, and so does an input a task armed as a
-# wake source: hal.wake_on), a watchdog fed only while tasks make progress, and an energy
-# account (time awake per task) for battery-life estimates.
+# wake source: hal.wake_on), a watchdog fed only while tasks make progress, an energy
+# account (time awake per task) for battery-life estimates, and the device's uptime.
+#
+# Time: hal.ticks_ms() wraps (2**30 ms, 12.4 days, on every port) and ticks_diff is right
+# only for spans under half that (6.2 days). So the scheduler reads the ticks at every pass
+# (it wakes at least once a minute) and adds each small step to an uptime that never wraps,
+# kept as seconds + a millisecond remainder (both stay small ints on a 32-bit port: no
+# allocation per pass). Deadlines stay in ticks, each at most _SPAN ahead; a longer delay
+# (a weekly report) is walked in _SPAN steps.
 #
 # Why cooperative: one stack, no locks, bounded RAM; every task is a short function that
 # returns. A task that hangs stops the watchdog feed and the board resets (reset cause
@@ -13,18 +20,21 @@ from micropython import const
 _MAX_TASKS = const(24)
 _MAX_SLEEP_MS = const(60000)    # wake at least once a minute: watchdog and clock housekeeping
 _FAIL_LIMIT = const(5)          # consecutive failures of a critical task before we stop feeding
+_SPAN = const(0x10000000)       # 3.1 days: a deadline never lies further ahead in ticks
+_PERIOD = const(0x40000000)     # ticks period of every port (MicroPython 32-bit small ints)
 
 
 class Task:
-    __slots__ = ("name", "fn", "period", "deadline", "due", "runs", "fails", "misses",
-                 "awake_ms", "cpu_us", "critical", "last_ok", "wakes", "woken")
+    __slots__ = ("name", "fn", "period", "deadline", "due", "extra", "runs", "fails",
+                 "misses", "awake_ms", "cpu_us", "critical", "last_ok", "wakes", "woken")
 
     def __init__(self, name, fn, period, deadline, due, critical, wakes=()):
         self.name = name
         self.fn = fn
         self.period = period        # ms; 0 = one-shot
         self.deadline = deadline    # ms a run may take before it counts as a miss
-        self.due = due              # ticks when next due
+        self.due = due              # ticks when next due (or when the next _SPAN step ends)
+        self.extra = 0              # ms still to wait after `due` (delays longer than _SPAN)
         self.runs = 0
         self.fails = 0              # consecutive failures
         self.misses = 0             # runs that exceeded their deadline
@@ -42,7 +52,12 @@ class Scheduler:
         self.tasks = []
         self.log = log
         self.started = hal.ticks_ms()
-        self.sleep_ms = 0           # summed time spent asleep
+        self._mark = self.started   # ticks at the last pass
+        self._period = getattr(hal, "TICKS_PERIOD", _PERIOD)
+        self.up_s = 0               # uptime since the scheduler started: seconds ...
+        self.up_ms = 0              # ... and the milliseconds past them
+        self.slept_s = 0            # summed time spent asleep: seconds and ms past them
+        self.slept_ms = 0           # (a ms sum outgrows a small int after 12 days asleep)
         self.errors = 0
         self.wdt = wdt_timeout_ms
         # Never sleep past half the watchdog period (RP2040's hardware limit is 8.4 s).
@@ -60,9 +75,39 @@ class Scheduler:
         wakes the board and runs this task at once instead of at its next period."""
         for role in wakes:
             self._arm(role)
-        return self._add(Task(name, fn, period_ms, deadline_ms,
-                              self.hal.ticks_add(self.hal.ticks_ms(), phase_ms), critical,
-                              wakes))
+        task = Task(name, fn, period_ms, deadline_ms, 0, critical, wakes)
+        self._due_in(task, self.hal.ticks_ms(), phase_ms)
+        return self._add(task)
+
+    # -- time -------------------------------------------------------------------------------
+    def tick(self):
+        """Read the ticks and add the step since the last read to the uptime; return the
+        uptime in whole seconds. Runs at every pass and whenever the runtime reads time."""
+        now = self.hal.ticks_ms()
+        d = self.hal.ticks_diff(now, self._mark)
+        if d < 0:
+            # More than half a period since the last read (the loop wakes every minute, so
+            # only a board stalled for days): the step was d + one period, not negative.
+            d += self._period
+        self._mark = now
+        if d:
+            ms = self.up_ms + d
+            if ms >= 1000:
+                self.up_s += ms // 1000
+                ms %= 1000
+            self.up_ms = ms
+        return self.up_s
+
+    def uptime_ms(self):
+        s = self.tick()
+        return s * 1000 + self.up_ms    # a long int after 12 days on a 32-bit port: on demand
+
+    def _due_in(self, task, base, delay_ms):
+        # A deadline further than _SPAN ahead would read as past (ticks_diff turns negative
+        # beyond half a period): take a step of at most _SPAN and remember the rest.
+        step = delay_ms if delay_ms <= _SPAN else _SPAN
+        task.due = self.hal.ticks_add(base, step)
+        task.extra = delay_ms - step
 
     def _arm(self, role):
         if role in self.wake_roles or role in self.unarmed:
@@ -82,13 +127,15 @@ class Scheduler:
             for role in roles:
                 if role in task.wakes:
                     task.due = now
+                    task.extra = 0
                     task.woken += 1
                     break
 
     def after(self, name, delay_ms, fn, deadline_ms=1000):
         self.cancel(name)
-        return self._add(Task(name, fn, 0, deadline_ms,
-                              self.hal.ticks_add(self.hal.ticks_ms(), delay_ms), False))
+        task = Task(name, fn, 0, deadline_ms, 0, False)
+        self._due_in(task, self.hal.ticks_ms(), delay_ms)
+        return self._add(task)
 
     def cancel(self, name):
         for t in self.tasks:
@@ -111,9 +158,13 @@ class Scheduler:
         """Run every task that is due; return ms until the next one is due."""
         hal = self.hal
         healthy = True
+        self.tick()
         for task in list(self.tasks):
             now = hal.ticks_ms()
             if hal.ticks_diff(task.due, now) > 0:
+                continue
+            if task.extra:              # one _SPAN step of a long delay is over: next one
+                self._due_in(task, task.due, task.extra)
                 continue
             start = now
             cpu0 = time.ticks_us()
@@ -140,9 +191,9 @@ class Scheduler:
             if task.period:
                 # Keep the phase; skip missed periods rather than bunching them up. ticks_add,
                 # not +: ticks wrap (2**30 ms on most ports, about 12 days).
-                task.due = hal.ticks_add(task.due, task.period)
-                if hal.ticks_diff(task.due, hal.ticks_ms()) <= 0:
-                    task.due = hal.ticks_add(hal.ticks_ms(), task.period)
+                self._due_in(task, task.due, task.period)
+                if not task.extra and hal.ticks_diff(task.due, hal.ticks_ms()) <= 0:
+                    self._due_in(task, hal.ticks_ms(), task.period)
             elif task in self.tasks:
                 self.tasks.remove(task)
         if healthy and self.wdt:
@@ -167,7 +218,11 @@ class Scheduler:
             if wait:
                 t0 = hal.ticks_ms()
                 woke = hal.wait(wait)
-                self.sleep_ms += hal.ticks_diff(hal.ticks_ms(), t0)
+                ms = self.slept_ms + hal.ticks_diff(hal.ticks_ms(), t0)
+                if ms >= 1000:
+                    self.slept_s += ms // 1000
+                    ms %= 1000
+                self.slept_ms = ms
                 fired = hal.wakes() if woke and self.wake_roles else ()
                 if fired:
                     self._woken(fired)
@@ -178,7 +233,7 @@ class Scheduler:
 
     # -- energy account -------------------------------------------------------------------
     def energy(self):
-        total = self.hal.ticks_diff(self.hal.ticks_ms(), self.started)
+        total = self.uptime_ms()
         awake = 0
         woken = 0
         per_task = {}
@@ -186,7 +241,8 @@ class Scheduler:
             awake += t.awake_ms
             woken += t.woken
             per_task[t.name] = [t.runs, t.awake_ms, t.cpu_us]
-        return {"elapsed_ms": total, "awake_ms": awake, "sleep_ms": self.sleep_ms,
+        return {"elapsed_ms": total, "awake_ms": awake,
+                "sleep_ms": self.slept_s * 1000 + self.slept_ms,
                 "tasks": per_task, "woken": woken, "wake_roles": self.wake_roles}
 
 

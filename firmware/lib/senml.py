@@ -4,7 +4,8 @@
 #
 # Time: when the device clock has been synced, records carry absolute unix time via the
 # base time; when not, times are relative (RFC 8428 4.5.3: a negative time is seconds before
-# "now", i.e. before the pack is sent), computed from uptime at send time.
+# "now", i.e. before the pack is sent), computed from device time (SPEC 8.4: seconds counted
+# across reboots, never wrapping, never going back), so they resolve in order.
 import catalog as C
 
 UNITS = ("m3", "m3/s", "l", "l/s", "Cel", "%RH", "V", "%EL", "ug/m3", "ppm", "dB", "dBA",
@@ -42,10 +43,10 @@ def pack(base_name, records, base_time=None):
     return [first] + list(records[1:])
 
 
-def stamp(at_unix, at_uptime_s, now_unix, now_uptime_s):
-    """The `t` of a record taken at (at_unix or None, at_uptime_s), sent now. Absolute when
+def stamp(at_unix, at_device_s, now_unix, now_device_s):
+    """The `t` of a record taken at (at_unix or None, at_device_s), sent now. Absolute when
     both moments are on a synced clock, otherwise relative (negative seconds ago)."""
     if at_unix is not None and now_unix is not None:
         return at_unix
-    ago = now_uptime_s - at_uptime_s
+    ago = now_device_s - at_device_s
     return -ago if ago > 0 else 0
