@@ -1,7 +1,7 @@
 # The part of a real board's HAL shared by ESP32 and RP2040: everything on `machine` that
-# both ports spell the same way. hal_esp32 / hal_rp2040 add what differs (ADC, reset
-# causes) and are installed as `hal.py`. Hardware-free logic lives in hal_common, where
-# the unix VM tests it.
+# both ports spell the same way. hal_esp32 / hal_rp2040 add what differs (ADC, reset causes,
+# light-sleep wake sources, pulse counters, entropy) as a `Port` they `install()`, and are
+# installed as `hal.py`. Hardware-free logic lives in hal_common, where the unix VM tests it.
 import json
 import os
 import time as _time
@@ -9,7 +9,8 @@ import time as _time
 import machine
 from hal_common import (Debouncer, Flash, HalError, StdioLink, role,  # noqa: F401
                         sht31_decode, a02yyuw_decode, pms5003_decode, adc_mv,
-                        ina219_decode, ads1115_mv, sht31_alert_writes)
+                        ina219_decode, ads1115_mv, sht31_alert_writes,
+                        PowerAccount, ResetRecord, resolve_cause)
 
 ticks_ms = _time.ticks_ms
 ticks_diff = _time.ticks_diff
@@ -42,25 +43,59 @@ def sleep_ms(ms):
     _time.sleep_ms(max(0, int(ms)))
 
 
-# While inputs are armed as wake sources, wait() polls the link in slices this long and
-# checks the IRQ flags between them: the latency of a wake, at a cost of one poll per slice.
+# While the board stays awake (link lingering, a port that cannot sleep now) and inputs are
+# armed as wake sources, wait() polls the link in slices this long and checks the inputs
+# between them: the latency of a wake, at a cost of one poll per slice.
 _WAKE_SLICE_MS = 50
+# A wait shorter than this is polled awake: a light sleep's entry and exit cost ~1 ms each.
+_MIN_SLEEP_MS = 10
+
+power = PowerAccount(_time.ticks_ms())
+
+
+def _woken():
+    _port.poll_wakes()
+    for name in _armed:
+        if _armed[name]:
+            return True
+    return False
 
 
 def wait(ms):
+    """Sleep up to `ms` in light sleep between tasks (machine.lightsleep, with the wake
+    sources the port can arm); True on link input or an armed input, False on timeout."""
     ms = max(0, int(ms))
-    if not _armed:
-        return link.poll_ms(ms)
     deadline = _time.ticks_add(_time.ticks_ms(), ms)
     while True:
-        for name in _armed:
-            if _armed[name]:
-                return True
-        left = _time.ticks_diff(deadline, _time.ticks_ms())
+        now = _time.ticks_ms()
+        power.advance(now)
+        if _woken():
+            return True
+        if link.any():
+            power.link_seen(now)
+            return True
+        left = _time.ticks_diff(deadline, now)
         if left <= 0:
             return False
-        if link.poll_ms(min(left, _WAKE_SLICE_MS)):
-            return True
+        linger = power.linger_left(now)
+        if left < _MIN_SLEEP_MS or linger or not _port.sleep_ready():
+            step = min(left, linger) if linger else left
+            if link.poll_ms(min(step, _WAKE_SLICE_MS) if _armed else step):
+                power.link_seen(_time.ticks_ms())
+                return True
+            continue
+        t0 = _time.ticks_ms()
+        link_woke = _port.lightsleep(left)
+        power.slept(left, _time.ticks_diff(_time.ticks_ms(), t0))
+        if link_woke:
+            # The bytes that woke the board are lost (the UART is not clocked in light
+            # sleep); stay awake for the host's resend (hal_common.LINK_LINGER_MS).
+            power.link_seen(_time.ticks_ms())
+
+
+def power_stats():
+    """Time asleep and awake since boot, measured on this board's clock (battery estimate)."""
+    return power.stats(_time.ticks_ms())
 
 
 def time():
@@ -75,12 +110,40 @@ def set_time(unix):
 
 
 def deep_sleep(ms):
-    machine.deepsleep(max(0, int(ms)))
+    ms = max(0, int(ms))
+    if _port.ambiguous_deepsleep:
+        _record.write("deepsleep")
+    if ms:
+        machine.deepsleep(ms)
+    else:
+        # No argument, not 0: both ports read deepsleep(0) as a timer of 0 (the RP2040
+        # resets at once, the ESP32 wakes at once); with none they sleep until reset.
+        machine.deepsleep()
 
 
 # --- system --------------------------------------------------------------------------------
-def reset():
+_record = ResetRecord(flash)
+_cause = None
+_reason = None
+
+
+def reset(reason=None):
+    """Reset the board; first record why (`reason`: a short word for diag, e.g. "ota"), so
+    the next boot can tell this reset from a watchdog's where the hardware cannot."""
+    try:
+        _record.write("hard", reason)
+    except OSError:
+        pass        # a full or failing flash must not stop the reset itself
     machine.reset()
+
+
+def reset_cause():
+    return _cause
+
+
+def reset_reason():
+    """The reason the firmware gave hal.reset() before this boot, or None."""
+    return _reason
 
 
 def unique_id():
@@ -88,7 +151,8 @@ def unique_id():
 
 
 def random_bytes(n):
-    return os.urandom(n)
+    """Key material from the board's hardware RNG (see the port's Port.random_bytes)."""
+    return _port.random_bytes(int(n))
 
 
 _wdt = None
@@ -106,6 +170,32 @@ def wdt_start(timeout_ms):
 def wdt_feed():
     if _wdt is not None:
         _wdt.feed()
+
+
+# Maintenance (firmware/lib/maintenance.py): in the REPL no firmware loop feeds the watchdog,
+# so a timer does, until the window's deadline, then resets into the locked firmware.
+# ESP32 timers are hardware timers 0..3; the RP2040 has only virtual ones (id -1).
+_guard = None
+
+
+def maintenance_guard(ms):
+    """Keep the watchdog fed for `ms`, then reset the board; 0 cancels."""
+    global _guard
+    if _guard is not None:
+        _guard.deinit()
+        _guard = None
+    ms = int(ms)
+    if ms <= 0:
+        return
+    deadline = _time.ticks_add(_time.ticks_ms(), ms)
+
+    def tick(_t):
+        if _time.ticks_diff(deadline, _time.ticks_ms()) <= 0:
+            machine.reset()
+        wdt_feed()
+
+    _guard = machine.Timer(0 if BOARD.get("port") == "esp32" else -1)
+    _guard.init(mode=machine.Timer.PERIODIC, period=1000, callback=tick)
 
 
 def storage_root():
@@ -134,13 +224,9 @@ def pulse_count(name):
     c = _counters.get(name)
     if c is None:
         entry = role(BOARD, name, "pulse")
-        c = Debouncer(entry.get("debounce_ms", 2))
-        trigger = machine.Pin.IRQ_RISING if entry.get("edge") == "rising" \
-            else machine.Pin.IRQ_FALLING
-        # The handler only calls edge(): integers, no allocation, safe in a hard IRQ.
-        _pin(name, "pulse").irq(trigger=trigger, handler=lambda p: c.edge(_time.ticks_ms()))
+        c = _port.counter(name, entry, _pin(name, "pulse"))
         _counters[name] = c
-    return c.count
+    return c.value()
 
 
 def input(name):  # noqa: A001 - the HAL contract names it so
@@ -170,13 +256,8 @@ def wake_on(name):
                        % (name, NAME))
     if name in _armed:
         return
-    trigger = machine.Pin.IRQ_FALLING if entry.get("active") == "low" \
-        else machine.Pin.IRQ_RISING
-
-    def fired(pin):
-        _armed[name] = 1
-    _pin(name, "in").irq(trigger=trigger, handler=fired)
-    _armed[name] = 0            # armed only once the IRQ is in place
+    _port.arm_wake(name, entry.get("active") != "low", _pin(name, "in"))
+    _armed[name] = 0            # armed only once the port watches it
 
 
 def wakes():
@@ -306,3 +387,52 @@ def card_uid():
     if "card_reader" not in BOARD:
         raise HalError("board %s has no card reader" % NAME)
     return None
+
+
+# --- the port -----------------------------------------------------------------------------
+class Port:
+    """What differs between the ports; hal_esp32 and hal_rp2040 subclass it."""
+    explainable = ()            # hardware causes a recorded reset may stand for
+    ambiguous_deepsleep = False  # a deep-sleep wake reads as another cause: record it
+
+    def hw_cause(self):
+        return "hard"
+
+    def sleep_ready(self):
+        return True
+
+    def lightsleep(self, ms):
+        """Sleep up to `ms`; True if the link (not a timer or a pin) woke the board."""
+        machine.lightsleep(ms)
+        return False
+
+    def counter(self, name, entry, pin):
+        raise HalError("pulse counting is not implemented on this port")
+
+    def arm_wake(self, name, active_high, pin):
+        trigger = machine.Pin.IRQ_RISING if active_high else machine.Pin.IRQ_FALLING
+
+        def fired(p):
+            _armed[name] = 1
+        pin.irq(handler=fired, trigger=trigger)
+
+    def poll_wakes(self):
+        pass
+
+    def random_bytes(self, n):
+        return os.urandom(n)
+
+
+_port = Port()
+
+
+def install(port):
+    """Called once by hal_esp32 / hal_rp2040 at import: the port's hooks, and this boot's
+    reset cause (the hardware's, or the firmware's record where the hardware's is
+    ambiguous)."""
+    global _port, _cause, _reason
+    _port = port
+    hw = port.hw_cause()
+    rec = _record.take()
+    _cause = resolve_cause(hw, port.explainable, rec)
+    _reason = rec[1] if rec is not None and _cause == rec[0] and hw != "power_on" else None

@@ -217,6 +217,11 @@ def test_bare_to_flashed_to_provisioned_to_updated(edgekit_emulator, hil_fleet):
         result = Pusher(dev.session, update, dev.public_key).run()
         assert result["status"] == "installed" and result["running"] == "1.0.1"
         assert dev.session.hello().payload[C.K_FW] == "1.0.1"
+        # a provisioned device's REPL is locked (SPEC 12): the flash tool says how to open it
+        with pytest.raises(TargetError, match="REPL is locked: open it with `edgekit "
+                                              "maintenance"):
+            flow.flash(target.url, img, wipe=True)
+        dev.open_maintenance(minutes=5)
         dev.close()
         with pytest.raises(TargetError, match="is provisioned"):
             flow.flash(target.url, img)

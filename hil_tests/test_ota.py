@@ -197,7 +197,9 @@ def test_cli_push_over_the_link_then_the_new_image_runs_and_mpremote_sees_it(
     # the same bundle again: the device refuses it as a replay, and the exit code says so
     assert edgekit_main(["ota", "push", board.url, str(path)] + common) == 2
     assert "rollback" in capsys.readouterr().err
-    # what a technician sees with mpremote: the new files, with the manifest's digests
+    # what a technician sees with mpremote, once maintenance is open (SPEC 12): the new
+    # files, with the manifest's digests
+    assert edgekit_main(["maintenance", board.url, "--minutes", "5"] + common) == 0
     names = [f for f in full.files if f["name"] in ("build_info.mpy", "water_meter.mpy",
                                                      "ota.mpy")]
     cmd = ["mpremote", "connect", board.url, "fs", "ls", ":/slots/a"]

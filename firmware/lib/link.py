@@ -24,9 +24,13 @@ class Link:
         self._last_complaint = None
         self._writer = FrameWriter(self.port.write, self._buf)
         self.sent = 0
+        # Called on the interrupt pair 0D 03: raises KeyboardInterrupt where the REPL may be
+        # entered (maintenance.Gate), returns otherwise. Until the runtime sets it, the pair
+        # is noise: nothing reaches a REPL by default.
+        self.on_interrupt = _ignore
 
     def poll(self):
-        """Handle everything the link has now. Raises KeyboardInterrupt on Ctrl-C (0D 03)."""
+        """Handle everything the link has now; the interrupt pair goes to on_interrupt."""
         port = self.port
         while port.any():
             n = port.readinto(self._buf)
@@ -41,7 +45,7 @@ class Link:
                         self.agent.after_reply = None
                         then()
                 elif result is framing.INTERRUPT:
-                    raise KeyboardInterrupt
+                    self.on_interrupt()
                 else:
                     self._complain(result)
 
@@ -59,6 +63,10 @@ class Link:
     def send(self, body):
         self._writer.send(body)
         self.sent += 1
+
+
+def _ignore():
+    pass
 
 
 class FrameWriter:

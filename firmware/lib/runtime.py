@@ -20,6 +20,7 @@ import sys
 import catalog as C
 import cbor
 import device as device_mod
+import maintenance
 import ota
 import schema as schema_mod
 import senml
@@ -96,6 +97,10 @@ class Runtime:
             # it (its functions would sit in RAM for ten years on a board with frozen code).
             import provision
             provision.Provisioner(self)
+        # Who may take the link into the REPL (SPEC 12): nobody, on a provisioned device,
+        # unless maintenance is open.
+        self.gate = maintenance.Gate(self)
+        self.link.on_interrupt = self.gate.interrupt
         services.install(self)
         ota.install(self)       # OTA handlers + trial confirmation (SPEC 9)
         gc.collect()
@@ -220,7 +225,12 @@ class Runtime:
             try:
                 self.sched.run(on_input=self.link.poll)
                 return
-            except (KeyboardInterrupt, SystemExit):
+            except KeyboardInterrupt:
+                if not self.gate.locked:
+                    raise
+                self.gate.refused += 1      # no way out of the firmware while locked
+                continue
+            except SystemExit:
                 raise
             except BaseException as exc:  # noqa: B902 - MemoryError included, on purpose
                 gc.collect()
@@ -236,17 +246,27 @@ class Runtime:
 
 
 def main(hal):
-    # A failure while starting (out of memory in a fragmented boot heap, a damaged record)
-    # must not leave a field device sitting in the REPL: collect and try once more, then
-    # reset. A persistent fault then shows as repeated boots (reset cause, boot counter).
-    for attempt in (1, 2):
-        try:
-            rt = Runtime(hal)
-            break
-        except (KeyboardInterrupt, SystemExit):
+    """Run the device. Returns (or raises KeyboardInterrupt) only where the REPL may be
+    entered: factory state, or maintenance open (SPEC 12). Anything else that would end the
+    firmware resets the board: a field device never sits in the REPL.
+
+    A failure while starting (out of memory in a fragmented boot heap, a damaged record) is
+    collected and tried once more, then the board resets: a persistent fault shows as
+    repeated boots (reset cause, boot counter)."""
+    rt = None
+    try:
+        for attempt in (1, 2):
+            try:
+                rt = Runtime(hal)
+                break
+            except BaseException:  # noqa: B902 - MemoryError included, on purpose
+                gc.collect()
+                if attempt == 2:
+                    raise
+        rt.run()
+        if not rt.gate.locked:
+            return
+    except BaseException:  # noqa: B902 - Ctrl-C included: a locked device does not stop
+        if rt is not None and not rt.gate.locked:
             raise
-        except BaseException:  # noqa: B902 - MemoryError included, on purpose
-            gc.collect()
-            if attempt == 2:
-                hal.reset()
-    rt.run()
+    hal.reset()

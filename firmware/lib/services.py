@@ -167,7 +167,7 @@ def ack(rt, msg, journal):
 
 def reboot(rt, msg):
     rt.log("reboot requested by %s" % msg.sender)
-    rt.agent.after_reply = rt.hal.reset   # answer first, then reset
+    rt.agent.after_reply = lambda: rt.hal.reset("reboot")   # answer first, then reset
     return C.ACK, {}
 
 
@@ -213,7 +213,7 @@ def reprovision(rt, msg):
     for name in device_mod.PROVISION_RECORDS:
         dev.store.delete(name)
     rt.log("reprovision: back to factory state")
-    rt.agent.after_reply = rt.hal.reset
+    rt.agent.after_reply = lambda: rt.hal.reset("reprovision")
     return C.ACK, {C.K_STATE: "factory"}
 
 
@@ -228,7 +228,16 @@ def diag(rt):
            "boots": rt.boots, "reset_cause": rt.reset_cause, "uptime_s": rt.uptime_s(),
            "device_time": rt.device_time(), "task_errors": sched.errors,
            "energy": sched.energy(), "link_frames_sent": rt.link.sent,
-           "rejected": rt.agent.rejected}
+           "rejected": rt.agent.rejected, "interrupts_refused": rt.gate.refused,
+           "maintenance_s": rt.gate.remaining_ms() // 1000}
+    hal = rt.hal
+    if hasattr(hal, "power_stats"):
+        # Measured time asleep and awake (the HAL's light sleeps) and the charge per day it
+        # draws at the board's currents: the battery-life estimate's inputs.
+        import battery
+        out["power"] = battery.power_report(hal.power_stats(), hal.BOARD.get("power"))
+    if hasattr(hal, "reset_reason"):
+        out["reset_reason"] = hal.reset_reason()
     for name in ("telemetry", "events", "logs"):
         j = getattr(rt, name)
         if j is not None:
@@ -243,6 +252,8 @@ def command(rt, msg):
         refuse(C.E_BAD_REQUEST, "command needs a name and an args map")
     if name == "diag":
         return C.COMMAND_RESULT, {C.K_NAME: name, C.K_RESULT: diag(rt)}
+    if name == "maintenance":
+        return C.COMMAND_RESULT, {C.K_NAME: name, C.K_RESULT: rt.gate.open(msg, args)}
     if rt.app is None or not hasattr(rt.app, "command"):
         refuse(C.E_UNKNOWN_TYPE, "this device has no commands")
     result = rt.app.command(name, args)

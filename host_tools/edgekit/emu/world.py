@@ -28,6 +28,9 @@ class HardwareFault(Exception):
     """The read fails on the device (I2C NACK, sensor not fitted): hal.HalError there."""
 
 
+STRAP = "maint_strap"
+
+
 class World:
     kind = None
     # name -> default; a subclass extends this. Values are numbers or booleans.
@@ -37,6 +40,9 @@ class World:
     def __init__(self, board):
         self.board = board
         self.values = dict(self.quantities)
+        # The maintenance strap (a jumper on the board, SPEC 12) exists in every world: it is
+        # the bench's, not the street's.
+        self.values.setdefault(STRAP, False)
         self.t = 0.0                # world ms the state has been integrated to
         self.outputs = {}
         self.faults = {}            # read name -> [kind, value]

@@ -15,7 +15,7 @@ import time
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, LinkError, ProtocolError
 from edgekit.flash import heap, installer, scripts
-from edgekit.flash.device import Connection, probe, check_target
+from edgekit.flash.device import Connection, TargetError, check_target, probe
 
 STEPS = ("runtime", "connect", "probe", "survey", "clean", "transfer", "heap", "main.py",
          "reboot", "hello", "done")
@@ -51,6 +51,26 @@ def _hello(port, kind, timeout=20.0):
             "kinds": kinds, "fw_version": caps.get(C.K_FW)}
 
 
+def _open_repl(port, baudrate):
+    """The raw REPL; a provisioned device keeps it locked (SPEC 12), which gets its own
+    message: what the technician must do is open maintenance, not check the cable."""
+    try:
+        return Connection(port, baudrate).open()
+    except LinkError:
+        from edgekit.protocol.session import Session
+        from edgekit.transport import SerialTransport
+        try:
+            with SerialTransport(port) as t:
+                caps = Session(t, timeout=2.0).hello(timeout=2.0).payload
+        except (LinkError, ProtocolError):
+            caps = {}
+        if caps.get(C.K_STATE) in ("provisioned", "trial"):
+            raise TargetError(f"device {caps.get(C.K_DEVICE_ID)} on {port} is provisioned and "
+                              "its REPL is locked: open it with `edgekit maintenance "
+                              f"{port} --minutes 10`, then run this again") from None
+        raise
+
+
 def flash(port, image, wipe=False, ignore_heap=False, hello=True, runtime=None,
           progress=None, baudrate=115200) -> dict:
     """Install `image` (edgekit.flash.image.Image) on the device at `port`; the report."""
@@ -64,7 +84,7 @@ def flash(port, image, wipe=False, ignore_heap=False, hello=True, runtime=None,
         report["runtime"] = runtime_image.install(port, image.board_def, runtime, wipe=wipe,
                                                   progress=say)
     say("connect")
-    with Connection(port, baudrate) as conn:
+    with _open_repl(port, baudrate) as conn:
         say("probe")
         info = probe(conn)
         report["device"] = info.describe()

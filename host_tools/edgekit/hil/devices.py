@@ -68,6 +68,18 @@ class Device:
                                    expect=C.EVENTS)
         return msg.payload[C.K_RECORDS]
 
+    def fetch_logs(self, count=32):
+        """[(journal seq, level, text)] from the device's log journal."""
+        msg = self.session.request(C.LOG_FETCH, {C.K_COUNT: count}, timeout=10,
+                                   expect=C.LOG)
+        return [tuple(r) for r in msg.payload[C.K_RECORDS]]
+
+    def open_maintenance(self, minutes=5):
+        """Open the REPL for `minutes` (SPEC 12): what a test that needs the REPL of a
+        provisioned board (mpremote, flash --wipe) does first, as a technician would."""
+        from edgekit.maintenance_cli import open_window
+        return open_window(self.session, self.id, minutes)[1]
+
     def reconnect(self):
         """After a reboot or an unplug: a fresh link, same keys and seq counter."""
         self.transport.close()

@@ -42,7 +42,7 @@ def reset_cause():
     return os.getenv("EK_RESET_CAUSE") or "power_on"
 
 
-def reset():
+def reset(reason=None):
     sys.exit(99)
 
 
@@ -63,6 +63,10 @@ def wdt_start(ms):
 
 
 def wdt_feed():
+    pass
+
+
+def maintenance_guard(ms):
     pass
 
 
