@@ -63,6 +63,9 @@ class Debouncer:
         self.count += 1
         return True
 
+    def value(self):
+        return self.count
+
 
 def adc_mv(raw, raw_full_scale, vref_mv, divider=1.0):
     """Millivolts at the divider's input from a raw ADC reading (clamped to the scale)."""
@@ -238,3 +241,105 @@ class StdioLink:
 
     def write(self, data):
         self._out.write(data)
+
+
+# --- the firmware's own record of why it reset ----------------------------------------------
+# Some hardware reset causes are ambiguous: the RP2040 resets through its watchdog, so
+# machine.reset() and a deep-sleep wake both read as WDT_RESET; on ESP32 HARD_RESET is both
+# machine.reset() and a panic. So the HAL writes one small record just before it resets the
+# board itself, and the next boot reads it, trusting it only where the hardware's cause is
+# one the record can explain (a power-on never can: a record left by a cut supply is stale).
+RESET_RECORD = "/.reset"
+_REASON_MAX = const(32)
+
+
+class ResetRecord:
+    """`cause reason` in one small file, replaced atomically (write a temp file, rename):
+    a power cut leaves either the old record or the new one, never half of one."""
+
+    def __init__(self, flash, path=RESET_RECORD):
+        self.flash = flash
+        self.path = path
+
+    def write(self, cause, reason=None):
+        text = cause if not reason else "%s %s" % (cause, str(reason)[:_REASON_MAX])
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            self.flash.write(f, text.encode())
+        self.flash.rename(tmp, self.path)
+
+    def take(self):
+        """(cause, reason or None) of the record, removed so that it explains one boot
+        only; None if there is none."""
+        try:
+            with open(self.path, "rb") as f:
+                text = f.read(_REASON_MAX + 16).decode()
+        except (OSError, UnicodeError):
+            return None
+        try:
+            self.flash.remove(self.path)
+        except OSError:
+            pass
+        cause, _, reason = text.partition(" ")
+        if cause not in RESET_CAUSES:
+            return None
+        return cause, (reason or None)
+
+
+def resolve_cause(hw_cause, explainable, record):
+    """The reset cause to report: the record's where the hardware's cause is one of
+    `explainable` (the causes a firmware-initiated reset shows as on this port)."""
+    if record is not None and hw_cause in explainable:
+        return record[0]
+    return hw_cause
+
+
+# --- time asleep and awake ------------------------------------------------------------------
+# After link input the board stays awake (polling) this long before it sleeps again: a
+# light sleep loses the UART bytes that wake it, and the host resends an unanswered request
+# after 5 s (SPEC 8.1, host session timeout), so the resend finds the board awake.
+LINK_LINGER_MS = const(12000)
+
+
+class PowerAccount:
+    """What the battery estimate needs, measured on the board's own clock: time spent in
+    light sleep, how many sleeps, how many ended early (a wake source or the link). Time is
+    summed per step (`advance`), so it survives the 2**30 ms wrap of ticks."""
+
+    def __init__(self, now_ms):
+        self._last = now_ms
+        self.elapsed_ms = 0
+        self.asleep_ms = 0
+        self.sleeps = 0
+        self.early = 0
+        self.link_at = None     # ticks of the last link activity (None: none yet)
+
+    def advance(self, now_ms):
+        d = ticks_diff(now_ms, self._last)
+        if d > 0:
+            self.elapsed_ms += d
+        self._last = now_ms
+
+    def slept(self, asked_ms, got_ms):
+        self.sleeps += 1
+        self.asleep_ms += max(0, got_ms)
+        if got_ms < asked_ms:
+            self.early += 1
+
+    def link_seen(self, now_ms):
+        self.link_at = now_ms
+
+    def linger_left(self, now_ms):
+        """ms the board still stays awake after link activity (0: it may sleep)."""
+        if self.link_at is None:
+            return 0
+        return max(0, LINK_LINGER_MS - ticks_diff(now_ms, self.link_at))
+
+    def lingering(self, now_ms):
+        return self.linger_left(now_ms) > 0
+
+    def stats(self, now_ms):
+        self.advance(now_ms)
+        return {"elapsed_ms": self.elapsed_ms, "asleep_ms": self.asleep_ms,
+                "awake_ms": max(0, self.elapsed_ms - self.asleep_ms), "sleeps": self.sleeps,
+                "early_wakes": self.early}

@@ -14,7 +14,7 @@ import time as _time
 from binascii import unhexlify
 
 from hal_common import (HalError, Flash, StdioLink, RESET_CAUSES, TICKS_PERIOD,  # noqa: F401
-                        ticks_add, ticks_diff)
+                        ticks_add, ticks_diff, PowerAccount)
 
 BOARD = None
 NAME = None
@@ -136,7 +136,32 @@ def sleep_ms(ms):
 
 
 def wait(ms):
-    """Sleep up to `ms`; True at once when the link has input (at the current sim time)."""
+    """Sleep up to `ms`; True at once when the link has input (at the current sim time).
+    The time is booked as a real HAL would spend it (hal_machine.wait): asleep, except
+    within LINK_LINGER_MS of link input, when a board stays awake for the host's resend."""
+    global _power
+    t0 = ticks_ms()
+    if _power is None:
+        _power = PowerAccount(t0)
+    _power.advance(t0)
+    woke = _wait(ms)
+    t1 = ticks_ms()
+    if not _power.lingering(t0):
+        _power.slept(ms, ticks_diff(t1, t0))
+    if woke and link.any():
+        _power.link_seen(t1)
+    _power.advance(t1)
+    return woke
+
+
+_power = None
+
+
+def power_stats():
+    return _power.stats(ticks_ms()) if _power is not None else None
+
+
+def _wait(ms):
     if link.any():
         return True
     ms = max(0, int(ms))
@@ -173,10 +198,15 @@ def reset_cause():
     return _cause
 
 
-def reset():
+def reset(reason=None):
+    # The supervisor tells every reset's cause exactly: no record to write (hal_machine's).
     _rt("reset")
     while True:
         _time.sleep_ms(1000)
+
+
+def reset_reason():
+    return None
 
 
 def unique_id():

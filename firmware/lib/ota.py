@@ -265,7 +265,7 @@ class Ota:
             refuse(C.E_DIGEST_MISMATCH, reason)
         self.tx = None
         self._doc = None
-        self.rt.agent.after_reply = self.rt.hal.reset   # answer first, then boot the trial
+        self.rt.agent.after_reply = lambda: self.rt.hal.reset("ota_install")   # then the trial
         return C.ACK, {C.K_SLOT: self.slots.active, C.K_STATUS: "rebooting"}
 
     def abort(self, msg):
@@ -274,7 +274,7 @@ class Ota:
         if slots.trial:
             slots.give_up("version %s: rolled back by the operator during its trial"
                           % slots.boot.get("ver"))
-            self.rt.agent.after_reply = self.rt.hal.reset
+            self.rt.agent.after_reply = lambda: self.rt.hal.reset("ota_abort")
             return C.ACK, {C.K_STATUS: "rolling_back"}
         if self.tx is not None:
             self.tx.close()
@@ -347,7 +347,7 @@ class Ota:
             self.trial_started = None
             self.slots.give_up("version %s failed its health checks within %d s (%s): "
                                "rolled back" % (ver, limit, missing))
-            hal.reset()
+            hal.reset("ota_rollback")
 
 
 def install(rt):
