@@ -191,7 +191,7 @@ def maintenance_guard(ms):
 
     def tick(_t):
         if _time.ticks_diff(deadline, _time.ticks_ms()) <= 0:
-            machine.reset()
+            reset("maintenance")
         wdt_feed()
 
     _guard = machine.Timer(0 if BOARD.get("port") == "esp32" else -1)
