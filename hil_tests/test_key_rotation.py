@@ -185,3 +185,19 @@ def test_command_delivers_the_epoch_to_a_device_behind(board, tmp_path, monkeypa
     code, out, _ = run(capsys, "devices", "list", "--json")
     (listed,) = json.loads(out)
     assert (listed["key_epoch"], listed["behind"]) == (2, False)
+
+
+def test_ota_push_delivers_the_epoch_first(board, tmp_path, monkeypatch, capsys):
+    """`ota push` opens its session through the same hook (ota.connect.Link): its operator-
+    signed OTA_RESULT_FETCH reaches a device that missed the rotation."""
+    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", TEST_PASSPHRASE)
+    assert run(capsys, "keys", "init")[0] == 0
+    code, _, err = run(capsys, "provision", board.url, "--kind", "water_meter", "--site", "x")
+    assert code == 0, err
+    assert run(capsys, "keys", "rotate", "operator", "--compromised")[0] == 0
+    code, out, err = run(capsys, "ota", "push", board.url, "--result-only", "--json")
+    assert code == 0, out + err
+    assert json.loads(out.splitlines()[-1])["status"] == "none"
+    code, out, _ = run(capsys, "keys", "deliver", board.url, "--json")
+    assert json.loads(out)["devices"][0]["status"] == "current"
