@@ -93,7 +93,9 @@ class App:
 
     # -- helpers ----------------------------------------------------------------------------
     def now_unix(self):
-        return self.hal.time()
+        # Ledger and service-log dates: never below an earlier one, even after a power cut
+        # lost the RTC (lib/timefloor.py); None only before the first sync.
+        return self.rt.date()
 
     def pulses(self):
         return self.hal.pulse_count("flow")
@@ -229,7 +231,7 @@ class App:
 
     def redeem(self, data, uid):
         serial, amount, card = voucher.verify(data, self.rt.dev.keyring,
-                                              self.rt.dev.device_id, self.hal.time())
+                                              self.rt.dev.device_id, self.rt.clock)
         if card is not None and card != uid:
             raise voucher.VoucherError("voucher is bound to another card", C.E_WRONG_TARGET)
         self.ledger.window.check(serial)

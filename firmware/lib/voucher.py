@@ -36,10 +36,10 @@ def from_text(text):
         raise VoucherError("voucher text is not base64: rescan it")
 
 
-def verify(data, keyring, device_id, now):
+def verify(data, keyring, device_id, clock):
     """(serial, amount, card or None) of a voucher that verifies for this kiosk, or
-    VoucherError with the SPEC's code. `now`: unix seconds, or None when the clock is not
-    synced (expiry then cannot be checked and is not)."""
+    VoucherError with the SPEC's code. `clock`: the device's timefloor.Clock; a verified
+    voucher's issue time raises its floor, and an expiry is checked against it (SPEC 10)."""
     if len(data) > C.VOUCHER_MAX:
         raise VoucherError("voucher of %d bytes exceeds %d" % (len(data), C.VOUCHER_MAX),
                            C.E_TOO_LARGE)
@@ -69,18 +69,38 @@ def verify(data, keyring, device_id, now):
     amount = p.get(C.K_AMOUNT)
     card = p.get(C.K_CARD)
     expires = p.get(C.K_EXPIRES)
+    issued = p.get(C.K_ISSUED)
     if not isinstance(serial, int) or not 1 <= serial <= _U32 or \
             serial != protected.get(C.HDR_SEQ) or isinstance(amount, bool) or \
             not isinstance(amount, int) or not 1 <= amount < 0x80000000 or \
             (card is not None and not isinstance(card, bytes)) or \
-            (expires is not None and not isinstance(expires, int)):
-        raise VoucherError("voucher fields malformed (serial, amount, card, expires)")
+            (expires is not None and not isinstance(expires, int)) or \
+            (issued is not None and not isinstance(issued, int)):
+        raise VoucherError("voucher fields malformed (serial, amount, card, issued, expires)")
+    # Signed by an operator: the time was at least its issue time when it was made.
+    clock.raise_floor(issued)
     if p.get(C.K_DEVICE_ID) != device_id:
         raise VoucherError("voucher is for kiosk %r, not this one" % (p.get(C.K_DEVICE_ID),),
                            C.E_WRONG_TARGET)
-    if expires is not None and now is not None and expires < now:
-        raise VoucherError("voucher expired", C.E_EXPIRED)
+    if expires is not None:
+        check_expiry(expires, clock)
     return serial, amount, card
+
+
+def check_expiry(expires, clock):
+    """Refuse unless the clock proves `expires` not yet past. A synced RTC proves the time;
+    the floor alone is only a lower bound (after a power cut the kiosk cannot know how long
+    it was off), so an unsynced kiosk refuses every voucher that carries an expiry."""
+    floor = clock.floor()
+    if floor is not None and expires < floor:
+        raise VoucherError("voucher expired", C.E_EXPIRED)
+    if not clock.synced():
+        raise VoucherError("voucher has an expiry and this kiosk's clock is not set (lost in a "
+                           "power cut?): it cannot prove the voucher unexpired; sync the "
+                           "clock (any edgekit command to the kiosk does) or use a voucher "
+                           "without expiry", C.E_EXPIRED)
+    if expires < clock.date():
+        raise VoucherError("voucher expired", C.E_EXPIRED)
 
 
 class Window:
