@@ -13,15 +13,15 @@ import sys
 import time
 
 from edgekit import catalog as C
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, LinkError
 from edgekit.keys.deliver import LazySigner, catch_up
 from edgekit.keys.store import KeyStore, edgekit_home
-from edgekit.monitor import render
+from edgekit.monitor import forward, render
 from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 from edgekit.provision import flow
 from edgekit.provision.cli import _passphrase
-from edgekit.registry.db import Registry
+from edgekit.registry.db import Registry, now_iso
 from edgekit.transport import SerialTransport
 
 
@@ -52,7 +52,10 @@ def _connect(args, need_operator):
         transport.close()
         raise
     if need_operator:
-        session.signer = store.signer(C.ROLE_OPERATOR, _passphrase())
+        # Kept on args: a monitor that reconnects does not ask for the passphrase again.
+        session.signer = getattr(args, "operator_signer", None) or \
+            store.signer(C.ROLE_OPERATOR, _passphrase())
+        args.operator_signer = session.signer
         session.next_seq = lambda: store.next_seq(C.ROLE_OPERATOR)
     return session, transport, registry, fields[C.K_DEVICE_ID]
 
@@ -93,59 +96,72 @@ def cmd_command(args):
         transport.close()
 
 
-def _describe(msg):
-    p = msg.payload
-    if msg.type == C.EVENT:
-        state = "SET" if p.get(C.K_ACTIVE) else "cleared"
-        return f"EVENT {p.get(C.K_NAME)} {state} (lasted {p.get(C.K_DURATION)} s)"
-    if msg.type == C.TELEMETRY:
-        n = sum(len(pack) for _, pack in p.get(C.K_RECORDS, []))
-        return f"TELEMETRY {len(p.get(C.K_RECORDS, []))} packs, {n} records, " \
-               f"up to #{p.get(C.K_UPTO)}"
-    return C.type_name(msg.type)
+def _show(args, device_id):
+    """How monitor prints what was just stored: one line per record, or per message (--json)."""
+    def show(msg, rows, events):
+        if args.json:
+            print(json.dumps(render.as_json(device_id, msg), default=render.json_default),
+                  flush=True)
+            return
+        for row in rows:
+            print(render.record_line(row))
+        for row in events:
+            print(render.event_line(row))
+        if not rows and not events:
+            print(f"{now_iso()}  {device_id}  {C.type_name(msg.type)}")
+        sys.stdout.flush()
+    return show
 
 
-def _catch_up(session, args):
-    """Events pushed while nobody listened are in the device's journal: show them first."""
-    answer = session.request(C.EVENT_FETCH, {}, expect=C.EVENTS)
-    rows = answer.payload.get(C.K_RECORDS, [])
-    for seq, payload in rows:
-        yield messages.Message(C.EVENT, answer.seq, answer.sender, payload, role=answer.role)
-    if args.ack and rows:
-        session.request(C.EVENT_ACK, {C.K_UPTO: rows[-1][0]}, expect=C.ACK)
+def _acked(device_id):
+    def acked(journal, upto, left):
+        print(f"{device_id}: stored and acknowledged {journal} up to #{upto}; "
+              f"{left} left on the device", file=sys.stderr, flush=True)
+    return acked
+
+
+def _reconnect(args, end):
+    """Open the link again (the cable may be out for a while); None if `end` passes first."""
+    while end is None or time.monotonic() < end:
+        try:
+            return _connect(args, need_operator=True)
+        except LinkError:
+            time.sleep(1.0)
+    return None
 
 
 def cmd_monitor(args):
-    session, transport, registry, device_id = _connect(args, need_operator=True)
     end = time.monotonic() + args.duration if args.duration else None
+    link = _connect(args, need_operator=True)   # a first connection that fails is an error
+    shown = set()           # (journal, seq) printed: a batch sent again is printed once
     if not args.json:
-        print(f"monitoring {device_id} (Ctrl-C to stop)", file=sys.stderr)
+        print(f"monitoring {link[3]} (Ctrl-C to stop)", file=sys.stderr)
     try:
-        backlog = list(_catch_up(session, args))
-        while end is None or time.monotonic() < end:
-            if backlog:
-                msg = backlog.pop(0)
-            else:
-                msg = session.events.popleft() if session.events else \
-                    session.receive(timeout=1.0)
-            if msg is None:
-                continue
-            registry.touch(device_id, msg.seq)
-            if msg.type == C.EVENT:
-                registry.record_event(device_id, "alarm", {
-                    "name": msg.payload.get(C.K_NAME), "active": msg.payload.get(C.K_ACTIVE)})
-            if args.json:
-                print(json.dumps(render.as_json(device_id, msg),
-                                 default=render.json_default), flush=True)
-            else:
-                print(f"{time.strftime('%H:%M:%S')} {device_id} {_describe(msg)}", flush=True)
-            if args.ack and msg.type == C.TELEMETRY and msg.payload.get(C.K_RECORDS):
-                session.request(C.TELEMETRY_ACK, {C.K_UPTO: msg.payload[C.K_UPTO]},
-                                expect=C.ACK)
+        while link is not None:
+            session, transport, registry, device_id = link
+            try:
+                gateway = forward.Forwarder(session, registry, device_id, args.ack,
+                                            _show(args, device_id), _acked(device_id))
+                gateway.shown = shown
+                gateway.catch_up()
+                while end is None or time.monotonic() < end:
+                    msg = session.events.popleft() if session.events else \
+                        session.receive(timeout=1.0)
+                    if msg is not None:
+                        gateway.on_message(msg)
+                return 0
+            except LinkError as exc:
+                print(f"{device_id}: link lost ({exc}), reconnecting", file=sys.stderr,
+                      flush=True)
+            finally:
+                transport.close()
+                registry.close()
+            link = _reconnect(args, end)
+            if link is not None:
+                print(f"{device_id}: link back, catching up", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
-    finally:
-        transport.close()
+    return 0
 
 
 def _common(p):
