@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.registry import export
+from edgekit.registry import export, telemetry_cli
 from edgekit.registry.db import STATUSES, Registry
 
 LIST_COLUMNS = ("device_id", "kind", "status", "site", "fw_version", "key_epoch", "last_seen")
@@ -209,3 +209,5 @@ def register(subparsers):
     p.add_argument("--all", action="store_true",
                    help="include factory-state and retired devices")
     p.set_defaults(func=cmd_export)
+
+    telemetry_cli.register(sub, common)     # devices telemetry ID: what monitor stored
