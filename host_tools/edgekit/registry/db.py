@@ -86,6 +86,12 @@ MIGRATIONS = (
             received_at TEXT NOT NULL,
             PRIMARY KEY (device_id, journal_seq)) WITHOUT ROWID""",
     )),
+    (5, "devices.clock_drift_s and clock_checked_at: the device clock as last measured", (
+        # Seconds the device clock was ahead (+) or behind (-) the host when an operator
+        # session opened; NULL with a check time: the device had no time (RTC not set).
+        "ALTER TABLE devices ADD COLUMN clock_drift_s REAL",
+        "ALTER TABLE devices ADD COLUMN clock_checked_at TEXT",
+    )),
 )
 LATEST = MIGRATIONS[-1][0]
 
@@ -387,6 +393,18 @@ class Registry:
         with self._write() as db:
             cur = db.execute("UPDATE devices SET key_epoch = ? WHERE device_id = ?",
                              (epoch, device_id))
+        return cur.rowcount == 1
+
+    def record_clock(self, device_id: str, drift_s, when: str = None) -> bool:
+        """Remember a device's measured clock drift (seconds, None: it had no time); False
+        when the device is not in the registry (nothing recorded)."""
+        if drift_s is not None and (isinstance(drift_s, bool) or
+                                    not isinstance(drift_s, (int, float)) or
+                                    not math.isfinite(drift_s)):
+            raise EdgekitError(f"clock drift {drift_s!r} is not a number of seconds")
+        with self._write() as db:
+            cur = db.execute("UPDATE devices SET clock_drift_s = ?, clock_checked_at = ? "
+                             "WHERE device_id = ?", (drift_s, when or now_iso(), device_id))
         return cur.rowcount == 1
 
     # --- events ---------------------------------------------------------------------------
