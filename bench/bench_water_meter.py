@@ -5,15 +5,19 @@ Method (printed with the figures):
 - A provisioned meter with the default config lives a simulated week of household use; a
   gateway collects and acknowledges telemetry once a day.
 - Flash operations come from the device's own flash seam counter (`diag`), per simulated day.
-- Awake time: the scheduler's per-task CPU time, measured on the processor's own clock (here:
-  this host), times the board's `cpu_factor` (how much slower MicroPython runs on that board;
-  boards/*.json), plus the UART transmit time of what the device sent.
-- Battery: a 19 Ah lithium D cell (the usual water-meter primary cell), the board's active
-  current while awake and its light-sleep current otherwise (the HAL sleeps lightly so the
-  UART link and the pulse counter stay live). Deep sleep with the ULP counting pulses would
-  last far longer; the firmware does not do that yet, so it is not claimed.
+- Asleep and awake: the HAL's own power account (`diag` "power", hal.power_stats()), which
+  books each wait() the way the real HAL spends it: in light sleep, except for the
+  LINK_LINGER_MS after link input, when a board stays awake polling for the host's resend.
+  The emulator's clock stands still while code runs, so the tasks' CPU time is added as
+  measured on this host times the board's `cpu_factor` (boards/*.json), plus the UART
+  transmit time of what the device sent.
+- Battery: a 19 Ah lithium D cell (the usual water-meter primary cell), at the board's
+  `active_ma` while awake and `light_sleep_ma` asleep (boards/*.json; boards/HAL.md cites
+  the datasheets), computed by the firmware's own battery.charge_per_day_mah. Deep sleep
+  with the ULP counting pulses would last far longer; the firmware does not do that.
 No asserts: the figures are printed.
 """
+import json
 import os
 import sys
 import tempfile
@@ -24,6 +28,7 @@ from edgekit import catalog as C
 from edgekit.emu import Emulator
 from edgekit.hil.devices import HilFleet, provision
 from edgekit.hil.targets import BoardSpec, EmulatedTarget
+from edgekit.testing import mp
 
 DAYS = int(os.environ.get("EDGEKIT_BENCH_DAYS", "7"))
 BATTERY_MAH = 19000.0
@@ -61,6 +66,12 @@ def measure(emu, fleet, board_name):
         target.close()
 
 
+def charge_per_day(power, awake_ms, asleep_ms):
+    """The firmware's own formula (firmware/lib/battery.py), run in the MicroPython VM."""
+    return mp.run_json("import battery, json\nprint(json.dumps(battery.charge_per_day_mah("
+                       f"{json.dumps(power)}, {awake_ms!r}, {asleep_ms!r})))")
+
+
 def main():
     with Emulator() as emu:
         fleet = HilFleet(Path(tempfile.mkdtemp()))
@@ -72,9 +83,11 @@ def main():
             tasks = after["energy"]["tasks"]
             cpu_ms = sum(t[2] for t in tasks.values()) / 1000.0 / DAYS
             tx_bytes = sent / DAYS                 # bytes the board sent to the host
-            awake_ms = cpu_ms * power["cpu_factor"] + tx_bytes / 11.52
-            awake_h = awake_ms / 3.6e6
-            per_day_mah = power["active_ma"] * awake_h + power["light_sleep_ma"] * (24 - awake_h)
+            p0, p1 = before["power"], after["power"]
+            elapsed = p1["elapsed_ms"] - p0["elapsed_ms"]
+            linger_ms = (p1["awake_ms"] - p0["awake_ms"]) * 86400000.0 / elapsed
+            awake_ms = linger_ms + cpu_ms * power["cpu_factor"] + tx_bytes / 11.52
+            per_day_mah = charge_per_day(power, awake_ms, 86400000.0 - awake_ms)
             years = BATTERY_MAH / per_day_mah / 365
             print(f"{board_name}: water meter, default config, {DAYS} simulated days "
                   f"in {wall:.1f} s wall")
@@ -82,7 +95,9 @@ def main():
                   f"the flash seam; docs/flash-wear.md turns them into block erases)")
             print(f"  task CPU time per day (host)  {cpu_ms:8.1f} ms   runs: " + ", ".join(
                 f"{n} {t[0] // DAYS}" for n, t in sorted(tasks.items())))
-            print(f"  awake per day on the board    {awake_ms / 1000:8.1f} s  (x{power['cpu_factor']}"
+            print(f"  HAL power account per day     {linger_ms / 1000:8.1f} s awake for the link, "
+                  f"{(p1['sleeps'] - p0['sleeps']) / DAYS:.0f} light sleeps")
+            print(f"  awake per day on the board    {awake_ms / 1000:8.1f} s  (+ x{power['cpu_factor']}"
                   f" CPU factor + {tx_bytes:.0f} B/day on the UART)")
             print(f"  charge per day                {per_day_mah:8.2f} mAh (active "
                   f"{power['active_ma']} mA, light sleep {power['light_sleep_ma']} mA)")
