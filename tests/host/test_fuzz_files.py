@@ -287,6 +287,9 @@ def toml_literal(value):
         return json.dumps(value)        # a JSON string is a TOML basic string
     if isinstance(value, list):
         return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_literal(v)}"
+                                for k, v in value.items()) + " }"
     return str(value)
 
 
@@ -411,3 +414,231 @@ def test_registry_commands_survive_a_damaged_database(registry_file, data):
                 assert rc == 2 and len(err.strip().splitlines()) == 1, err
             else:
                 assert_refused(rc, err, path, before, root)
+
+
+# == HIL files: bench rigs (pytest --rig) and scenarios (hil_tests/scenarios) ==================
+def toml_document(doc):
+    """TOML text for `doc`: top-level tables, and arrays of tables as [[name]]."""
+    out = []
+    for name, value in doc.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for table in value:
+                out.append(f"[[{name}]]")
+                out += [f"{json.dumps(k)} = {toml_literal(v)}" for k, v in table.items()]
+        elif isinstance(value, dict):
+            out.append(f"[{name}]")
+            out += [f"{json.dumps(k)} = {toml_literal(v)}" for k, v in value.items()]
+        else:
+            out.insert(0, f"{json.dumps(name)} = {toml_literal(value)}")
+    return "\n".join(out) + "\n"
+
+
+toml_any = st.recursive(toml_values, lambda inner: st.dictionaries(
+    st.text(max_size=6), inner, max_size=3), max_leaves=5)
+
+
+@st.composite
+def damaged_toml(draw, doc):
+    """A TOML document `doc` damaged: raw bytes, or one entry (at any depth) deleted or
+    replaced by a value of any type."""
+    if draw(st.integers(0, 4)) == 0:
+        return raw_damage(toml_document(doc).encode(), draw)
+    doc = json.loads(json.dumps(doc))
+    node, path = doc, []
+    while True:
+        keys = list(range(len(node))) if isinstance(node, list) else list(node)
+        if not keys:
+            break
+        key = draw(st.sampled_from(keys))
+        path.append(key)
+        child = node[key]
+        if not isinstance(child, (dict, list)) or draw(st.booleans()):
+            if draw(st.booleans()) and isinstance(node, dict):
+                del node[key]
+                how = f"{path} deleted"
+            else:
+                node[key] = draw(toml_any)
+                how = f"{path} = {node[key]!r}"
+            break
+        node = child
+    else:
+        how = "unchanged"
+    try:
+        text = toml_document(doc)
+    except Exception:
+        text = ""
+    return Damaged(text.encode(), how[:200])
+
+
+def assert_file_error(exc, path):
+    text = str(exc)
+    assert isinstance(exc, EdgekitError), repr(exc)
+    assert "\n" not in text and path.name in text, text
+
+
+RIG = {"rig": {"port": "/dev/ttyACM1"},
+       "stimuli": {"flow_lpm": {"channel": "pulse0", "scale": 1.0}, "tamper": {"channel": "relay2"}},
+       "lines": {"power": "relay0", "reset": "relay1"}}
+
+
+@fuzz(150)
+@given(content=damaged_toml(RIG))
+def test_rig_files_load_or_say_what_is_wrong(content):
+    from edgekit.hil.rig import Rig
+    with scratch() as root:
+        path = root / "bench.toml"
+        path.write_bytes(content)
+        try:
+            rig = Rig.load(path)
+        except EdgekitError as exc:
+            assert_file_error(exc, path)
+            return
+        # what the rig's commands will use is well formed
+        for entry in rig.stimuli.values():
+            assert isinstance(entry["channel"], str) and " " not in entry["channel"]
+            float(entry.get("scale", 1.0) * 1.0)
+        assert all(isinstance(c, str) and c.strip() == c and c for c in rig.lines.values())
+        assert rig.port is None or isinstance(rig.port, str)
+
+
+SCENARIO = {"scenario": {"name": "leak", "kind": "water_meter",
+                         "config": {"leak_window_h": 6, "litres_per_pulse": 0.1}, "rtc": 1767225600},
+            "step": [{"set": {"leak_lpm": 0.05}}, {"advance": "8h"},
+                     {"expect_event": {"name": "leak", "active": True, "min_duration": "6h"}},
+                     {"command": {"name": "read"}, "expect": {"key": "volume_ml", "min": 1}},
+                     {"expect_telemetry": {"name": "volume", "min": 23, "max": 28}},
+                     {"powercut": True}, {"sync_time": 1767225600}]}
+
+
+@fuzz(200)
+@given(content=damaged_toml(SCENARIO))
+def test_scenario_files_load_or_say_what_is_wrong(content):
+    from edgekit.hil import scenario
+    with scratch() as root:
+        path = root / "leak.toml"
+        path.write_bytes(content)
+        try:
+            head, steps = scenario.load(path)
+        except scenario.ScenarioFileError as exc:
+            assert_file_error(exc, path)
+            return
+        # what the runner will do with it cannot fail on a type
+        from edgekit.appschema import KINDS
+        assert isinstance(head["name"], str) and head["kind"] in KINDS
+        for step in steps:
+            kind = next(k for k in step if k in scenario.STEP_KINDS)
+            if kind == "advance":
+                assert 0 <= scenario.duration(step[kind]) < float("inf")
+            if kind == "expect_event" and "min_duration" in step[kind]:
+                scenario.duration(step[kind]["min_duration"])
+            spec = step.get("expect") if kind == "command" else step[kind]
+            if kind in ("expect_telemetry", "command") and spec:
+                try:        # a reading of 0 against the spec: it may fail, not crash
+                    scenario._in_range(0, spec, "reading")
+                except scenario.ScenarioError:
+                    pass
+
+
+def test_a_binary_scenario_or_rig_is_one_line(tmp_path):
+    from edgekit.hil import scenario
+    from edgekit.hil.rig import Rig
+    path = tmp_path / "s.toml"
+    path.write_bytes(bytes(range(256)))
+    for load in (scenario.load, Rig.load):
+        with pytest.raises(EdgekitError) as info:
+            load(path)
+        assert_file_error(info.value, path)
+
+
+# == CSV drives for the emulator's world: emu drive ===========================================
+CSV_BASE = {None: "t,battery_mv\n0,3700\n10,3600\n20,3500\n",
+            "water_meter": "t,flow_lpm,tamper\n0,6,false\n60,0.5,true\n3600,0,off\n"}
+NASTY_CELLS = ["nan", "inf", "-inf", "1e999", "-1e999", "-5", "", " ", "true", "0x10", "1_000",
+               "9" * 400, "1e308", "-0", "3700\x00", "\u00e9", "NaN", "t"]
+
+
+@st.composite
+def damaged_csv(draw, kind):
+    text = CSV_BASE[kind]
+    how = draw(st.sampled_from(["raw", "cell", "row", "header"]))
+    if how == "raw":
+        return raw_damage(text.encode(), draw)
+    rows = [line.split(",") for line in text.strip().split("\n")]
+    if how == "cell":
+        r = draw(st.integers(1, len(rows) - 1))
+        c = draw(st.integers(0, len(rows[0]) - 1))
+        rows[r][c] = draw(st.sampled_from(NASTY_CELLS) | st.text(max_size=8))
+        how = f"row {r} column {c} = {rows[r][c]!r}"
+    elif how == "row":
+        r = draw(st.integers(1, len(rows) - 1))
+        rows[r] = rows[r] + ["1"] if draw(st.booleans()) else rows[r][:-1]
+        how = f"row {r} has {len(rows[r])} fields"
+    else:
+        c = draw(st.integers(0, len(rows[0]) - 1))
+        rows[0][c] = draw(st.sampled_from(["", "time", "nosuch", rows[0][-1], "T"]))
+        how = f"header column {c} = {rows[0][c]!r}"
+    return Damaged("\n".join(",".join(r) for r in rows).encode("utf-8", "surrogatepass"), how)
+
+
+@pytest.fixture(scope="module")
+def board_json():
+    from edgekit.paths import BOARDS_DIR
+    return json.loads((BOARDS_DIR / "esp32.json").read_text())
+
+
+@fuzz(200)
+@given(data=st.data())
+def test_world_csv_drive_schedules_or_says_what_is_wrong(board_json, data):
+    """The parser the supervisor runs for `emu drive`, on each world it drives: damaged text
+    is one WorldError line, and what it accepts the world can run through."""
+    from edgekit.emu.world import WorldError
+    from edgekit.emu.worlds import make_world
+    kind = data.draw(st.sampled_from(sorted(CSV_BASE, key=str)))
+    content = data.draw(damaged_csv(kind))
+    world = make_world(kind, board_json)
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return                       # the CLI refuses it before the supervisor (test below)
+    try:
+        world.drive_csv(1000.0, text)
+    except WorldError as exc:
+        assert "\n" not in str(exc), str(exc)
+        return
+    world.advance_to(1000.0 + 400 * 86400 * 1000.0)    # through every scheduled row
+    snap = world.snapshot()
+    assert all(isinstance(v, bool) or (v == v and abs(v) != float("inf"))
+               for v in snap["values"].values()), snap["values"]
+
+
+@pytest.fixture(scope="module")
+def emu_home():
+    """A supervisor with one bare board (no firmware: nothing but the world is needed)."""
+    home = Path(tempfile.mkdtemp(prefix="ekfz-", dir="/tmp"))
+    env = {"EDGEKIT_HOME": str(home)}
+    rc, out, err = run(["emu", "start", "--board", "esp32", "--bare", "--json"], env=env)
+    assert rc == 0, err
+    yield env, json.loads(out)["id"]
+    run(["emu", "stop", "--all"], env=env)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@fuzz(40)
+@given(data=st.data())
+def test_emu_drive_survives_damaged_csv_files(emu_home, data):
+    env, board = emu_home
+    content = data.draw(damaged_csv(None))
+    with scratch() as root:
+        path = root / "drive.csv"
+        path.write_bytes(content)
+        before = tree(root)
+        rc, out, err = run(["emu", "drive", board, path], env=env)
+        if rc != 0:
+            lines = err.strip().splitlines()
+            assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+            assert path.name in lines[0], lines[0]
+        else:
+            assert "rows scheduled" in out
+        assert tree(root) == before
+    rc, out, err = run(["emu", "world", board, "--json"], env=env)   # the board still answers
+    assert rc == 0, err

@@ -105,10 +105,18 @@ def cmd_world(args):
 def cmd_drive(args):
     ctl = _control(args)
     try:
-        text = open(args.csv).read()
+        raw = open(args.csv, "rb").read()
     except OSError as exc:
         raise EmuError(f"cannot read {args.csv}: {exc.strerror}") from None
-    result = ctl.request("drive", board_id=args.id, csv_text=text)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EmuError(f"{args.csv}: not UTF-8 text (byte {exc.start}): a drive is a CSV "
+                       "file, header t,NAME,...") from None
+    try:
+        result = ctl.request("drive", board_id=args.id, csv_text=text)
+    except EmuError as exc:         # the supervisor names the line; this names the file
+        raise EmuError(f"{args.csv}: {exc}") from None
     _print(args, result, lambda r: print(f"{r['rows']} rows scheduled"))
 
 

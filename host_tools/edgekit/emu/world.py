@@ -98,28 +98,57 @@ class World:
         self.advance_to(t)
         self.values.update(coerced)
 
+    MAX_DRIVE_S = 10 * 366 * 86400      # a CSV row further ahead than ten years is a typo
+
     def drive_csv(self, t, text):
-        """Drive quantities from CSV text: a `t` column (seconds from now), then names."""
+        """Drive quantities from CSV text: a `t` column (seconds from now), then names. Every
+        row is checked before any is scheduled: WorldError names the line."""
         reader = csv.reader(io.StringIO(text))
-        header = [h.strip() for h in next(reader, [])]
+        try:
+            header = [h.strip() for h in next(reader, [])]
+        except csv.Error as exc:
+            raise WorldError(f"CSV line 1: {exc}") from None
         if not header or header[0] not in ("t", "time", "seconds"):
             raise WorldError("CSV needs a header whose first column is t (seconds from "
                              "start), e.g. 't,flow_lpm'")
+        for name in header[1:]:
+            if name not in self.values:
+                raise WorldError(f"CSV header: {self.kind or 'generic'} world has no quantity "
+                                 f"{name!r}; quantities: {', '.join(sorted(self.values))}")
+            if header.count(name) > 1:
+                raise WorldError(f"CSV header names {name!r} twice")
         rows = []
-        for lineno, rec in enumerate(reader, start=2):
-            if not rec or not "".join(rec).strip():
-                continue
-            if len(rec) != len(header):
-                raise WorldError(f"CSV line {lineno}: {len(rec)} fields, header has "
-                                 f"{len(header)}")
-            try:
-                at = float(rec[0])
-            except ValueError:
-                raise WorldError(f"CSV line {lineno}: time {rec[0]!r} is not a number") \
-                    from None
-            row = {name: self.coerce(name, val.strip())
-                   for name, val in zip(header[1:], rec[1:]) if val.strip() != ""}
-            rows.append((t + at * 1000.0, row))
+        try:
+            for lineno, rec in enumerate(reader, start=2):
+                if not rec or not "".join(rec).strip():
+                    continue
+                if len(rec) != len(header):
+                    raise WorldError(f"CSV line {lineno}: {len(rec)} fields, header has "
+                                     f"{len(header)}")
+                try:
+                    at = float(rec[0])
+                except ValueError:
+                    raise WorldError(f"CSV line {lineno}: time {rec[0]!r} is not a number") \
+                        from None
+                if not 0 <= at <= self.MAX_DRIVE_S:     # also false for nan
+                    raise WorldError(f"CSV line {lineno}: time {rec[0]!r} must be 0.."
+                                     f"{self.MAX_DRIVE_S} seconds from now")
+                row = {}
+                for name, val in zip(header[1:], rec[1:]):
+                    if val.strip() == "":
+                        continue
+                    value = self.coerce(name, val.strip())
+                    if value != value or value in (float("inf"), float("-inf")):
+                        raise WorldError(f"CSV line {lineno}: {name} {val.strip()!r} is not a "
+                                         "finite number")
+                    row[name] = value
+                rows.append((t + at * 1000.0, row))
+        except csv.Error as exc:
+            raise WorldError(f"CSV line {reader.line_num}: {exc}") from None
+        except WorldError as exc:
+            if str(exc).startswith("CSV"):
+                raise
+            raise WorldError(f"CSV line {reader.line_num}: {exc}") from None
         rows.sort(key=lambda r: r[0])
         self.advance_to(t)
         self._series = sorted(self._series + rows, key=lambda r: r[0])

@@ -16,12 +16,76 @@ Line protocol to the controller: `SET <channel> <value>\\n` and `PULSE <channel>
 each answered `OK\\n` or `ERR <text>\\n`. A stimulus the rig does not map makes the test skip
 with that reason: a bench run reports what it could not test rather than pretending.
 """
+import math
+import re
+
 import pytest
+
+from edgekit.errors import EdgekitError
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
+
+# A channel is one word of the line protocol: no spaces, no line breaks.
+_CHANNEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
+_TABLES = ("rig", "stimuli", "lines")
+
+
+class RigError(EdgekitError):
+    """A rig description cannot be used; the message names the file and the entry."""
+
+
+def read_toml(path, error):
+    """A TOML file as a dict; `error` (an exception class) for anything unreadable, one line
+    naming the file."""
+    try:
+        raw = open(path, "rb").read()
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}): it must be a TOML file") \
+            from None
+    except (ValueError, RecursionError) as exc:     # TOMLDecodeError is a ValueError
+        raise error(f"{path}: invalid TOML: {str(exc).splitlines()[0]}") from None
+
+
+def _check(path, data):
+    """(stimuli, lines, port) of a parsed rig file, every entry checked."""
+    unknown = sorted(set(data) - set(_TABLES))
+    if unknown:
+        raise RigError(f"{path}: unknown table(s) {', '.join(map(repr, unknown))}: a rig has "
+                       f"{', '.join(_TABLES)}")
+    for name in _TABLES:
+        if not isinstance(data.get(name, {}), dict):
+            raise RigError(f"{path}: [{name}] must be a table")
+    port = data.get("rig", {}).get("port")
+    if port is not None and (not isinstance(port, str) or not port.strip()):
+        raise RigError(f"{path}: [rig] port must be a serial port name or URL")
+    stimuli = data.get("stimuli", {})
+    for name, entry in stimuli.items():
+        if not isinstance(entry, dict) or set(entry) - {"channel", "scale"}:
+            raise RigError(f"{path}: stimulus {name!r} must be a table of channel and "
+                           "optional scale, e.g. { channel = \"dac0\", scale = 1.0 }")
+        _channel(path, f"stimulus {name!r}", entry.get("channel"))
+        scale = entry.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+                or not math.isfinite(scale) or abs(scale) > 1e9:
+            raise RigError(f"{path}: stimulus {name!r} scale {scale!r} must be a finite "
+                           "number")
+    lines = data.get("lines", {})
+    for name, channel in lines.items():
+        _channel(path, f"line {name!r}", channel)
+    return stimuli, lines, port
+
+
+def _channel(path, what, channel):
+    if not isinstance(channel, str) or not _CHANNEL.match(channel):
+        raise RigError(f"{path}: {what} channel {channel!r} must be one word of 1..32 letters, "
+                       "digits or _.:/- (it is sent as `SET <channel> <value>`)")
 
 
 class Rig:
@@ -38,10 +102,9 @@ class Rig:
 
     @classmethod
     def load(cls, path):
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-        rig = data.get("rig", {})
-        return cls(data.get("stimuli", {}), data.get("lines", {}), rig.get("port"), str(path))
+        """The rig described by TOML file `path`; RigError names the file and the problem."""
+        stimuli, lines, port = _check(path, read_toml(path, RigError))
+        return cls(stimuli, lines, port, str(path))
 
     def can(self, name):
         return name in self.stimuli or name in self.lines
