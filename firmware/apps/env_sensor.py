@@ -41,6 +41,10 @@ _LAST = ("temp", "rh", "pm1", "pm25", "pm10", "noise", "battery")
 _NAN = stats.NAN
 
 
+# Commands that change nothing: their replay counter is saved with the next one that
+# does (firmware/lib/device.py).
+READ_ONLY_COMMANDS = ("read", "status")
+
 class App:
     def __init__(self, rt):
         self.rt = rt

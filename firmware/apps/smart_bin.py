@@ -40,6 +40,10 @@ _SOLAR = 5
 _NAN = float("nan")
 
 
+# Commands that change nothing: their replay counter is saved with the next one that
+# does (firmware/lib/device.py).
+READ_ONLY_COMMANDS = ("read",)
+
 class App:
     def __init__(self, rt):
         self.rt = rt

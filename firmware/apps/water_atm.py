@@ -31,6 +31,10 @@ _VOUCHER_HOLD_MS = 60000    # a scanned voucher waits this long for a card
 _OUT = ("tank_empty", "tds_high", "ntu_high", "no_flow", "water_fault", "ledger_full")
 
 
+# Commands that change nothing: their replay counter is saved with the next one that
+# does (firmware/lib/device.py).
+READ_ONLY_COMMANDS = ("balance", "balances", "tx_fetch", "reconcile")
+
 class App:
     def __init__(self, rt):
         self.rt = rt

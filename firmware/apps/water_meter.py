@@ -22,6 +22,10 @@ from water_meter_schema import SCHEMA  # noqa: F401  (runtime reads App module's
 _HOUR = 3600
 
 
+# Commands that change nothing: their replay counter is saved with the next one that
+# does (firmware/lib/device.py).
+READ_ONLY_COMMANDS = ("read", "history")
+
 class App:
     def __init__(self, rt):
         self.rt = rt

@@ -19,6 +19,10 @@ PROVISION_RECORDS = ("identity", "cert", "anchors", "config")
 # replay state is kept in RAM and persisted with the next state-changing message (saves a
 # flash write per read; docs/flash-wear.md).
 READ_ONLY = (C.CONFIG_GET, C.TELEMETRY_FETCH, C.EVENT_FETCH, C.LOG_FETCH, C.OTA_RESULT_FETCH)
+# COMMANDs that only read, by name: the core's, and the app's READ_ONLY_COMMANDS (runtime).
+# Their replay state waits in RAM too: a `read` cost a replay-counter save on top of what
+# the command itself writes (docs/flash-wear.md).
+READ_ONLY_COMMANDS = ("diag",)
 
 
 def open_store(hal):
@@ -38,6 +42,7 @@ class Device:
         self.epoch = 0
         self.replay = {}
         self._replay_dirty = False
+        self.read_only_commands = READ_ONLY_COMMANDS
         self._seq = 0
         self._seq_bound = 0
         # Room to sign the largest answer, taken now while the heap is in one piece.
@@ -100,7 +105,8 @@ class Device:
         if msg.kid is None:
             return
         self.replay[msg.kid] = msg.seq
-        if msg.type in READ_ONLY:
+        if msg.type in READ_ONLY or (msg.type == C.COMMAND and
+                                     msg.payload.get(C.K_NAME) in self.read_only_commands):
             self._replay_dirty = True
         else:
             self.store.save("replay", self.replay)

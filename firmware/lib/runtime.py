@@ -135,6 +135,8 @@ class Runtime:
         mod = self._app_mod
         self._app_mod = None
         self.schema = mod.SCHEMA
+        self.dev.read_only_commands = device_mod.READ_ONLY_COMMANDS + \
+            tuple(getattr(mod, "READ_ONLY_COMMANDS", ()))
         self.dev.config = self._migrate_config(self.dev.config)
         self.app = mod.App(self) if mod is not MinimalApp else MinimalApp(self)
 
