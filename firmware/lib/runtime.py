@@ -244,7 +244,7 @@ class Runtime:
                 except BaseException:  # noqa: B902 - logging must not make it worse
                     pass
                 if len(failures) >= 10:
-                    self.hal.reset()
+                    self.hal.reset("main_loop")
 
 
 def main(hal):
@@ -271,4 +271,4 @@ def main(hal):
     except BaseException:  # noqa: B902 - Ctrl-C included: a locked device does not stop
         if rt is not None and not rt.gate.locked:
             raise
-    hal.reset()
+    hal.reset("firmware_ended")
