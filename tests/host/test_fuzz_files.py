@@ -477,7 +477,8 @@ def assert_file_error(exc, path):
 
 
 RIG = {"rig": {"port": "/dev/ttyACM1"},
-       "stimuli": {"flow_lpm": {"channel": "pulse0", "scale": 1.0}, "tamper": {"channel": "relay2"}},
+       "stimuli": {"flow_lpm": {"channel": "pulse0", "scale": 1.0},
+                   "tamper": {"channel": "relay2"}},
        "lines": {"power": "relay0", "reset": "relay1"}}
 
 
@@ -502,7 +503,8 @@ def test_rig_files_load_or_say_what_is_wrong(content):
 
 
 SCENARIO = {"scenario": {"name": "leak", "kind": "water_meter",
-                         "config": {"leak_window_h": 6, "litres_per_pulse": 0.1}, "rtc": 1767225600},
+                         "config": {"leak_window_h": 6, "litres_per_pulse": 0.1},
+                         "rtc": 1767225600},
             "step": [{"set": {"leak_lpm": 0.05}}, {"advance": "8h"},
                      {"expect_event": {"name": "leak", "active": True, "min_duration": "6h"}},
                      {"command": {"name": "read"}, "expect": {"key": "volume_ml", "min": 1}},
@@ -642,3 +644,65 @@ def test_emu_drive_survives_damaged_csv_files(emu_home, data):
         assert tree(root) == before
     rc, out, err = run(["emu", "world", board, "--json"], env=env)   # the board still answers
     assert rc == 0, err
+
+
+# == OTA campaigns: their state lives in the registry file (ota campaign status) ==============
+@fuzz(40)
+@given(data=st.data())
+def test_campaign_status_survives_damaged_stored_state(ota, registry_file, data):
+    from edgekit.ota.campaign_db import CampaignStore
+    from edgekit.registry.db import Registry
+    column = data.draw(st.sampled_from(["stages", "result"]))
+    stored = data.draw(st.sampled_from(["", "{", "null", "5", '"x"', "[[1]]", "[[1, 2]]",
+                                        '[["a", true]]', "[]", "{}", "[[1, true]]"])
+                       | st.text(max_size=12))
+    with scratch() as root:
+        path = root / "registry.sqlite"
+        path.write_bytes(registry_file)
+        with Registry(path) as reg:
+            store = CampaignStore(reg)
+            store.create("c1", root / "b.ekota", ota["signed"], [[1, False], [100, True]], 0.0,
+                         ["dev-0", "dev-1"])
+            table = "ota_campaigns" if column == "stages" else "ota_campaign_devices"
+            reg._db.execute(f"UPDATE {table} SET {column} = ?", (stored,))   # the damage
+        before = tree(root)
+        rc, out, err = run(["ota", "campaign", "status", "c1", "--registry", path, "--json"])
+        if rc == 0:
+            json.loads(out)
+        else:
+            assert_refused(rc, err, path, before, root)
+
+
+# == the OTA build record: ota build ($EDGEKIT_HOME/ota/builds.json) ===========================
+BUILDS = {"version": 1, "last": {"esp32/water_meter": {"seq": 4, "version": "1.0.0",
+                                                       "file": "/tmp/wm.ekota"}}}
+
+
+@st.composite
+def damaged_record(draw):
+    if draw(st.booleans()):
+        return raw_damage(json.dumps(BUILDS).encode(), draw)
+    doc = json.loads(json.dumps(BUILDS))
+    entry = doc["last"]["esp32/water_meter"]
+    where = draw(st.sampled_from(["doc", "last", "entry"]))
+    target = {"doc": doc, "last": doc["last"], "entry": entry}[where]
+    key = draw(st.sampled_from(sorted(target) + ["x"]))
+    target[key] = draw(st.sampled_from(HUGE + [None, "5", [], {}, 1.5, True]))
+    return Damaged(json.dumps(doc).encode(), f"{where}[{key!r}] = {target[key]!r}")
+
+
+@fuzz(25)
+@given(content=damaged_record())
+def test_ota_build_survives_a_damaged_build_record(content):
+    with scratch() as root:
+        record = root / "ota" / "builds.json"
+        record.parent.mkdir()
+        record.write_bytes(content)
+        before = tree(root)
+        rc, out, err = run(["ota", "build", "--board", "esp32", "--kind", "water_meter",
+                            "--version", "1.0.0", "--seq", "5", "--app-only", "-o",
+                            root / "b.ekota"], env={"EDGEKIT_HOME": str(root)})
+        if rc == 0:
+            assert (root / "b.ekota").exists()
+        else:
+            assert_refused(rc, err, record, before, root)

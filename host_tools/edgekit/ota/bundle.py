@@ -41,10 +41,16 @@ def load_board(board):
         return board
     path = BOARDS_DIR / f"{board}.json"
     try:
-        return json.loads(path.read_text())
+        board_def = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         known = ", ".join(sorted(p.stem for p in BOARDS_DIR.glob("*.json")))
         raise BundleError(f"no board definition {path.name} (known boards: {known})") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"board definition {path} is not JSON ({type(exc).__name__}): "
+                          "restore it from the repository") from None
+    if not isinstance(board_def, dict):
+        raise BundleError(f"board definition {path} is not a JSON object")
+    return board_def
 
 
 def mpy_cross_path() -> str:

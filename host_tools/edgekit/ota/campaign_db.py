@@ -94,8 +94,27 @@ class CampaignStore:
         if row is None:
             raise EdgekitError(f"no campaign {cid!r}: see `edgekit ota campaign list`")
         c = dict(row)
-        c["stages"] = json.loads(c["stages"])
+        c["stages"] = self._stored(c["stages"], f"campaign {cid}'s stages", list)
+        if not all(isinstance(st, list) and len(st) == 2 and isinstance(st[0], int)
+                   and not isinstance(st[0], bool) and st[0] >= 0 and isinstance(st[1], bool)
+                   for st in c["stages"]):
+            raise self._damaged(f"campaign {cid}'s stages")
         return c
+
+    def _stored(self, text, what, kind):
+        """A JSON column as this module wrote it (json.dumps of a `kind`), or an EdgekitError:
+        only a damaged file holds anything else."""
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, kind):
+            raise self._damaged(what)
+        return value
+
+    def _damaged(self, what):
+        return EdgekitError(f"the registry {self.reg.path} is damaged: {what} are not what "
+                            "edgekit stored; restore the file from a backup")
 
     def list(self):
         return [dict(r) for r in self._db.execute(
@@ -121,7 +140,8 @@ class CampaignStore:
         out = []
         for r in rows:
             d = dict(r)
-            d["result"] = json.loads(d["result"])
+            d["result"] = self._stored(d["result"], f"the results of {d['device_id']!r} in "
+                                                    f"campaign {cid}", dict)
             out.append(d)
         return out
 
