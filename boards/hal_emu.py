@@ -9,6 +9,7 @@
 # prefix lets the VM read an answer in two reads instead of one syscall per byte.
 import json
 import os
+import select
 import sys
 import time as _time
 from binascii import unhexlify
@@ -30,12 +31,60 @@ _last_dev = 0       # highest device ms handed out: the clock never goes back
 _rtc_ms = None      # unix ms at device ms 0, None until the RTC is set
 _cause = "power_on"
 _uid = b""
+_poller = None      # select.poll on the side channel: has the supervisor pushed anything?
+_extra = None       # what the last answer carried beyond its value (prefetched reads)
+# Paused time: reads the supervisor made at the instant of the last wake, for the reads the
+# firmware made during the wake before (_watch). Time is frozen while the board runs, so
+# they are exactly what a round trip would answer, until a push (clock or world changed) or
+# one of our outputs drops them. A wake then costs one round trip instead of one per read.
+_cache = None
+_watch = []
+_watch_sent = 0     # len(_watch) when last sent
+_WATCH_MAX = 8
 
 
 def _sync(dev_ms):
-    global _base_dev, _base_loc
+    global _base_dev, _base_loc, _last_dev
     _base_dev = dev_ms
     _base_loc = _time.ticks_ms()
+    if dev_ms > _last_dev:
+        _last_dev = dev_ms
+
+
+def _recv():
+    head = _ch.read(4)
+    if not head or len(head) < 4:
+        # The supervisor is gone: a board without power does not run on.
+        sys.exit(70)
+    return json.loads(_ch.read(int(head.decode(), 16)))
+
+
+def _pushed(msg):
+    # [0, device_ms, info]: the supervisor moved the clock (paused time: an advance while we
+    # ran), changed the world, the mode, the drift or the RTC. Our copies are stale.
+    global _cache, _mode, _rate, _rtc_ms
+    _cache = None
+    info = msg[2]
+    if info:
+        _mode = info["mode"]
+        _rate = info["rate"]
+        _rtc_ms = info["rtc_ms"]
+    _sync(msg[1])
+
+
+_polled = 0
+
+
+def _drain():
+    """Take the supervisor's pushes, if any: a poll, no round trip, at most once per local
+    millisecond (the scheduler reads the clock several times a wake; a push is seen at most
+    one ms of running later, as if it had arrived that much later)."""
+    global _polled
+    t = _time.ticks_ms()
+    if t != _polled:
+        _polled = t
+        while _poller.poll(0):
+            _pushed(_recv())
 
 
 def _send(msg):
@@ -47,19 +96,18 @@ def _rt(op, *args):
     global _id
     if _ch is None:
         return _detached(op, args)
+    global _extra
     _id = _id % 1000000 + 1
     _send([_id, op] + list(args))
     while True:
-        head = _ch.read(4)
-        if not head or len(head) < 4:
-            # The supervisor is gone: a board without power does not run on.
-            sys.exit(70)
-        body = _ch.read(int(head.decode(), 16))
-        msg = json.loads(body)
+        msg = _recv()
         if msg[0] == _id:
             break
+        if msg[0] == 0:
+            _pushed(msg)
     _sync(msg[1])
-    if len(msg) > 3:
+    _extra = msg[4] if len(msg) > 4 else None
+    if len(msg) > 3 and msg[3] is not None:
         raise HalError(msg[3])
     return msg[2]
 
@@ -70,16 +118,16 @@ def _notify(op, *args):
 
 
 def _dev_ms():
+    # The clock never goes back (_last_dev). Paused time: frozen while the board runs, only
+    # a push or an answer moves it (_sync), so a read is no round trip.
     global _last_dev
-    if _mode == "paused" and _ch is not None:
-        _rt("now")
-        now = _base_dev
-    else:
+    if _ch is not None:
+        _drain()
+    if _mode != "paused":
         now = _base_dev + int(ticks_diff(_time.ticks_ms(), _base_loc) * _rate)
-    if now < _last_dev:
-        now = _last_dev
-    _last_dev = now
-    return now
+        if now > _last_dev:
+            _last_dev = now
+    return _last_dev
 
 
 def _detached(op, args):
@@ -99,8 +147,10 @@ def _detached(op, args):
 
 def connect(fd):
     """Called once by emu_launch before boot.py: open the side channel and say hello."""
-    global _ch, BOARD, NAME, _mode, _rate, _rtc_ms, _cause, _uid
+    global _ch, BOARD, NAME, _mode, _rate, _rtc_ms, _cause, _uid, _poller
     _ch = open(fd, "r+b")
+    _poller = select.poll()
+    _poller.register(fd, select.POLLIN)
     info = _rt("hello")
     BOARD = info["board"]
     NAME = BOARD["name"]
@@ -129,10 +179,13 @@ def ticks_ms():
 
 def sleep_ms(ms):
     ms = max(0, int(ms))
+    if _ch is not None and _mode == "real":
+        _drain()            # a mode change (else _rt takes pushes with the answer)
     if _mode == "real" or _ch is None:
         _time.sleep_ms(int(ms / _rate))
     else:
-        _rt("sleep", ms)
+        _rt("sleep", ms, *_watch_arg())
+        _prefetched()
 
 
 def wait(ms):
@@ -167,9 +220,44 @@ def _wait(ms):
     ms = max(0, int(ms))
     # With wake sources armed the supervisor must see the wait (it ends it on an edge), in
     # real-time mode too.
+    if _ch is not None and _mode == "real":
+        _drain()
     if (_mode == "real" and not _woke_armed) or _ch is None:
         return link.poll_ms(int(ms / _rate))
-    return bool(_rt("wait", ms))
+    woke = bool(_rt("wait", ms, *_watch_arg()))
+    _prefetched()
+    return woke
+
+
+def _watch_arg():
+    # The reads to prefetch at the next wake, sent only when the list grew.
+    global _watch_sent
+    if len(_watch) == _watch_sent:
+        return ()
+    _watch_sent = len(_watch)
+    return (_watch,)
+
+
+def _prefetched():
+    global _cache
+    _cache = None
+    if _extra:
+        _cache = {}
+        for key, value in zip(_watch, _extra):
+            if value is not None:
+                _cache[key] = value[0]
+
+
+def _read(op, name):
+    key = op + ":" + name
+    if _cache is not None:
+        _drain()
+        if _cache is not None and key in _cache:
+            return _cache[key]
+    value = _rt(op, name)
+    if _mode == "paused" and key not in _watch and len(_watch) < _WATCH_MAX:
+        _watch.append(key)
+    return value
 
 
 def time():
@@ -225,7 +313,8 @@ def wdt_start(timeout_ms):
 
 
 def wdt_feed():
-    _notify("wdt_feed")
+    if _ch is not None:
+        _ch.write(b'[0,"wdt_feed"]\n')     # every wake feeds: no encoding on that path
 
 
 def storage_root():
@@ -264,22 +353,24 @@ flash = EmuFlash()
 
 # --- peripherals (values come from the board's world model) --------------------------------
 def pulse_count(name):
-    return _rt("pulse", name)
+    return _read("pulse", name)
 
 
 def adc_read(name):
-    return _rt("adc", name)
+    return _read("adc", name)
 
 
 def sensor_read(name):
-    return _rt("sensor", name)
+    return _read("sensor", name)
 
 
 def input(name):  # noqa: A001 - the HAL contract names it so
-    return bool(_rt("input", name))
+    return bool(_read("input", name))
 
 
 def output(name, value):
+    global _cache
+    _cache = None           # an output can feed back into what the inputs read
     _rt("output", name, bool(value))
 
 
@@ -307,6 +398,8 @@ def wakes():
 
 
 def sensor_alert(name, high):
+    global _cache
+    _cache = None           # the alert pin an input reads follows the new limit
     _rt("sensor_alert", name, float(high))
 
 

@@ -29,7 +29,13 @@ from edgekit.emu.world import HardwareFault
 from edgekit.emu.worlds import make_world
 
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
-_BUSY_GRACE_S = 1.0     # paused mode: a board busy this long (wall) is treated as hung
+# Paused time: a board whose VM spends this much CPU without sleeping is treated as hung and
+# time moves on (so a starved watchdog fires). CPU time, not wall time: a board slowed by a
+# loaded machine, or writing a long report at the UART's pace, is busy, not hung, and its
+# watchdog counts simulated time only (a wall-time limit reset healthy boards under load).
+_BUSY_CPU_S = 1.0
+_BUSY_WALL_S = 20.0     # ... and a backstop for a VM that makes slow progress forever
+_IDLE_CHECKS = 3        # checks 10 ms apart with no progress at all: idle at a prompt
 _KEEP_RTC = ("soft", "hard", "watchdog", "deepsleep")
 
 
@@ -66,6 +72,12 @@ class Board:
         self.flash_ops = 0
         self.pulse_offset = {}
         self.pending = None         # parked sleep/wait: (req_id, op)
+        self.watch = []             # reads prefetched with each wake in paused time (hal_ops)
+        self.side_msgs = 0          # side-channel requests handled (progress, for _busy)
+        self.parks = 0              # times the board went to sleep or off (a wake ended)
+        self._advancing = None      # paused time: (target world ms, future) of an advance
+        self._kicked = False
+        self._in_side = False
         self.wake_armed = {}        # input role -> level last seen (hal.wake_on)
         self.woken = []             # roles that went active since the firmware last asked
         self.wakeups = 0            # waits ended by a wake input (info)
@@ -89,6 +101,7 @@ class Board:
         if self.stopped:
             return
         soft = cause == "soft"
+        hal_ops.maint_stop(self)    # a maintenance guard's timer stops at any reset
         if not soft:
             self.clock.boot()
             self.wdt_ms = None
@@ -102,6 +115,7 @@ class Board:
         self.resets[cause] = self.resets.get(cause, 0) + 1
         self.boots += 1
         self.pending = None
+        self.watch = []
         # A reset forgets pin IRQs: the new firmware arms its wake sources again.
         self.wake_armed = {}
         self.woken = []
@@ -172,8 +186,10 @@ class Board:
             vm.close()
             self.vm = None
             self.state = "off"
+            self.parks += 1
             self._settled.set()
             then()
+            self._kick()
             return
         # The VM ended by itself: Ctrl-D at a REPL or sys.exit (a soft reboot on a port), or
         # it crashed (a signal we did not send: the board resets as after a panic).
@@ -269,6 +285,16 @@ class Board:
         buf = self._side_buf + data
         lines = buf.split(b"\n")
         self._side_buf = lines.pop()
+        self.side_msgs += len(lines)
+        self._in_side = True
+        try:
+            self._side_lines(vm, lines)
+        finally:
+            self._in_side = False
+        if self._kicked:
+            self._step()        # the board parked: the advance's next step, on this turn
+
+    def _side_lines(self, vm, lines):
         for line in lines:
             if not line.strip():
                 continue
@@ -285,12 +311,29 @@ class Board:
             if self.vm is not vm:       # the request killed or restarted the VM
                 return
 
-    def reply(self, req_id, value=None, error=None):
+    def reply(self, req_id, value=None, error=None, extra=None):
         if not req_id or self.vm is None:
             return
         msg = [req_id, self.clock.device_ms(), value]
-        if error is not None:
+        if error is not None or extra is not None:
             msg.append(error)
+        if extra is not None:
+            msg.append(extra)
+        self._send_side(msg)
+
+    def push_clock(self):
+        """Tell the VM its clock, mode, rate and RTC, and that the world may have changed:
+        hal_emu reads its clock locally between answers (in paused time it is frozen while
+        the board runs) and drops its prefetched reads. Sent when any of these changes
+        while the VM is not parked (a parked VM gets the time with its wake-up)."""
+        if self.vm is None:
+            return
+        rtc = self.rtc_ms(self.clock.boot_world)
+        self._send_side([0, self.clock.device_ms(), {
+            "mode": self.clock.mode, "rate": 1.0 + self.clock.ppm * 1e-6,
+            "rtc_ms": None if rtc is None else int(rtc)}])
+
+    def _send_side(self, msg):
         body = json.dumps(msg, separators=(",", ":")).encode()
         try:
             self.vm.side.send(b"%04x" % len(body) + body)
@@ -306,8 +349,10 @@ class Board:
         self.clock.hold = op == "wait" and bool(self.uart.to_vm)
         self.clock.sleep(until)
         self.state = "asleep"
+        self.parks += 1
         self._settled.set()
         self._arm()
+        self._kick()
 
     def input_arrived(self):
         if self.pending and self.pending[1] == "wait":
@@ -320,7 +365,7 @@ class Board:
         self.clock.wake()
         self.state = "running"
         self._settled.clear()
-        self.reply(req_id, value)
+        self.reply(req_id, value, extra=hal_ops.prefetch(self))
         self._arm()
 
     def _arm(self):
@@ -395,6 +440,9 @@ class Board:
 
     def fire(self, t):
         """World time reaches `t`: events due run, a sleep ending by then completes."""
+        # A VM that runs (not parked) while paused time jumps must be told: it reads its
+        # clock locally and would not see the jump until its next request.
+        vm = self.vm if (self.pending is None and self.clock.mode == "paused") else None
         self.clock.jump(t)
         self.world.advance_to(self.clock.now())
         ev = self.clock.next_event()
@@ -407,38 +455,97 @@ class Board:
         if (self.pending and self.clock.asleep_until is not None
                 and self.clock.asleep_until <= t):
             self._wake(False)
+        if vm is not None and vm is self.vm and self.pending is None:
+            self.push_clock()
 
-    async def settle(self):
-        """Wait until the board sleeps, is off, or idles at a prompt (paused-mode stepping)."""
-        deadline = self.loop.time() + _BUSY_GRACE_S
-        idle_checks = 0
-        while not self.stopped:
-            if self.state in ("asleep", "off"):
+    def _progress(self):
+        """What a VM that is doing anything changes: its CPU time, its side-channel requests,
+        its UART output (written and not yet taken by the paced bridge, or taken)."""
+        vm = self.vm
+        return (vm.cpu_seconds(), self.side_msgs, self.uart.stats["tx"], vm.unsent_output(),
+                len(self.uart.to_vm))
+
+    # Paused time, event by event. The step that ends one wake and starts the next runs on the
+    # loop turn after the board parks (no coroutine hop per wake: a provisioned meter wakes
+    # every simulated minute); the coroutine only watches for a board that stops parking.
+    def _kick(self):
+        if self._advancing is not None and not self._kicked:
+            self._kicked = True
+            if not self._in_side:       # else _side_readable steps when it is done
+                self.loop.call_soon(self._step)
+
+    def _step(self):
+        self._kicked = False
+        while (self._advancing is not None and not self.stopped
+               and self.state in ("asleep", "off")):
+            self._next_event()
+
+    def _next_event(self):
+        """World time moves to the next thing that happens by itself, or to the target."""
+        target = self._advancing[0]
+        nd = self.clock.next_deadline()
+        if nd is None or nd > target:
+            self._finish_advance()
+        else:
+            self.fire(nd)
+
+    def _finish_advance(self):
+        target, done = self._advancing
+        self._advancing = None
+        vm = self.vm if self.pending is None else None
+        self.clock.jump(target)
+        self.world.advance_to(self.clock.now())
+        if vm is not None and vm is self.vm:
+            self.push_clock()
+        if not done.done():
+            done.set_result(None)
+
+    async def _busy(self, done):
+        """Wait while the board runs; return when the advance is done, or the board idles at
+        a prompt (True), or looks hung (False): see _BUSY_CPU_S."""
+        parks, vm, cpu0, wall0, last, still = None, None, 0.0, 0.0, None, 0
+        while not done.done() and not self.stopped:
+            await asyncio.wait([done], timeout=0.01)
+            if done.done() or self.stopped:
+                break
+            if self.state not in ("running", "booting") or self.vm is None:
+                still = 0
+                continue
+            now = self._progress()
+            if parks != self.parks or vm is not self.vm:
+                # a new wake: its own CPU and wall budget
+                parks, vm, cpu0, wall0, last, still = (self.parks, self.vm, now[0],
+                                                       self.loop.time(), None, 0)
+            # Idle at a prompt: asleep in the kernel, nothing moved for three checks. A VM
+            # between two round trips is asleep in the kernel too: a state letter alone
+            # misjudged busy boards idle and fired their watchdog.
+            still = still + 1 if now == last and vm.cpu_state() == "S" else 0
+            last = now
+            if still >= _IDLE_CHECKS:
                 return True
-            if self.state in ("running", "booting") and not self.uart.to_vm and self.vm:
-                idle_checks = idle_checks + 1 if self.vm.cpu_state() == "S" else 0
-                if idle_checks >= 3:
-                    return True
-            if self.loop.time() > deadline:
+            if now[0] - cpu0 > _BUSY_CPU_S or self.loop.time() - wall0 > _BUSY_WALL_S:
                 return False
-            try:
-                await asyncio.wait_for(self._settled.wait(), 0.01)
-            except asyncio.TimeoutError:
-                pass
         return True
 
     async def advance(self, seconds):
         """Paused mode: run the board through `seconds` of simulated time, event by event."""
-        target = self.clock.now() + seconds * 1000.0
-        while not self.stopped:
-            await self.settle()
-            nd = self.clock.next_deadline()
-            if nd is None or nd > target:
-                break
-            self.fire(nd)
-            await asyncio.sleep(0)
-        self.clock.jump(target)
-        self.world.advance_to(self.clock.now())
+        while self._advancing is not None:          # one advance at a time per board
+            await asyncio.wait([self._advancing[1]])
+        done = self.loop.create_future()
+        self._advancing = (self.clock.now() + seconds * 1000.0, done)
+        try:
+            self._step()
+            while not done.done() and not self.stopped:
+                await self._busy(done)
+                if done.done() or self.stopped:
+                    break
+                # Idle at a prompt, or hung: time moves on without it (a starved watchdog
+                # fires at its own simulated instant).
+                self._next_event()
+                self._step()
+        finally:
+            if self._advancing is not None and self._advancing[1] is done:
+                self._advancing = None
         return self.clock.now() / 1000.0
 
     # --- RTC ------------------------------------------------------------------------------

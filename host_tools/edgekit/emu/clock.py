@@ -35,7 +35,8 @@ class Clock:
         self.asleep_until = None    # world ms the board sleeps until (math.inf: until woken)
         self.boot_world = 0.0       # world ms of the last boot (device ms count from here)
         self.hold = False           # asleep, but host bytes are in flight: run at 1x wall
-        self._events = []           # heap of (world_ms, seq, name, callback)
+        self._events = []           # heap of [world_ms, seq, name, callback]
+        self._named = {}            # name -> its live entries (cancel marks them dead)
         self._seq = itertools.count()
 
     # --- world time ---------------------------------------------------------------------
@@ -93,26 +94,44 @@ class Clock:
     def at(self, world_ms, name, callback):
         entry = [world_ms, next(self._seq), name, callback]
         heapq.heappush(self._events, entry)
+        self._named.setdefault(name, []).append(entry)
         return entry
 
     def cancel(self, name):
-        self._events = [e for e in self._events if e[2] != name]
-        heapq.heapify(self._events)
+        # Mark, do not rebuild: the watchdog is re-armed at every feed (every wake).
+        for entry in self._named.pop(name, ()):
+            entry[3] = None
+
+    def _live_top(self):
+        events = self._events
+        while events and events[0][3] is None:
+            heapq.heappop(events)
+        return events[0] if events else None
 
     def next_event(self):
-        return self._events[0] if self._events else None
+        return self._live_top()
 
     def pop_event(self):
-        return heapq.heappop(self._events)
+        entry = heapq.heappop(self._events)
+        named = self._named.get(entry[2])
+        if named is not None:
+            try:
+                named.remove(entry)
+            except ValueError:
+                pass
+            if not named:
+                del self._named[entry[2]]
+        return entry
 
     def pending(self):
-        return sorted((e[0], e[2]) for e in self._events)
+        return sorted((e[0], e[2]) for e in self._events if e[3] is not None)
 
     def next_deadline(self):
         """World ms of the next thing that happens by itself (event or wake-up), or None."""
         times = []
-        if self._events:
-            times.append(self._events[0][0])
+        top = self._live_top()
+        if top is not None:
+            times.append(top[0])
         if self.asleep_until is not None and self.asleep_until != math.inf:
             times.append(self.asleep_until)
         return min(times) if times else None

@@ -9,6 +9,8 @@ import math
 from edgekit.emu.boards import device_view
 from edgekit.emu.world import HardwareFault
 
+_STRAP = "maint_strap"      # the maintenance strap (SPEC 12), in every world
+
 
 class Refused(Exception):
     """The request is invalid for this board or the peripheral failed."""
@@ -63,17 +65,45 @@ def _now(board, req_id):
     board.reply(req_id, None)
 
 
-def _sleep(board, req_id, ms):
+def _sleep(board, req_id, ms, watch=None):
+    _set_watch(board, watch)
     board.park(req_id, "sleep", max(0, int(ms)))
 
 
-def _wait(board, req_id, ms):
+def _wait(board, req_id, ms, watch=None):
+    _set_watch(board, watch)
     # A wake input latched while the firmware was busy ends the wait at once, as a pending
     # pin IRQ does on a board.
     if board.vm.unread_input() > 0 or board.woken:
-        board.reply(req_id, True)
+        board.reply(req_id, True, extra=prefetch(board))
         return
     board.park(req_id, "wait", max(0, int(ms)))
+
+
+def _set_watch(board, watch):
+    # The reads the firmware made during its last wake ("op:name", bounded by hal_emu):
+    # answered ahead with each wake in paused time (see prefetch).
+    if watch is not None:
+        board.watch = [tuple(k.split(":", 1)) for k in watch[:16] if isinstance(k, str)]
+
+
+def prefetch(board):
+    """Paused time: the watched reads at this instant, [value] each or None (not sent: the
+    firmware asks). Time is frozen while the board runs, so these are exactly what each
+    read would answer. Faulted reads are left out: a stuck value freezes at its own read."""
+    if board.clock.mode != "paused" or not board.watch:
+        return None
+    if board.world.faults:
+        return [None] * len(board.watch)
+    _now_world(board)
+    out = []
+    for op, name in board.watch:
+        fn = _READS.get(op)
+        try:
+            out.append(None if fn is None else [fn(board, name)])
+        except Refused:
+            out.append(None)
+    return out
 
 
 def _set_time(board, req_id, unix):
@@ -130,6 +160,29 @@ def _wdt_feed(board, req_id):
         _wdt_schedule(board)
 
 
+def _maint_guard(board, req_id, ms):
+    # hal.maintenance_guard (firmware/lib/maintenance.py): what hal_machine's timer does on a
+    # board: the watchdog kept fed for `ms`, then a reset; 0 cancels (the watchdog then runs
+    # again from now).
+    ms = int(ms)
+    maint_stop(board)
+    if ms > 0:
+        board.clock.cancel("wdt")
+        board.clock.at(board.clock.world_after_device_ms(ms), "maint",
+                       lambda: board.reset("hard"))
+        board._arm()
+    board.reply(req_id, None)
+
+
+def maint_stop(board):
+    """The guard's timer stops (a cancel, any reset: ports deinit their timers); a running
+    watchdog counts from now, as after the timer's last feed."""
+    if any(name == "maint" for _, name in board.clock.pending()):
+        board.clock.cancel("maint")
+        if board.wdt_ms:
+            _wdt_schedule(board)
+
+
 # --- flash --------------------------------------------------------------------------------
 def _flash(board, req_id, kind, nbytes=0):
     board.flash_ops += 1
@@ -145,28 +198,50 @@ def _flash(board, req_id, kind, nbytes=0):
 
 
 # --- peripherals --------------------------------------------------------------------------
-def _pulse(board, req_id, name):
+def _pulse_value(board, name):
     _role(board, name, "pulse")
-    total = _read(board, req_id, "pulse", name)
-    board.reply(req_id, max(0, int(total) - board.pulse_offset.get(name, 0)))
+    total = _read(board, None, "pulse", name)
+    return max(0, int(total) - board.pulse_offset.get(name, 0))
 
 
-def _adc(board, req_id, name):
+def _adc_value(board, name):
     _role(board, name, "adc")
-    board.reply(req_id, _read(board, req_id, "adc", name))
+    return _read(board, None, "adc", name)
 
 
-def _input(board, req_id, name):
+def _input_value(board, name):
     _role(board, name, "in")
-    board.reply(req_id, bool(_read(board, req_id, "input", name)))
+    if name == _STRAP:      # the bench's jumper, the same in every kind's world
+        return bool(board.world.values.get(_STRAP))
+    return bool(_read(board, None, "input", name))
 
 
-def _sensor(board, req_id, name):
+def _sensor_value(board, name):
     sensors = board.board.get("sensors", {})
     if name not in sensors:
         raise Refused(f"board {board.board['name']} has no sensor {name!r}; sensors: "
                       f"{', '.join(sorted(sensors)) or 'none'}")
-    board.reply(req_id, _read(board, req_id, "sensor", name))
+    return _read(board, None, "sensor", name)
+
+
+_READS = {"pulse": _pulse_value, "adc": _adc_value, "input": _input_value,
+          "sensor": _sensor_value}
+
+
+def _pulse(board, req_id, name):
+    board.reply(req_id, _pulse_value(board, name))
+
+
+def _adc(board, req_id, name):
+    board.reply(req_id, _adc_value(board, name))
+
+
+def _input(board, req_id, name):
+    board.reply(req_id, _input_value(board, name))
+
+
+def _sensor(board, req_id, name):
+    board.reply(req_id, _sensor_value(board, name))
 
 
 def _output(board, req_id, name, value):
@@ -217,7 +292,8 @@ def _sensor_alert(board, req_id, name, high):
 _OPS = {
     "hello": _hello, "now": _now, "sleep": _sleep, "wait": _wait, "set_time": _set_time,
     "deep_sleep": _deep_sleep, "reset": _reset, "die": _die, "wdt_start": _wdt_start,
-    "wdt_feed": _wdt_feed, "flash": _flash, "pulse": _pulse, "adc": _adc, "input": _input,
+    "wdt_feed": _wdt_feed, "maint_guard": _maint_guard, "flash": _flash, "pulse": _pulse,
+    "adc": _adc, "input": _input,
     "sensor": _sensor, "output": _output, "output_state": _output_state, "card": _card,
     "wake_on": _wake_on, "wakes": _wakes, "sensor_alert": _sensor_alert,
 }

@@ -168,6 +168,7 @@ class Supervisor:
         b.clock.mode = mode
         b.clock.speed = None if speed is None else float(speed)
         b._arm()
+        b.push_clock()
         return self.clock(board_id)
 
     def clock(self, board_id):
@@ -182,13 +183,20 @@ class Supervisor:
     def drift(self, board_id, ppm):
         b = self.get(board_id)
         # Re-anchor device time at the current instant so the new rate applies from now on.
-        dev = b.clock.device_ms()
+        now = b.clock.now()
+        dev = b.clock.device_ms(now)
+        rtc = b.rtc_ms(now)
         b.clock.ppm = float(ppm)
-        b.clock.boot_world = b.clock.now() - dev / (1.0 + b.clock.ppm * 1e-6)
+        b.clock.boot_world = now - dev / (1.0 + b.clock.ppm * 1e-6)
+        if rtc is not None:             # the RTC, too, runs at the new rate from now on
+            b.rtc = (rtc, now)
+        b.push_clock()
         return self.clock(board_id)
 
     def set_rtc(self, board_id, unix):
-        self.get(board_id).set_rtc(unix)
+        b = self.get(board_id)
+        b.set_rtc(unix)
+        b.push_clock()
         return self.clock(board_id)
 
     # --- world ------------------------------------------------------------------------------
@@ -203,6 +211,7 @@ class Supervisor:
         except ValueError as exc:
             raise EmuError(str(exc)) from None
         b.check_wakes()         # a tilt, a lid or a fire that an armed input sees wakes it now
+        b.push_clock()          # the VM's prefetched reads are stale
         return world.snapshot()
 
     def world(self, board_id):
@@ -217,6 +226,7 @@ class Supervisor:
         except ValueError as exc:
             raise EmuError(str(exc)) from None
         b.check_wakes()
+        b.push_clock()
         return {"rows": rows}
 
     def fault(self, board_id, name, kind, value=None):
@@ -226,6 +236,7 @@ class Supervisor:
         except ValueError as exc:
             raise EmuError(str(exc)) from None
         b.check_wakes()
+        b.push_clock()
         return world.snapshot()
 
     # --- power and link faults -------------------------------------------------------------

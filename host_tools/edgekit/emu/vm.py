@@ -22,6 +22,7 @@ from edgekit.paths import BOARDS_DIR, micropython_binary
 
 LAUNCHER = BOARDS_DIR / "emu_launch.py"
 _PR_SET_PDEATHSIG = 1
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _vm_command():
@@ -126,6 +127,23 @@ class VM:
                 return f.read().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             return None
+
+    def cpu_seconds(self):
+        """CPU time the VM process has used (user + system), 0.0 once it is gone."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def unsent_output(self):
+        """Bytes the VM wrote to its UART that the bridge has not taken yet."""
+        try:
+            buf = fcntl.ioctl(self.master, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return struct.unpack("i", buf)[0]
 
     def kill(self):
         if self.alive:
