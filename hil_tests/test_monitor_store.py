@@ -64,8 +64,9 @@ def snapshot(src, dst):
 def journal(board, capsys):
     """The device's telemetry journal as its `diag` command reports it."""
     code = edgekit(["command", board.url, "diag", "--json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    out = out.out
     return json.loads(out)["result"]["telemetry"]
 
 
@@ -154,18 +155,21 @@ class Lines:
             self.lines.append(line)
 
 
+@pytest.mark.parametrize("via", ["socket", "tty"])
 def test_monitor_reconnects_after_an_unplugged_cable_without_loss_or_duplicates(
-        board, world, clock, fleet_home, capsys):
+        board, world, clock, fleet_home, capsys, via):
+    faults = board.faults                # the emulator's: a bench has no cable robot
+    port = board.url if via == "socket" else faults.pty_link   # the serial port's path
     provisioned_meter(board, world, clock, capsys, hours=2)
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "monitor", board.url, "--ack"],
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "monitor", port, "--ack"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = Lines(proc.stdout), Lines(proc.stderr)
         out.wait_for(lambda s: "#2.3 " in s, "the backlog (pack 2)")
-        board.faults.unplug()            # the cable out: the monitor's link drops
+        faults.unplug()                  # the cable out: the monitor's link drops
         err.wait_for(lambda s: "link lost" in s and "reconnecting" in s, "'link lost'")
         clock.advance(2 * HOUR)          # packs 3 and 4 are journaled; their pushes are lost
-        board.faults.replug()
+        faults.replug()
         err.wait_for(lambda s: "link back" in s, "'link back'")
         out.wait_for(lambda s: "#4.3 " in s, "packs journaled while unplugged")
         world.set(tamper=True)
