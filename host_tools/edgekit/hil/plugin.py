@@ -14,7 +14,7 @@ the same fixtures, so they run unchanged on the emulator and on a bench.
 """
 import pytest
 
-from edgekit.hil.rig import Rig
+from edgekit.hil.rig import Rig, RigError
 from edgekit.hil.targets import BoardSpec, EmulatedTarget, RealTarget
 
 DEFAULT_BOARD = "emu:esp32"
@@ -36,6 +36,13 @@ def pytest_configure(config):
                             "the-loop test; kind picks the app and the emulator's world model")
     config._edgekit_specs = [BoardSpec(s) for s in (config.getoption("--board")
                                                     or [DEFAULT_BOARD])]
+    # A damaged rig file is a usage error, said once before any test runs (not a traceback
+    # from inside a fixture, once per test).
+    path = config.getoption("--rig")
+    try:
+        config._edgekit_rig = Rig.load(path) if path else None
+    except RigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def board_specs(config):
@@ -55,8 +62,7 @@ def edgekit_emulator(pytestconfig):
 
 @pytest.fixture(scope="session")
 def edgekit_rig(pytestconfig):
-    path = pytestconfig.getoption("--rig")
-    return Rig.load(path) if path else None
+    return pytestconfig._edgekit_rig
 
 
 def _marker(request):
