@@ -21,8 +21,6 @@
 # Not constant time: sign skips all-zero comb columns of the secret scalars and bignum
 # operations take value-dependent time. Fine where an attacker cannot time many signatures
 # finely; a device key that must resist that belongs in a secure element.
-from binascii import unhexlify as _h
-
 from sha512 import Sha512, sha512
 
 _P = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFED  # 2**255 - 19
@@ -34,27 +32,15 @@ _SQRT_M1 = 196811613767075059568070793049885420154460665159238901627440210731238
 _MASK255 = (1 << 255) - 1
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
-# Every 32-byte string that decodes (as _decode does) to a point of order 1, 2, 4 or 8: the
-# 8 canonical encodings of the torsion points, then 6 non-canonical ones (x = 0 with the
-# sign bit; y = p and y = p + 1 with either sign). verify refuses them as A or R by a plain
-# comparison (cheap, on every call); check_public does the real [8]P test at install time.
-# tests/firmware/test_point_check.py derives the list independently.
-_SMALL_ORDER = (
-    b"\x01" + bytes(31),                                    # identity (0, 1)
-    b"\xec" + b"\xff" * 30 + b"\x7f",                        # (0, -1), order 2
-    bytes(32),                                              # (sqrt(-1), 0), order 4
-    bytes(31) + b"\x80",                                    # (-sqrt(-1), 0), order 4
-    _h("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
-    _h("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
-    _h("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
-    _h("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
-    b"\x01" + bytes(30) + b"\x80",                           # identity, x = -0
-    b"\xec" + b"\xff" * 31,                                  # (0, -1), x = -0
-    b"\xed" + b"\xff" * 30 + b"\x7f",                        # y = p: (sqrt(-1), 0)
-    b"\xed" + b"\xff" * 31,                                  # y = p: (-sqrt(-1), 0)
-    b"\xee" + b"\xff" * 30 + b"\x7f",                        # y = p + 1: identity
-    b"\xee" + b"\xff" * 31,                                  # y = p + 1, x = -0: identity
-)
+# The y coordinates of the 8 points of order 1, 2, 4 or 8 (each y carries a point and its
+# negation, both small order): identity 1, order 2 p - 1, order 4 0, order 8 y8 and p - y8.
+# verify refuses an A or R whose y is one of them whatever the sign bit (with y >= p for A
+# that covers all 14 small-order encodings): a few int comparisons per call and a few
+# hundred bytes resident, where a table of the 14 encodings took 2.7 KB in the 64-bit VM.
+# check_public does the real [8]P test at install time. tests/firmware/test_point_check.py
+# derives the set independently.
+_Y8 = 0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+_SMALL_Y = (1, _P - 1, 0, _Y8, _P - _Y8)
 
 # Comb table: entry j - 1 (j = 1..15) is sum of 2**(64 t) B over the bits t set in j, as
 # affine (y + x, y - x, 2 d x y) mod p, so adding it costs 7 products. 15 points, 1440 bytes
@@ -208,7 +194,7 @@ def check_public(pub):
     """Raise ValueError naming the reason unless `pub` may be a trust anchor or a device key:
     32 bytes, canonical (y < p, and no sign bit on x = 0), a curve point, not of small order.
     Costs a decode (one square root) and three doublings: done when a key is installed, not
-    per frame (verify itself refuses the small-order encodings by comparison)."""
+    per frame (verify itself refuses small-order encodings by comparing y with _SMALL_Y)."""
     if not isinstance(pub, _BYTES_LIKE) or len(pub) != 32:
         raise ValueError("public key must be 32 bytes")
     pub = bytes(pub)
@@ -455,10 +441,8 @@ def verify_parts(public_key, parts, signature):
     # Stricter than OpenSSL (protocol/SPEC.md): a small-order A or R, or a non-canonical A,
     # never verifies, so a weak key that slipped into a keyring forges nothing. Comparisons
     # only; the full check_public runs when a key is installed.
-    small = _SMALL_ORDER
-    if public_key in small or rb in small:
-        return False
-    if int.from_bytes(public_key, "little") & _MASK255 >= _P:
+    ya = int.from_bytes(public_key, "little") & _MASK255
+    if ya >= _P or ya in _SMALL_Y or int.from_bytes(rb, "little") & _MASK255 in _SMALL_Y:
         return False
     point = _decode(public_key)
     if point is None:

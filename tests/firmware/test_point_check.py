@@ -53,14 +53,34 @@ while True:
     return got
 
 
-def test_the_firmware_table_is_every_small_order_encoding():
+def test_verify_prefilter_covers_every_small_order_encoding():
+    # verify refuses A or R by y alone (ed25519._SMALL_Y): that set must be exactly the y
+    # of the torsion points, and every one of the 14 encodings must be refused as A and R.
     out = mp.run_json(r"""
 import json, ed25519
-from binascii import hexlify
-print(json.dumps([hexlify(e).decode() for e in ed25519._SMALL_ORDER]))
+print(json.dumps(["%064x" % y for y in ed25519._SMALL_Y]))
 """)
-    assert len(out) == 14
-    assert {bytes.fromhex(h) for h in out} == set(CANONICAL) | set(NON_CANONICAL)
+    assert {int(h, 16) for h in out} == {t[1] for t in TORSION}
+    seed = bytes(range(32))
+    good = Ed25519PrivateKey.from_private_bytes(seed)
+    pk = good.public_key().public_bytes_raw()
+    sig = good.sign(b"m")
+    small = CANONICAL + NON_CANONICAL
+    assert len(set(small)) == 14
+    cases = [(e, b"m", IDENT + bytes(32)) for e in small]          # as A
+    cases += [(pk, b"m", e + sig[32:]) for e in small]              # as R
+    lines = "".join("%s,%s,%s\n" % (a.hex(), m.hex(), s.hex()) for a, m, s in cases)
+    got = mp.run(r"""
+import sys
+from binascii import unhexlify as h
+from ed25519 import verify
+while True:
+    line = sys.stdin.readline()
+    if not line.strip():
+        break
+    print(verify(*[h(f) for f in line.split(",")]))
+""", stdin=lines.encode()).split()
+    assert got == ["False"] * len(cases)
 
 
 def test_check_public_refuses_weak_keys_and_accepts_real_ones():
