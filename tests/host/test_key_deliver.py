@@ -111,3 +111,93 @@ def test_deliver_a_port_that_does_not_answer_fails_that_port(home, capsys):
     report = json.loads(out)
     assert code == 1 and (report["ok"], report["failed"]) == (0, 1)
     assert "cannot open" in report["devices"][0]["error"]
+
+
+def test_deliver_refuses_parallel_below_one(home, capsys):
+    assert run(capsys, "keys", "init")[0] == 0
+    code, _, err = run(capsys, "keys", "deliver", NO_DEVICE, "--parallel", "0")
+    assert code == 2 and "--parallel 0" in err and "cannot open" not in err
+
+
+# --- catch_up's decisions, against a scripted device ----------------------------------------
+class ScriptedDevice:
+    """A session double: CAPS epochs to report in turn, and answers to KEY_EPOCH bodies."""
+
+    def __init__(self, epochs, answers):
+        self.epochs = list(epochs)
+        self.answers = list(answers)
+        self.sent = []
+
+    def hello(self):
+        from edgekit import catalog as C
+        from edgekit.protocol.messages import Message
+        return Message(C.CAPS, 1, "wm-1", {C.K_DEVICE_ID: "wm-1", C.K_EPOCH: self.epochs.pop(0)},
+                       role=C.ROLE_DEVICE)
+
+    def exchange(self, seq, body, expect=None):
+        from edgekit import catalog as C
+        from edgekit.errors import ProtocolError
+        from edgekit.protocol.messages import Message
+        self.sent.append((seq, body))
+        answer = self.answers.pop(0)
+        if answer == "replayed":
+            raise ProtocolError("device refused: replayed", C.E_REPLAYED)
+        return Message(C.ACK, 2, "wm-1", {C.K_RE: seq, C.K_EPOCH: answer}, role=C.ROLE_DEVICE)
+
+
+@pytest.fixture
+def store(tmp_path):
+    keys = KeyStore(tmp_path / "keys")
+    keys.init(PASS)
+    keys.rotate("operator", PASS)                # epoch 2
+    return keys
+
+
+def caps(epoch):
+    from edgekit import catalog as C
+    return {C.K_DEVICE_ID: "wm-1"} if epoch is None else {C.K_DEVICE_ID: "wm-1",
+                                                           C.K_EPOCH: epoch}
+
+
+def test_catch_up_sends_nothing_to_a_device_current_ahead_or_silent(store):
+    from edgekit.keys.deliver import catch_up
+    for epoch, status in ((2, "current"), (3, "ahead"), (None, "unknown")):
+        device = ScriptedDevice([], [])
+        assert catch_up(device, caps(epoch), store)["status"] == status
+        assert device.sent == []
+
+
+def test_catch_up_sends_the_stored_epoch_and_reads_it_back(store):
+    from edgekit.keys.deliver import catch_up
+    device = ScriptedDevice([2], [2])
+    result = catch_up(device, caps(1), store)
+    assert (result["status"], result["before"], result["after"]) == ("delivered", 1, 2)
+    assert device.sent == [(stored_seq(store), store.epoch_path(2).read_bytes())]
+
+
+def stored_seq(store):
+    from edgekit.keys.deliver import stored_epoch
+    return stored_epoch(store, 2)[1]["seq"]
+
+
+def test_catch_up_signs_again_when_the_device_is_stuck(store):
+    from edgekit.keys.deliver import catch_up
+    from edgekit.keys.epoch import open_key_epoch
+    device = ScriptedDevice([1], ["replayed"])
+    with pytest.raises(EdgekitError, match="keys deliver"):
+        catch_up(device, caps(1), store)                    # no fleet key: say what to do
+    device = ScriptedDevice([1, 2], ["replayed", 2])
+    result = catch_up(device, caps(1), store, fleet_signer=lambda: store.signer("fleet", PASS))
+    assert result["resigned"] and result["after"] == 2
+    (old_seq, old), (new_seq, new) = device.sent
+    fleet = store.anchors()["anchors"]["fleet"][0]
+    first, again = open_key_epoch(old, fleet), open_key_epoch(new, fleet)
+    assert new_seq > old_seq and again["seq"] == new_seq
+    assert {k: again[k] for k in ("epoch", "anchors", "revoked")} == \
+        {k: first[k] for k in ("epoch", "anchors", "revoked")}
+
+
+def test_catch_up_accepts_replayed_from_a_device_that_caught_up(store):
+    from edgekit.keys.deliver import catch_up
+    device = ScriptedDevice([2], ["replayed"])      # another host delivered meanwhile
+    assert catch_up(device, caps(1), store)["status"] == "current"
