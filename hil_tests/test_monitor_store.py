@@ -188,3 +188,26 @@ def test_monitor_reconnects_after_an_unplugged_cable_without_loss_or_duplicates(
     assert last["pending"] == 0 and last["last"] >= 24
     check_complete(rows, last["last"])
     assert sorted(printed) == sorted(f"#{seq}.{idx}" for seq, idx, *_ in rows)
+
+
+def test_an_alarm_cut_between_store_and_ack_is_stored_and_logged_once(
+        board, world, clock, fleet_home, capsys):
+    provisioned_meter(board, world, clock, capsys, hours=0)
+    world.set(tamper=True)
+    clock.advance(120)                   # journaled and pushed while nobody listens
+    cut = cli("monitor", board.url, "--ack", "--duration", 30, crash="events-stored")
+    assert cut.returncode == CRASH_STATUS, cut.stderr
+    again = cli("monitor", board.url, "--ack", "--duration", 1)
+    assert again.returncode == 0, again.stderr
+    assert "EVENT tamper SET" in again.stdout       # sent again: the first run never acked
+    con = sqlite3.connect(fleet_home / "registry.sqlite")
+    try:
+        events = con.execute("SELECT journal_seq, name, active FROM device_events").fetchall()
+        alarms = con.execute("SELECT detail FROM events WHERE type = 'alarm'").fetchall()
+    finally:
+        con.close()
+    assert [(name, active) for _, name, active in events].count(("tamper", 1)) == 1
+    assert len({seq for seq, *_ in events}) == len(events) == len(alarms)
+    code = edgekit(["monitor", board.url, "--duration", "1", "--json"])   # nothing left
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines() if s.strip()]
+    assert code == 0 and not [e for e in lines if e["type_name"] == "EVENT"], lines
