@@ -95,6 +95,7 @@ def test_an_untouched_directory_checks_ok(keys):
     assert code == 0 and {r["private_key"] for r in json.loads(out)["keys"]} == {"matches"}
     code, out, _ = run("keys", "list")
     assert code == 0 and " CHECK" in out.splitlines()[1] and "add --unlock" in out
+    assert "KEY_EPOCH 2 (" in out and "epoch-2.cbor): ok" in out
 
 
 def test_operator_public_key_edited_to_the_identity_point(keys):
@@ -178,6 +179,26 @@ def test_missing_private_key(keys):
     target = keys / f"fleet-{entry(data, 'fleet')['kid']}.key.pem"
     target.unlink()
     assert_refused(keys, target, "private key file is missing")
+
+
+def test_index_epoch_or_status_edited_against_the_signed_epoch(keys):
+    data = index(keys)
+    data["epoch"] = 3                     # devices provisioned now would refuse epoch 3
+    write_index(keys, data)
+    assert_refused(keys, keys / "epochs" / "epoch-3.cbor", "KEY_EPOCH file is missing")
+    data = index(keys)
+    data["epoch"] = 2
+    entry(data, "operator", "previous")["status"] = "revoked"
+    write_index(keys, data)
+    assert_refused(keys, keys / "epochs" / "epoch-2.cbor", "other keys than keys.json lists")
+
+
+def test_epoch_file_replaced_by_an_older_one(keys):
+    (keys / "epochs" / "epoch-2.cbor").write_bytes((keys / "epochs" / "epoch-1.cbor")
+                                                   .read_bytes())
+    code, out, _ = run("keys", "list", "--json")
+    assert code == 2 and json.loads(out)["epoch_check"] != "ok"
+    assert_refused(keys, keys / "epochs" / "epoch-2.cbor", "other keys than keys.json lists")
 
 
 # --- fuzz: keys.json damaged in any way --------------------------------------------------------

@@ -79,7 +79,8 @@ def cmd_list(args):
             "private_key")
     rows = [{k: r[k] for k in keep if k in r} for r in report["keys"]]
     if args.json:
-        _print_json({"epoch": report["epoch"], "keys": rows})
+        _print_json({"epoch": report["epoch"], "keys": rows,
+                     "epoch_check": report["epoch_check"], "epoch_file": report["epoch_file"]})
     else:
         print(f"{store.path}  key epoch {report['epoch']}")
         print(f"{'ROLE':9} {'KID':16} {'STATUS':9} {'EPOCH':>5}  {'CREATED':20} "
@@ -87,10 +88,13 @@ def cmd_list(args):
         for r in rows:
             print(f"{r['role']:9} {r['kid']:16} {r['status']:9} {r['epoch']:>5}  "
                   f"{r['created']:20} {r['fingerprint']:79} {r['check']}")
+        print(f"KEY_EPOCH {report['epoch']} ({report['epoch_file']}): "
+              f"{report['epoch_check']}")
         if any(r["private_key"] == "locked" for r in rows):
             print("private keys are encrypted and were not compared: add --unlock to "
                   "compare them too (asks for the passphrase)")
     bad = [r["tamper_message"] for r in report["keys"] if r["tamper_message"]]
+    bad += [report["epoch_message"]] if report["epoch_message"] else []
     if bad:
         raise EdgekitError(bad[0] + (f" ({len(bad) - 1} more above)" if len(bad) > 1 else ""))
 

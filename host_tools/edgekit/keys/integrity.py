@@ -7,12 +7,14 @@ Two questions, asked each time a command loads the key store:
 - `audit`: does each key match its files? The kid is SHA-256 of public_key, the `.pub` and
   `.pub.pem` files hold that same key, the key is not weak (pointcheck), no two entries share
   a key, and the private key's public half is that key. An encrypted private key can only be
-  compared when a passphrase is given; otherwise its check says "locked".
+  compared when a passphrase is given; otherwise its check says "locked". And the current
+  epoch's KEY_EPOCH file, signed by the fleet key, trusts exactly the keys keys.json lists.
 
 Why: editing `public_key` in keys.json (no passphrase needed) used to go unnoticed, and
 provisioning handed the edited key to devices as a trust anchor.
 """
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,28 +164,63 @@ def audit_entry(keydir: Path, entry: dict, passphrase=None, others=()) -> Check:
     return Check(None, key_file, how)
 
 
+def _trusted(index, role, statuses=("current", "previous")):
+    return [bytes.fromhex(e["public_key"]) for status in statuses
+            for e in index["keys"] if e["role"] == role and e["status"] == status]
+
+
+def audit_epoch(keydir: Path, index: dict) -> Check:
+    """Does `epochs/epoch-N.cbor` for the index's epoch N exist, verify with the fleet key
+    and trust exactly the keys keys.json lists? An index edited to another epoch number or
+    key status (no passphrase needed) would otherwise reach devices at provisioning."""
+    from edgekit.keys import epoch as epoch_mod
+    path = keydir / "epochs" / f"epoch-{index['epoch']}.cbor"
+    data = _read(path)
+    if data is None:
+        return Check(f"keys.json names key epoch {index['epoch']}, whose KEY_EPOCH file is "
+                     "missing", path, "")
+    try:
+        info = epoch_mod.open_key_epoch(data, _trusted(index, "fleet", ("current",))[0])
+    except ValueError as exc:              # CoseError and WeakKeyError are ValueErrors
+        return Check(f"does not verify with the fleet key in keys.json ({exc})", path, "")
+    revoked = [bytes.fromhex(e["kid"]) for e in index["keys"] if e["status"] == "revoked"]
+    same = (info["epoch"] == index["epoch"] and info["revoked"] == revoked
+            and all(info["anchors"].get(r) == _trusted(index, r) for r in epoch_mod.ROTATED_ROLES))
+    if not same:
+        return Check("the signed epoch trusts or revokes other keys than keys.json lists",
+                     path, "")
+    return Check(None, path, "")
+
+
 def audit(keydir: Path, index: dict, passphrase=None) -> list:
-    """One Check per index entry, in order."""
-    return [audit_entry(keydir, e, passphrase, index["keys"]) for e in index["keys"]]
+    """One Check per index entry, in order, then the Check of the current epoch's file."""
+    return [audit_entry(keydir, e, passphrase, index["keys"]) for e in index["keys"]] + \
+        [audit_epoch(keydir, index)]
 
 
 def files_stamp(keydir: Path, index: dict) -> tuple:
     """(size, mtime) of every file audit reads: a changed file invalidates a memoised audit."""
-    out = []
+    base = os.fspath(keydir)          # plain strings: pathlib was most of this call's time
+    out = [_stamp(f"{base}/epochs/epoch-{index['epoch']}.cbor")]
     for entry in index["keys"]:
-        stem = keydir / f"{entry['role']}-{entry['kid']}"
-        for suffix in SUFFIXES:
-            try:
-                st = stem.with_suffix(suffix).stat()
-                out.append((st.st_size, st.st_mtime_ns, st.st_ino))
-            except OSError:
-                out.append(None)
+        stem = f"{base}/{entry['role']}-{entry['kid']}"
+        out.extend(_stamp(stem + suffix) for suffix in SUFFIXES)
     return tuple(out)
 
 
-def tamper_message(keydir: Path, entry: dict, check: Check) -> str:
-    """The one line a command stops with when `check` found a problem."""
-    return (f"{check.file}: {check.problem} ({entry['role']} key {entry['kid']}); the key "
-            f"directory was changed outside edgekit: restore {keydir} from your key backup "
-            "(`edgekit keys list` shows every key's check)")
+def _stamp(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def tamper_message(keydir: Path, entry, check: Check) -> str:
+    """The one line a command stops with when `check` (of `entry`, or of the epoch file when
+    `entry` is None) found a problem."""
+    what = f" ({entry['role']} key {entry['kid']})" if entry else ""
+    return (f"{check.file}: {check.problem}{what}; the key directory was changed outside "
+            f"edgekit: restore {keydir} from your key backup (`edgekit keys list` shows "
+            "every key's check)")
 

@@ -120,8 +120,11 @@ class KeyStore:
         return self
 
     def _load_index(self) -> dict:
-        """keys.json parsed and its shape checked (integrity.index_problem); no file
-        besides it is read. Damage of any kind is one EdgekitError naming the file."""
+        return self._load()[0]
+
+    def _load(self):
+        """(keys.json parsed and its shape checked (integrity.index_problem), its bytes); no
+        file besides it is read. Damage of any kind is one EdgekitError naming the file."""
         try:
             raw = self.index_path.read_bytes()
         except FileNotFoundError:
@@ -140,41 +143,47 @@ class KeyStore:
                                f"(format {index.get('format')!r:.40}, expected {INDEX_FORMAT}"
                                "): point --keys at a key directory, or restore it from your "
                                "key backup")
-        reason = integrity.index_problem(index, ROLES, (CURRENT, PREVIOUS, REVOKED))
-        if reason:
-            raise EdgekitError(f"{self.index_path} is damaged ({reason}): restore it from "
-                               "your key backup")
-        return index
+        memo = self._audit_memo
+        if memo is None or memo[0][0] != raw:    # the same bytes were checked already
+            reason = integrity.index_problem(index, ROLES, (CURRENT, PREVIOUS, REVOKED))
+            if reason:
+                raise EdgekitError(f"{self.index_path} is damaged ({reason}): restore it "
+                                   "from your key backup")
+        return index, raw
 
     def _read_index(self) -> dict:
         """keys.json, once every key in it matches its files (integrity.audit); the first
         mismatch stops the command."""
-        index = self._load_index()
-        for entry, result in zip(index["keys"], self._audit(index)):
+        index, raw = self._load()
+        for entry, result in zip(index["keys"] + [None], self._audit(index, raw)):
             if result.problem:
                 raise EdgekitError(integrity.tamper_message(self.path, entry, result))
         return index
 
-    def _audit(self, index, passphrase=None) -> list:
-        """integrity.audit of `index`, remembered while keys.json and the key files keep
-        their size and modification time (commands read the index many times)."""
-        stamp = (json.dumps(index, sort_keys=True), integrity.files_stamp(self.path, index))
-        if passphrase is None and self._audit_memo and self._audit_memo[0] == stamp:
-            return self._audit_memo[1]
+    def _audit(self, index, raw, passphrase=None) -> list:
+        """integrity.audit of `index` (whose bytes are `raw`), remembered while keys.json and
+        the key files keep their bytes, size and modification time (a command reads the
+        index many times: next_seq does, per message)."""
+        stamp = (raw, integrity.files_stamp(self.path, index))
+        memo = self._audit_memo
+        if passphrase is None and memo is not None and memo[0] == stamp:
+            return memo[1]
         results = integrity.audit(self.path, index, passphrase)
         if passphrase is None:
             self._audit_memo = (stamp, results)
         return results
 
     def audit_report(self, passphrase=None) -> dict:
-        """{epoch, keys: entries() rows with each key's check}, for `keys list`: `check` is
-        "ok" or what is wrong, `private_key` how far the private key was compared
-        ("matches"; "locked": encrypted and no passphrase given), `tamper_message` the line
-        a command stops with. Never raises for a mismatch (the caller shows them); a
-        damaged keys.json still raises."""
-        index = self._load_index()
+        """What `keys list` shows: {epoch, keys, epoch_file, epoch_check, epoch_message}.
+        `keys` are entries() rows plus `check` ("ok" or what is wrong), `private_key` (how
+        far the private key was compared: "matches"; "locked" when encrypted and no
+        passphrase is given) and `tamper_message` (the line a command stops with);
+        `epoch_check` is the current KEY_EPOCH file's. Never raises for a mismatch (the
+        caller shows them); a damaged keys.json still raises."""
+        index, raw = self._load()
         rows = []
-        for entry, result in zip(index["keys"], self._audit(index, passphrase)):
+        *checks, epoch_check = self._audit(index, raw, passphrase)
+        for entry, result in zip(index["keys"], checks):
             row = dict(entry)
             row["fingerprint"] = fingerprint(bytes.fromhex(entry["public_key"]))
             row["check"] = result.problem or "ok"
@@ -182,7 +191,10 @@ class KeyStore:
             row["tamper_message"] = (integrity.tamper_message(self.path, entry, result)
                                      if result.problem else None)
             rows.append(row)
-        return {"epoch": index["epoch"], "keys": rows}
+        return {"epoch": index["epoch"], "keys": rows,
+                "epoch_file": str(epoch_check.file), "epoch_check": epoch_check.problem or "ok",
+                "epoch_message": (integrity.tamper_message(self.path, None, epoch_check)
+                                  if epoch_check.problem else None)}
 
     def _write_index(self, index: dict):
         atomic_write(self.index_path, json.dumps(index, indent=2).encode() + b"\n", 0o600)
