@@ -8,6 +8,7 @@ import pytest
 
 from edgekit import catalog as C
 from edgekit.cli import main
+from edgekit.registry import db as dbmod
 from edgekit.registry import telemetry as store
 from edgekit.registry.db import Registry
 
@@ -88,14 +89,21 @@ def test_a_bad_journal_seq_stores_nothing(reg):
 
 
 def test_a_database_from_before_the_tables_opens_and_stores(tmp_path):
-    path = tmp_path / "old.sqlite"
-    with Registry(path) as reg:
-        reg.upsert_device(DEV, kind="water_meter", site="Dam")
-    con = sqlite3.connect(path)           # as an edgekit of schema v3 left it
-    con.executescript("DROP TABLE telemetry; DROP TABLE device_events; "
-                      "DELETE FROM schema_version WHERE version >= 4;")
+    path = tmp_path / "v3.sqlite"         # as an edgekit of schema v3 left it
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT "
+                "NOT NULL, note TEXT NOT NULL)")
+    for version, note, statements in dbmod.MIGRATIONS[:3]:
+        for sql in statements:
+            con.execute(sql)
+        con.execute("INSERT INTO schema_version VALUES (?, '2026-11-01T00:00:00Z', ?)",
+                    (version, note))
+    con.execute("INSERT INTO devices (device_id, kind, site) VALUES (?, 'water_meter', 'Dam')",
+                (DEV,))
+    con.commit()
     con.close()
     with Registry(path) as reg:
+        assert reg.schema_version == dbmod.LATEST
         assert reg.get(DEV)["site"] == "Dam"
         store.store(reg, DEV, [(1, pack(bt=T0))], received=T0)
         assert len(store.telemetry(reg, DEV)) == 4
