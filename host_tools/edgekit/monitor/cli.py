@@ -18,6 +18,7 @@ from edgekit.keys.deliver import LazySigner, catch_up
 from edgekit.keys.store import KeyStore, edgekit_home
 from edgekit.monitor import forward, render
 from edgekit.protocol import messages
+from edgekit.protocol.clock import ensure as ensure_clock
 from edgekit.protocol.session import Session
 from edgekit.provision import flow
 from edgekit.provision.cli import _passphrase
@@ -57,6 +58,11 @@ def _connect(args, need_operator):
             store.signer(C.ROLE_OPERATOR, _passphrase())
         args.operator_signer = session.signer
         session.next_seq = lambda: store.next_seq(C.ROLE_OPERATOR)
+        try:
+            ensure_clock(session, registry, fields[C.K_DEVICE_ID])  # SPEC 8.4: off or unset
+        except BaseException:
+            transport.close()
+            raise
     return session, transport, registry, fields[C.K_DEVICE_ID]
 
 

@@ -4,6 +4,7 @@ from edgekit import catalog as C
 from edgekit.errors import EdgekitError, ProtocolError
 from edgekit.keys.deliver import catch_up
 from edgekit.protocol import messages
+from edgekit.protocol.clock import ensure as ensure_clock
 from edgekit.protocol.session import Session
 from edgekit.provision.flow import check_certificate
 from edgekit.transport import open_transport
@@ -36,6 +37,7 @@ class Link:
             # new operator key. `fleet_signer` (a callable) re-signs a stuck epoch.
             self.key_epoch = catch_up(self.session, self.caps, keystore, fleet_signer)
             self.caps = self.key_epoch["caps"]
+            self.clock = ensure_clock(self.session)     # SPEC 8.4: synced when off or unset
         except BaseException:
             self.transport.close()
             raise

@@ -56,6 +56,8 @@ def _record(args, device_id, result):
         with Registry(args.registry) as reg:
             if reg.get(device_id) is None:
                 return
+            if result.get("clock"):
+                reg.record_clock(device_id, result["clock"]["drift_s"])
             reg.record_event(device_id, "ota_" + result["status"],
                              {k: result.get(k) for k in ("seq", "version", "reason", "code")})
             if result["status"] == "installed":
@@ -98,7 +100,7 @@ def cmd_push(args):
         result = pusher.run(install=not args.stage_only)
     finally:
         link.close()
-    result = dict(result, device_id=link.device_id)
+    result = dict(result, device_id=link.device_id, clock=link.clock)
     stats = dict(pusher.stats)
     if args.stage_only:
         result.update(seq=bundle.seq, version=bundle.version)

@@ -40,6 +40,7 @@ class Session:
         self.events = deque(maxlen=256)
         self.stats = {"frames_in": 0, "frames_out": 0, "rejected_in": 0, "retransmits": 0}
         self._pending = deque()
+        self.last_hello = None      # (CAPS payload, host time sent, host time answered)
 
     # -- frames -------------------------------------------------------------------------
     def send_body(self, body: bytes):
@@ -132,8 +133,11 @@ class Session:
                         f"{timeout:.1f} s: check the cable/port and that the firmware is running")
 
     def hello(self, timeout=None):
+        sent = time.time()
         caps = self.request(C.HELLO, {C.K_PROTO: [C.PROTOCOL_VERSION, C.PROTOCOL_VERSION]},
                             sign=False, timeout=timeout, expect=C.CAPS)
+        # With the host's clock around it: what protocol/clock.py measures drift from.
+        self.last_hello = (caps.payload, sent, time.time())
         max_frame = caps.payload.get(C.K_MAX_FRAME)
         if isinstance(max_frame, int) and 64 <= max_frame <= C.MAX_FRAME_LIMIT:
             self.max_frame = max_frame

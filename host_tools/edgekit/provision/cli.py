@@ -11,8 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from edgekit import appschema
+from edgekit import catalog as C
 from edgekit.errors import EdgekitError
 from edgekit.keys.store import PASSPHRASE_ENV, KeyStore, edgekit_home
+from edgekit.protocol.clock import ensure as ensure_clock
 from edgekit.protocol.session import Session
 from edgekit.provision import flow
 from edgekit.registry.db import Registry
@@ -51,6 +53,15 @@ def _load_fleet(args):
                       store.signer("operator", passphrase))
 
 
+def _sync_clock(session, fleet, registry, device_id):
+    """Set the new device's clock (SPEC 8.4): its first operator-signed frame."""
+    if fleet.operator_signer is None:
+        return None
+    session.signer = fleet.operator_signer
+    session.next_seq = lambda: fleet.next_seq(C.ROLE_OPERATOR)
+    return ensure_clock(session, registry, device_id)
+
+
 def provision_one(port, fleet, args, config, location, progress):
     started = time.monotonic()
     result = {"port": port, "ok": False}
@@ -61,8 +72,9 @@ def provision_one(port, fleet, args, config, location, progress):
             row = flow.provision(session, fleet, registry, args.kind, args.site, config=config,
                                  location=location, reprovision=args.reprovision,
                                  progress=lambda step, detail="": progress(port, step, detail))
+            clock = _sync_clock(session, fleet, registry, row["device_id"])
         result.update(ok=True, device_id=row["device_id"], kind=row["kind"],
-                      board=row["board"], fw_version=row["fw_version"])
+                      board=row["board"], fw_version=row["fw_version"], clock=clock)
         progress(port, "done", row["device_id"])
     except EdgekitError as exc:
         result["error"] = str(exc)
