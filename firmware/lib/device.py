@@ -23,6 +23,9 @@ READ_ONLY = (C.CONFIG_GET, C.TELEMETRY_FETCH, C.EVENT_FETCH, C.LOG_FETCH, C.OTA_
 # Their replay state waits in RAM too: a `read` cost a replay-counter save on top of what
 # the command itself writes (docs/flash-wear.md).
 READ_ONLY_COMMANDS = ("diag",)
+# Types whose handler saves the replay counter in one commit with what it changes
+# (commit_with_replay): KEY_EPOCH, whose epoch number alone already refuses a replay.
+_COMMITS_REPLAY = (C.KEY_EPOCH,)
 
 
 def open_store(hal):
@@ -105,12 +108,18 @@ class Device:
         if msg.kid is None:
             return
         self.replay[msg.kid] = msg.seq
-        if msg.type in READ_ONLY or (msg.type == C.COMMAND and
+        if msg.type in READ_ONLY or msg.type in _COMMITS_REPLAY or (msg.type == C.COMMAND and
                                      msg.payload.get(C.K_NAME) in self.read_only_commands):
             self._replay_dirty = True
         else:
             self.store.save("replay", self.replay)
             self._replay_dirty = False
+
+    def commit_with_replay(self, records):
+        """Save `records` and the replay state as one commit (all or none survive a cut)."""
+        records["replay"] = self.replay
+        self.store.commit(records)
+        self._replay_dirty = False
 
     # -- outgoing ---------------------------------------------------------------------------
     def body(self, msg_type, payload):

@@ -197,9 +197,12 @@ def key_epoch(rt, msg):
                 refuse(C.E_BAD_REQUEST, "a %s key is both trusted and revoked" % role)
     from trust import check_anchor_keys   # here: an epoch is rare, the heap is not
     check_anchor_keys(anchors, dev.identity.get("pub"))
-    anchors["revoked"] = revoked[:16]
+    anchors["revoked"] = revoked[-16:]     # the newest revocations, if there are more
     anchors["epoch"] = epoch
-    dev.store.save("anchors", anchors)
+    # The fleet key's replay counter goes in the same commit as the anchors (Device.accept
+    # left it in RAM): a power cut between two saves left a device on the old epoch that
+    # refused the same KEY_EPOCH as replayed.
+    dev.commit_with_replay({"anchors": anchors})
     dev._load_anchors(anchors)
     return C.ACK, {C.K_EPOCH: epoch}
 
