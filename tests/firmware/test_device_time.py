@@ -251,3 +251,36 @@ def test_scheduler_periods_longer_than_half_the_ticks_period():
     assert [(t - start) // day for t in out["runs"]["daily"]] == list(range(22))
     assert [(t - start) for t in out["runs"]["once"]] == [5 * day]
     assert out["uptime"] == out["elapsed"] == 22 * day
+
+
+def test_time_sync_over_the_link_and_a_power_cut(tmp_path):
+    """Through the protocol (the real runtime behind a pipe): TIME_SYNC sets the clock CAPS
+    reports; a power cut loses it (CAPS K_TIME null); a time before 2020 is refused, and a
+    later sync may set the clock back (the operator's word). (The pipe HAL's set_time failed
+    before: it called the module `time` after that name was rebound to the HAL's time().)"""
+    import time as _t
+
+    from edgekit.protocol.session import Session
+    from edgekit.provision import flow
+    from edgekit.registry.db import Registry
+    from edgekit.testing.fleet import HilFleet
+    from edgekit.testing.pipe import PipeDevice
+
+    fleet = HilFleet(tmp_path).fleet
+    with PipeDevice(tmp_path / "flash") as dev:
+        s = Session(dev, timeout=5)
+        flow.provision(s, fleet, Registry(tmp_path / "r.sqlite"), "env_sensor", "x")
+        s.signer = fleet.operator_signer
+        s.next_seq = lambda: fleet.next_seq(C.ROLE_OPERATOR)
+        now = int(_t.time())
+        answer = s.request(C.TIME_SYNC, {C.K_TIME: now}, expect=C.TIME).payload
+        assert abs(answer[C.K_TIME] - now) <= 1 and answer[C.K_UPTIME] >= 0
+        assert abs(s.hello().payload[C.K_TIME] - now) <= 2
+        dev.powercut()
+        caps = s.hello(timeout=10)
+        assert caps.payload[C.K_TIME] is None                   # the RTC is gone
+        with pytest.raises(Exception) as info:
+            s.request(C.TIME_SYNC, {C.K_TIME: 1_500_000_000}, expect=C.TIME)
+        assert "after 2020" in str(info.value)
+        back = s.request(C.TIME_SYNC, {C.K_TIME: now - 86400}, expect=C.TIME).payload
+        assert abs(back[C.K_TIME] - (now - 86400)) <= 1

@@ -16,6 +16,7 @@ flash = Flash()
 link = StdioLink()
 _rtc_offset = None
 _outputs = {}
+_unix = time.time      # kept: the name `time` becomes the HAL's time() below
 ticks_ms = time.ticks_ms
 ticks_add = time.ticks_add
 ticks_diff = time.ticks_diff
@@ -27,12 +28,12 @@ def wait(ms):
 
 
 def time_():
-    return None if _rtc_offset is None else int(time.time()) + _rtc_offset
+    return None if _rtc_offset is None else int(_unix()) + _rtc_offset
 
 
 def set_time(unix):
     global _rtc_offset
-    _rtc_offset = unix - int(time.time())
+    _rtc_offset = unix - int(_unix())
 
 
 globals()["time"] = time_   # the HAL name is `time`; the module `time` is used above
