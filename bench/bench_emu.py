@@ -121,6 +121,69 @@ def firmware_sim_speed(emu, seconds=3.0):
     return speed
 
 
+# What a provisioned meter asks of the HAL each wake (a wait, a watchdog feed, both flow
+# counters and the tamper input, a few clock reads), with no firmware around it: the floor a
+# provisioned meter's speed is measured against.
+HAL_FLOOR_APP = """
+import hal
+hal.wdt_start(120000)
+while True:
+    hal.wait(60000)
+    hal.wdt_feed()
+    hal.pulse_count("flow"); hal.pulse_count("flow_rev"); hal.input("tamper")
+    for _ in range(10):
+        hal.ticks_ms()
+"""
+
+YEAR_S = 365 * 86400
+
+
+def _vm_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _paused_speed(b, days):
+    """Simulated s per wall s over `days` of an advance, and VM/supervisor CPU per wake."""
+    pid = b.info()["pid"]
+    v0, c0, t0 = _vm_cpu_s(pid), time.process_time(), time.perf_counter()
+    b.advance(days * 86400)
+    wall = time.perf_counter() - t0
+    wakes = days * 1440
+    return (days * 86400 / wall, (_vm_cpu_s(pid) - v0) / wakes * 1e6,
+            (time.process_time() - c0) / wakes * 1e6)
+
+
+def provisioned_meter_speed(emu, tmp, days=3):
+    """A provisioned water meter (esp32s3_psram, as the field runs it) with flow, paused time,
+    against the bare HAL loop above on the same board in the same run."""
+    from edgekit.hil.devices import HilFleet, provision
+    from edgekit.hil.targets import BoardSpec, EmulatedTarget
+    (tmp / "floor").mkdir()
+    (tmp / "floor" / "main.py").write_text(HAL_FLOOR_APP)
+    floor = emu.start("esp32s3_psram", kind="water_meter", time="paused", flash=tmp / "floor")
+    floor.wait_for(lambda i: i["state"] == "asleep")
+    floor.set(flow_lpm=2)
+    floor.advance(3600)
+    ref = _paused_speed(floor, days)
+    floor.stop()
+    target = EmulatedTarget(emu, BoardSpec("emu:esp32s3_psram:water_meter"), time_mode="paused")
+    dev = provision(target, HilFleet(tmp), "water_meter")
+    dev.close()
+    b = target.handle
+    b.set(flow_lpm=2)
+    b.advance(3600)
+    paused = _paused_speed(b, days)
+    info = b.info()
+    b.set_time_mode("virtual")
+    s0, t0 = b.now(), time.monotonic()
+    time.sleep(3.0)
+    virtual = (b.now() - s0) / (time.monotonic() - t0)
+    b.stop()
+    return ref, paused, virtual, info
+
+
 def link_throughput(emu, flash, kib=64):
     (flash / "main.py").write_text(TX_APP % kib)
     b = emu.start("esp32", flash=flash)
@@ -204,10 +267,19 @@ def fleet_memory(emu, count):
     pss = [p for p in (pss_kib(i["pid"]) for i in emu.boards() if i["id"] in ids) if p]
     sup = pss_kib(os.getpid())
     load1 = os.getloadavg()[0]
-    for b in boards:
+    # Stopping: half the fleet one board at a time (the reference), half in one call
+    # (Emulator.stop / `emu stop --all`: every VM killed first, then all reaped).
+    half = len(boards) // 2
+    t0 = time.perf_counter()
+    for b in boards[:half]:
         b.stop()
+    one_by_one = (time.perf_counter() - t0) / max(1, half)
+    t0 = time.perf_counter()
+    emu.stop(boards[half:])
+    together = (time.perf_counter() - t0) / max(1, len(boards) - half)
     return {"count": count, "up": len(up), "start_s": started, "pss": pss, "sup_pss": sup,
-            "sup_cpu": sup_cpu, "speed": statistics.median(speeds), "load1": load1}
+            "sup_cpu": sup_cpu, "speed": statistics.median(speeds), "load1": load1,
+            "stop_each_ms": one_by_one * 1000, "stop_together_ms": together * 1000}
 
 
 def main():
@@ -228,6 +300,16 @@ def main():
               f"(supervisor CPU {cpu:.0%})")
         fspeed = firmware_sim_speed(emu)
         print(f"firmware runtime (factory state), virtual time  {fspeed:10.0f} sim s per wall s")
+        ref, paused, virtual, info = provisioned_meter_speed(emu, tmp)
+        print(f"HAL floor: a meter's HAL calls, no firmware    {ref[0]:10.0f} sim s per wall s "
+              f"(paused; per wake: VM {ref[1]:.0f} us, supervisor {ref[2]:.0f} us CPU)")
+        print(f"provisioned water meter, flow, paused time      {paused[0]:10.0f} sim s per wall s "
+              f"({paused[0] / ref[0]:.2f}x the HAL floor; per wake: VM {paused[1]:.0f} us, "
+              f"supervisor {paused[2]:.0f} us CPU; target 500000: "
+              f"{'met' if paused[0] >= 500000 else 'not met'})")
+        print(f"  a simulated year of it takes {YEAR_S / paused[0]:.0f} s of wall time; "
+              f"boots {info['boots']}, resets {info['resets']}")
+        print(f"provisioned water meter, flow, virtual time     {virtual:10.0f} sim s per wall s")
         (tmp / "b").mkdir()
         tx, rx, ok = link_throughput(emu, tmp / "b")
         print(f"link board->host (64 KiB)                       {tx:8.0f} B/s "
@@ -248,6 +330,9 @@ def main():
               f"({(sum(pss) + f['sup_pss']) / 1024 / f['count']:.2f} MiB per board in all)")
         print(f"fleet idle: supervisor CPU {f['sup_cpu']:.0%} of a core, sim speed "
               f"{f['speed']:.1f}x (cap 60x), load average {f['load1']:.1f}")
+        print(f"fleet stop: {f['stop_together_ms']:.1f} ms a board stopped together, "
+              f"{f['stop_each_ms']:.1f} ms one at a time "
+              f"({f['stop_each_ms'] / f['stop_together_ms']:.1f}x)")
 
 
 if __name__ == "__main__":

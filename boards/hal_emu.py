@@ -28,7 +28,9 @@ _rate = 1.0         # device ms per local ms while running (1 + drift)
 _base_dev = 0       # device ms since boot at the last answer
 _base_loc = 0       # local ticks_ms() at that answer
 _last_dev = 0       # highest device ms handed out: the clock never goes back
-_rtc_ms = None      # unix ms at device ms 0, None until the RTC is set
+_rtc_ms = None      # unix ms at device ms _rtc_dev, None until the RTC is set
+_rtc_dev = 0
+_rtc_k = 1.0        # RTC ms per device ms: the RTC's own drift (board rtc_drift_ppm)
 _cause = "power_on"
 _uid = b""
 _poller = None      # select.poll on the side channel: has the supervisor pushed anything?
@@ -62,14 +64,19 @@ def _recv():
 def _pushed(msg):
     # [0, device_ms, info]: the supervisor moved the clock (paused time: an advance while we
     # ran), changed the world, the mode, the drift or the RTC. Our copies are stale.
-    global _cache, _mode, _rate, _rtc_ms
+    global _cache, _mode, _rate
     _cache = None
     info = msg[2]
     if info:
         _mode = info["mode"]
         _rate = info["rate"]
-        _rtc_ms = info["rtc_ms"]
+        _set_rtc(info)
     _sync(msg[1])
+
+
+def _set_rtc(info):
+    global _rtc_ms, _rtc_dev, _rtc_k
+    _rtc_ms, _rtc_dev, _rtc_k = info["rtc_ms"], info["rtc_dev"], info["rtc_k"]
 
 
 _polled = 0
@@ -147,7 +154,7 @@ def _detached(op, args):
 
 def connect(fd):
     """Called once by emu_launch before boot.py: open the side channel and say hello."""
-    global _ch, BOARD, NAME, _mode, _rate, _rtc_ms, _cause, _uid, _poller
+    global _ch, BOARD, NAME, _mode, _rate, _cause, _uid, _poller
     _ch = open(fd, "r+b")
     _poller = select.poll()
     _poller.register(fd, select.POLLIN)
@@ -156,7 +163,7 @@ def connect(fd):
     NAME = BOARD["name"]
     _mode = info["mode"]
     _rate = info["rate"]
-    _rtc_ms = info["rtc_ms"]
+    _set_rtc(info)
     _cause = info["cause"]
     _uid = unhexlify(info["uid"])
 
@@ -261,17 +268,19 @@ def _read(op, name):
 
 
 def time():
+    dev = _dev_ms()         # first: it takes a push that may set the RTC
     if _rtc_ms is None:
         return None
-    return (_rtc_ms + _dev_ms()) // 1000
+    return (_rtc_ms + int((dev - _rtc_dev) * _rtc_k)) // 1000
 
 
 def set_time(unix):
-    global _rtc_ms
+    global _rtc_ms, _rtc_dev
     unix = int(unix)
     if unix < 0:
         raise ValueError("set_time: unix seconds must be >= 0")
-    _rtc_ms = unix * 1000 - _dev_ms()
+    _rtc_dev = _dev_ms()
+    _rtc_ms = unix * 1000
     _rt("set_time", unix)
 
 
@@ -361,7 +370,9 @@ def adc_read(name):
 
 
 def sensor_read(name):
-    return _read("sensor", name)
+    # Never prefetched: a sensor read can change the world (a scanner's queued code is read
+    # once, a noisy sensor draws its noise), so it happens at its own read.
+    return _rt("sensor", name)
 
 
 def input(name):  # noqa: A001 - the HAL contract names it so

@@ -51,7 +51,8 @@ class Emulator:
         return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(_CALL_TIMEOUT)
 
     def start(self, board="esp32", kind=None, time="virtual", **options):
-        """Start a board; options: speed, flash, bare, port, seed, id, drift_ppm, rtc."""
+        """Start a board; options: speed, flash, bare, port, seed, id, drift_ppm,
+        rtc_drift_ppm (default: the board definition's), rtc."""
         info = self.call(self.sup.start, board=board, kind=kind, time=time, **options)
         return BoardHandle(self, info)
 
@@ -62,6 +63,11 @@ class Emulator:
 
     def boards(self):
         return self.call(self.sup.list)
+
+    def stop(self, boards):
+        """Stop several boards concurrently (handles or ids)."""
+        ids = [getattr(b, "id", b) for b in boards]
+        return self.call(self.sup.stop_many, ids)
 
     def close(self):
         if self.loop.is_closed():

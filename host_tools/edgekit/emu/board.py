@@ -236,18 +236,21 @@ class Board:
     def reset(self, cause="hard"):
         self.kill(lambda: self.power_on(cause))
 
-    def stop(self):
+    def stop(self, reap=True):
+        """Power off. reap=False: return the dying VM (or None) for the caller to reap, so
+        many boards stop concurrently (Supervisor.stop_many)."""
         self.stopped = True
         if self._timer:
             self._timer.cancel()
         vm = self.vm
         self.kill(lambda: None)
         self.uart.close()
-        if vm is not None:
+        if vm is not None and reap:
             try:
                 vm.proc.wait(timeout=2)     # reap now: SIGKILL takes milliseconds
             except Exception:  # noqa: BLE001 - the exit watcher reaps it later anyway
                 pass
+        return vm
 
     # --- UART output (edgekit.emu.repl) --------------------------------------------------
     def _filter_output(self, data):
@@ -328,10 +331,21 @@ class Board:
         while the VM is not parked (a parked VM gets the time with its wake-up)."""
         if self.vm is None:
             return
-        rtc = self.rtc_ms(self.clock.boot_world)
-        self._send_side([0, self.clock.device_ms(), {
-            "mode": self.clock.mode, "rate": 1.0 + self.clock.ppm * 1e-6,
-            "rtc_ms": None if rtc is None else int(rtc)}])
+        self._send_side([0, self.clock.device_ms(), dict(self.clock_info())])
+
+    def clock_info(self):
+        """The device's clock as the VM keeps it: mode, rate, and its RTC as unix ms at a
+        device ms and the RTC's ms per device ms (hal_emu extrapolates from these)."""
+        c = self.clock
+        rate = 1.0 + c.ppm * 1e-6
+        if self.rtc is None:
+            rtc_ms, rtc_dev = None, 0
+        else:
+            rtc_ms, at = self.rtc
+            rtc_dev = int((at - c.boot_world) * rate)
+            rtc_ms = int(rtc_ms)
+        return {"mode": c.mode, "rate": rate, "rtc_ms": rtc_ms, "rtc_dev": rtc_dev,
+                "rtc_k": (1.0 + (c.ppm + c.rtc_ppm) * 1e-6) / rate}
 
     def _send_side(self, msg):
         body = json.dumps(msg, separators=(",", ":")).encode()
@@ -555,7 +569,8 @@ class Board:
             return None
         unix_ms, at = self.rtc
         world = self.clock.now() if world is None else world
-        return unix_ms + (world - at) * (1.0 + self.clock.ppm * 1e-6)
+        # The crystal's error and the RTC's own (its 32 kHz crystal or RC oscillator)
+        return unix_ms + (world - at) * (1.0 + (self.clock.ppm + self.clock.rtc_ppm) * 1e-6)
 
     def set_rtc(self, unix_s):
         self.rtc = None if unix_s is None else (float(unix_s) * 1000.0, self.clock.now())
@@ -572,7 +587,8 @@ class Board:
             "sim_s": round(self.clock.now() / 1000.0, 3),
             "device_ms": self.clock.device_ms(), "rtc": None if rtc is None else rtc / 1000.0,
             "reset_cause": self.cause, "boots": self.boots, "resets": dict(self.resets),
-            "repl": self.repl.mode, "drift_ppm": self.clock.ppm, "wdt_ms": self.wdt_ms,
+            "repl": self.repl.mode, "drift_ppm": self.clock.ppm,
+            "rtc_drift_ppm": self.clock.rtc_ppm, "wdt_ms": self.wdt_ms,
             "flash_ops": self.flash_ops, "uid": self.uid.hex(),
             "wake_inputs": sorted(self.wake_armed), "wakeups": self.wakeups,
         }

@@ -25,7 +25,7 @@ class BoardError(EdgekitError):
 # must show the firmware what a board holds) gets the definition without them: as dicts in
 # the VM they would cost a 110 KB ESP32 about 5 KB of heap for nothing.
 HOST_ONLY_FIELDS = ("description", "mcu", "peripherals", "power", "rom_banner", "runtime_image",
-                    "machine_suffix")
+                    "machine_suffix", "rtc_drift_ppm")
 HOST_ONLY_PIN_FIELDS = ("note",)
 
 
@@ -90,6 +90,10 @@ def validate(board, where="board definition"):
             f"{catalog.MAX_FRAME_LIMIT}")
     if board["wdt_ms"] > board["wdt_max_ms"]:
         bad(f"wdt_ms {board['wdt_ms']} is above the hardware limit wdt_max_ms")
+    drift = board.get("rtc_drift_ppm", 0)
+    if isinstance(drift, bool) or not isinstance(drift, (int, float)) or abs(drift) >= 1000:
+        bad("rtc_drift_ppm must be a number of ppm between -1000 and 1000 (the RTC's "
+            "error; positive: it runs fast)")
     for role, pin in board["pins"].items():
         if not isinstance(pin, dict) or pin.get("mode") not in PIN_MODES:
             bad(f"pins.{role}.mode must be one of {', '.join(PIN_MODES)}")

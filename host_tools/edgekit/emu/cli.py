@@ -49,7 +49,7 @@ def cmd_start(args):
     ctl = _control(args, start=True)
     info = ctl.request("start", board=args.board, kind=args.kind, time=args.time,
                        speed=args.speed, flash=args.flash, bare=args.bare, id=args.id,
-                       drift_ppm=args.drift)
+                       drift_ppm=args.drift, rtc_drift_ppm=args.rtc_drift)
     _print(args, info, lambda i: print(_board_line(i) + f"\n  flash {i['flash']}"))
 
 
@@ -67,14 +67,16 @@ def cmd_list(args):
 
 
 def cmd_stop(args):
-    if not args.all and not args.id:
-        raise EmuError("name a board to stop, or --all")
+    if not args.all and not args.ids:
+        raise EmuError("name the boards to stop (emu stop ID [ID...]), or --all")
+    if args.all and args.ids:
+        raise EmuError("give board ids or --all, not both")
     ctl = _control(args)
     if not ctl.running():
         print("no boards running")
         return
-    result = ctl.request("stop_all") if args.all else ctl.request("stop", board_id=args.id)
-    stopped = result if isinstance(result, list) else [result]
+    stopped = (ctl.request("stop_all") if args.all
+               else ctl.request("stop_many", board_ids=args.ids))
     _print(args, stopped, lambda r: print("\n".join(f"stopped {x['id']}" for x in r)
                                           or "no boards running"))
 
@@ -204,32 +206,39 @@ def register(subparsers):
         p.set_defaults(func=func)
         return p
 
-    def board_options(p):
+    def board_options(p, time_default, time_note=""):
         p.add_argument("--board", default="esp32", choices=known_boards(),
                        help="board definition (boards/<name>.json; default esp32)")
         p.add_argument("--kind", help="device kind whose world to simulate, e.g. water_meter")
-        p.add_argument("--time", default="virtual", choices=MODES,
-                       help="virtual: idle time skipped; paused: moves on `emu advance`; "
-                            "real: wall clock (default virtual)")
+        p.add_argument("--time", default=time_default, choices=MODES,
+                       help="real: the wall clock, an idle board uses no CPU; virtual: idle "
+                            "time skipped (uncapped, an idle board keeps a core busy: give "
+                            "--speed); paused: moves only on `emu advance` (default "
+                            f"{time_default}{time_note})")
         p.add_argument("--speed", type=float,
                        help="virtual time only: cap at this many simulated s per wall s")
 
     p = add("start", cmd_start, "start a board (and the supervisor if needed)")
-    board_options(p)
+    board_options(p, "real")
     p.add_argument("--flash", help="flash directory (default: a new one per board id)")
     p.add_argument("--id", help="board id (reusing an id reuses its flash)")
     p.add_argument("--bare", action="store_true",
                    help="only the MicroPython runtime and an empty flash (for flashing)")
-    p.add_argument("--drift", type=float, default=0.0, help="device clock error in ppm")
+    p.add_argument("--drift", type=float, default=0.0,
+                   help="device crystal error in ppm (ticks and RTC; default 0)")
+    p.add_argument("--rtc-drift", type=float,
+                   help="the RTC's own error in ppm, on top (default: the board "
+                        "definition's rtc_drift_ppm)")
 
     p = add("fleet", cmd_fleet, "start COUNT boards at once")
     p.add_argument("--count", type=int, required=True, help="how many boards")
-    board_options(p)
+    board_options(p, "virtual", ", capped at 60x unless --speed")
 
     add("list", cmd_list, "list running boards")
 
-    p = add("stop", cmd_stop, "stop a board (its flash directory is kept)")
-    p.add_argument("id", nargs="?", help="board id")
+    p = add("stop", cmd_stop, "stop boards (their flash directories are kept); several at "
+                              "once are stopped concurrently")
+    p.add_argument("ids", nargs="*", metavar="ID", help="board ids")
     p.add_argument("--all", action="store_true", help="stop every board and the supervisor")
 
     p = add("set", cmd_set, "set world quantities, e.g. `emu set esp32-1 flow_lpm=12.5`")

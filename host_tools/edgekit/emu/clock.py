@@ -29,7 +29,8 @@ class Clock:
             raise ValueError("speed must be > 0 (simulated seconds per wall second)")
         self.mode = mode
         self.speed = speed
-        self.ppm = 0.0              # device crystal error vs world time
+        self.ppm = 0.0              # device crystal error vs world time (ticks and RTC)
+        self.rtc_ppm = 0.0          # the RTC's own error on top (board rtc_drift_ppm)
         self._world = 0.0           # world ms at the anchor
         self._wall = time.monotonic()
         self.asleep_until = None    # world ms the board sleeps until (math.inf: until woken)

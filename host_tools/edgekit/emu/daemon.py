@@ -20,9 +20,9 @@ from edgekit.emu.supervisor import Supervisor
 from edgekit.errors import EdgekitError
 
 # Requests the control socket accepts: the Supervisor methods of the same name.
-OPS = ("start", "fleet", "list", "info", "stop", "stop_all", "set", "world", "drive", "fault",
-       "advance", "clock", "powercut", "brownout", "reset", "noise", "unplug", "replug",
-       "drift", "set_rtc", "set_time_mode", "link_stats")
+OPS = ("start", "fleet", "list", "info", "stop", "stop_many", "stop_all", "set", "world",
+       "drive", "fault", "advance", "clock", "powercut", "brownout", "reset", "noise",
+       "unplug", "replug", "drift", "set_rtc", "set_time_mode", "link_stats")
 
 
 class Daemon:
@@ -62,7 +62,7 @@ class Daemon:
             result = getattr(self.sup, op)(**args)
             if asyncio.iscoroutine(result):
                 result = await result
-            if op in ("stop", "stop_all") and not self.sup.boards:
+            if op in ("stop", "stop_many", "stop_all") and not self.sup.boards:
                 self.done.set()         # nothing left to supervise
             return {"ok": True, "result": result}
         except (EdgekitError, ValueError, KeyError, TypeError) as exc:

@@ -54,11 +54,10 @@ def _read(board, req_id, op, name):
 # --- boot and clock -----------------------------------------------------------------------
 def _hello(board, req_id):
     board.state = "running"
-    rtc = board.rtc_ms(board.clock.boot_world)
-    board.reply(req_id, {
-        "board": device_view(board.board), "cause": board.cause, "uid": board.uid.hex(),
-        "mode": board.clock.mode, "rate": 1.0 + board.clock.ppm * 1e-6,
-        "rtc_ms": None if rtc is None else int(rtc)})
+    info = board.clock_info()
+    info.update({"board": device_view(board.board), "cause": board.cause,
+                 "uid": board.uid.hex()})
+    board.reply(req_id, info)
 
 
 def _now(board, req_id):
@@ -224,8 +223,9 @@ def _sensor_value(board, name):
     return _read(board, None, "sensor", name)
 
 
-_READS = {"pulse": _pulse_value, "adc": _adc_value, "input": _input_value,
-          "sensor": _sensor_value}
+# What may be prefetched: reads that are functions of the world's state at an instant. Not
+# sensors: a scanner's queued code is read once, a noisy sensor draws its noise per read.
+_READS = {"pulse": _pulse_value, "adc": _adc_value, "input": _input_value}
 
 
 def _pulse(board, req_id, name):
