@@ -30,7 +30,8 @@ _base_loc = 0       # local ticks_ms() at that answer
 _last_dev = 0       # highest device ms handed out: the clock never goes back
 _rtc_ms = None      # unix ms at device ms _rtc_dev, None until the RTC is set
 _rtc_dev = 0
-_rtc_k = 1.0        # RTC ms per device ms: the RTC's own drift (board rtc_drift_ppm)
+_rtc_ppb = 0        # the RTC's own drift against the device clock (board rtc_drift_ppm),
+                    # an int: a float would be one more object left in the heap
 _cause = "power_on"
 _uid = b""
 _poller = None      # select.poll on the side channel: has the supervisor pushed anything?
@@ -39,10 +40,16 @@ _extra = None       # what the last answer carried beyond its value (prefetched 
 # firmware made during the wake before (_watch). Time is frozen while the board runs, so
 # they are exactly what a round trip would answer, until a push (clock or world changed) or
 # one of our outputs drops them. A wake then costs one round trip instead of one per read.
-_cache = None
-_watch = []
-_watch_sent = 0     # len(_watch) when last sent
+# No allocation per wake (a board heap is small and long-lived objects fragment it): the
+# watch list grows once, the values go into a preallocated list, _cache is a bit mask of the
+# valid entries (0: none).
 _WATCH_MAX = 8
+_cache = 0
+_w_op = [None] * _WATCH_MAX     # the firmware's own op/name strings (literals: no copies)
+_w_name = [None] * _WATCH_MAX
+_vals = [None] * _WATCH_MAX
+_watch_n = 0
+_watch_sent = 0     # _watch_n when last sent
 
 
 def _sync(dev_ms):
@@ -65,18 +72,19 @@ def _pushed(msg):
     # [0, device_ms, info]: the supervisor moved the clock (paused time: an advance while we
     # ran), changed the world, the mode, the drift or the RTC. Our copies are stale.
     global _cache, _mode, _rate
-    _cache = None
+    _cache = 0
     info = msg[2]
     if info:
         _mode = info["mode"]
-        _rate = info["rate"]
+        if info["rate"] != _rate:   # keep the old float: nothing new lives on in the heap
+            _rate = info["rate"]
         _set_rtc(info)
     _sync(msg[1])
 
 
 def _set_rtc(info):
-    global _rtc_ms, _rtc_dev, _rtc_k
-    _rtc_ms, _rtc_dev, _rtc_k = info["rtc_ms"], info["rtc_dev"], info["rtc_k"]
+    global _rtc_ms, _rtc_dev, _rtc_ppb
+    _rtc_ms, _rtc_dev, _rtc_ppb = info["rtc_ms"], info["rtc_dev"], info["rtc_ppb"]
 
 
 _polled = 0
@@ -90,8 +98,14 @@ def _drain():
     t = _time.ticks_ms()
     if t != _polled:
         _polled = t
-        while _poller.poll(0):
+        while _pushed_waiting():
             _pushed(_recv())
+
+
+def _pushed_waiting():
+    for _ in _poller.ipoll(0):      # ipoll: no list allocated per poll
+        return True
+    return False
 
 
 def _send(msg):
@@ -239,31 +253,40 @@ def _wait(ms):
 def _watch_arg():
     # The reads to prefetch at the next wake, sent only when the list grew.
     global _watch_sent
-    if len(_watch) == _watch_sent:
+    if _watch_n == _watch_sent:
         return ()
-    _watch_sent = len(_watch)
-    return (_watch,)
+    _watch_sent = _watch_n
+    return ([_w_op[i] + ":" + _w_name[i] for i in range(_watch_n)],)
 
 
 def _prefetched():
-    global _cache
-    _cache = None
+    global _cache, _extra
+    _cache = 0
     if _extra:
-        _cache = {}
-        for key, value in zip(_watch, _extra):
-            if value is not None:
-                _cache[key] = value[0]
+        i = 0
+        for value in _extra:
+            if value is not None and i < _watch_n:
+                _vals[i] = value[0]
+                _cache |= 1 << i
+            i += 1
+    _extra = None
 
 
 def _read(op, name):
-    key = op + ":" + name
-    if _cache is not None:
+    global _watch_n
+    n = _watch_n
+    i = 0
+    while i < n and not (_w_op[i] == op and _w_name[i] == name):
+        i += 1
+    if _cache:
         _drain()
-        if _cache is not None and key in _cache:
-            return _cache[key]
+        if _cache & (1 << i):           # i == n: never set
+            return _vals[i]
     value = _rt(op, name)
-    if _mode == "paused" and key not in _watch and len(_watch) < _WATCH_MAX:
-        _watch.append(key)
+    if _mode == "paused" and i == n and n < _WATCH_MAX:
+        _w_op[n] = op
+        _w_name[n] = name
+        _watch_n = n + 1
     return value
 
 
@@ -271,7 +294,8 @@ def time():
     dev = _dev_ms()         # first: it takes a push that may set the RTC
     if _rtc_ms is None:
         return None
-    return (_rtc_ms + int((dev - _rtc_dev) * _rtc_k)) // 1000
+    d = dev - _rtc_dev
+    return (_rtc_ms + d + d * _rtc_ppb // 1000000000) // 1000
 
 
 def set_time(unix):
@@ -381,7 +405,7 @@ def input(name):  # noqa: A001 - the HAL contract names it so
 
 def output(name, value):
     global _cache
-    _cache = None           # an output can feed back into what the inputs read
+    _cache = 0              # an output can feed back into what the inputs read
     _rt("output", name, bool(value))
 
 
@@ -410,7 +434,7 @@ def wakes():
 
 def sensor_alert(name, high):
     global _cache
-    _cache = None           # the alert pin an input reads follows the new limit
+    _cache = 0              # the alert pin an input reads follows the new limit
     _rt("sensor_alert", name, float(high))
 
 

@@ -335,7 +335,8 @@ class Board:
 
     def clock_info(self):
         """The device's clock as the VM keeps it: mode, rate, and its RTC as unix ms at a
-        device ms and the RTC's ms per device ms (hal_emu extrapolates from these)."""
+        device ms and the RTC's error against the device clock in parts per 10**9 (hal_emu
+        extrapolates from these)."""
         c = self.clock
         rate = 1.0 + c.ppm * 1e-6
         if self.rtc is None:
@@ -344,8 +345,9 @@ class Board:
             rtc_ms, at = self.rtc
             rtc_dev = int((at - c.boot_world) * rate)
             rtc_ms = int(rtc_ms)
+        k = (1.0 + (c.ppm + c.rtc_ppm) * 1e-6) / rate
         return {"mode": c.mode, "rate": rate, "rtc_ms": rtc_ms, "rtc_dev": rtc_dev,
-                "rtc_k": (1.0 + (c.ppm + c.rtc_ppm) * 1e-6) / rate}
+                "rtc_ppb": int(round((k - 1.0) * 1e9))}
 
     def _send_side(self, msg):
         body = json.dumps(msg, separators=(",", ":")).encode()
