@@ -13,7 +13,7 @@ Method (printed with the figures):
   transmit time of what the device sent.
 - Battery: a 19 Ah lithium D cell (the usual water-meter primary cell), at the board's
   `active_ma` while awake and `light_sleep_ma` asleep (boards/*.json; boards/HAL.md cites
-  the datasheets), computed by the firmware's own battery.charge_per_day_mah. Deep sleep
+  the datasheets), computed by the firmware's own power.charge_per_day_mah. Deep sleep
   with the ULP counting pulses would last far longer; the firmware does not do that.
 No asserts: the figures are printed.
 """
@@ -67,8 +67,8 @@ def measure(emu, fleet, board_name):
 
 
 def charge_per_day(power, awake_ms, asleep_ms):
-    """The firmware's own formula (firmware/lib/battery.py), run in the MicroPython VM."""
-    return mp.run_json("import battery, json\nprint(json.dumps(battery.charge_per_day_mah("
+    """The firmware's own formula (firmware/lib/power.py), run in the MicroPython VM."""
+    return mp.run_json("import power, json\nprint(json.dumps(power.charge_per_day_mah("
                        f"{json.dumps(power)}, {awake_ms!r}, {asleep_ms!r})))")
 
 

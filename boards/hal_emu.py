@@ -350,6 +350,12 @@ def wdt_feed():
         _ch.write(b'[0,"wdt_feed"]\n')     # every wake feeds: no encoding on that path
 
 
+def maintenance_guard(ms):
+    """What hal_machine's timer does on a board: the watchdog held off for `ms`, then a
+    reset; 0 cancels (firmware/lib/maintenance.py)."""
+    _rt("maint_guard", max(0, int(ms)))
+
+
 def storage_root():
     # emu_launch mounts the board's flash directory at "/", as littlefs is on a real board.
     return ""

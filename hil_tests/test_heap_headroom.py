@@ -88,7 +88,6 @@ WORKLOADS = {"water_meter": water_meter_workload, "env_sensor": env_sensor_workl
 WORKLOADS.update(KIND_WORKLOADS)        # smart bin, water ATM
 
 
-@pytest.mark.xfail(reason='known regression, open (closing note of this session): the emulated ESP32 runs out of heap ("busy: out of memory") after this session\'s firmware and emulator changes', strict=False)
 @pytest.mark.parametrize("kind", apps())
 @pytest.mark.parametrize("board_name", BOARDS)
 def test_app_runs_within_its_heap_with_headroom(edgekit_emulator, hil_fleet, board_name, kind):

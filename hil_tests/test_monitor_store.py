@@ -89,7 +89,6 @@ def check_complete(rows, last):
 
 @pytest.mark.parametrize("point", ["telemetry-stored", "telemetry-ack-sent",
                                    "telemetry-acked"])
-@pytest.mark.xfail(reason='known regression, open (closing note of this session): the emulated ESP32 runs out of heap ("busy: out of memory") after this session\'s firmware and emulator changes', strict=False)
 def test_a_host_cut_between_store_ack_and_trim_loses_and_doubles_nothing(
         board, world, clock, fleet_home, capsys, point):
     provisioned_meter(board, world, clock, capsys, hours=7)
@@ -156,7 +155,6 @@ class Lines:
             self.lines.append(line)
 
 
-@pytest.mark.xfail(reason='known regression, open (closing note of this session): the emulated ESP32 runs out of heap ("busy: out of memory") after this session\'s firmware and emulator changes', strict=False)
 @pytest.mark.parametrize("via", ["socket", "tty"])
 def test_monitor_reconnects_after_an_unplugged_cable_without_loss_or_duplicates(
         board, world, clock, fleet_home, capsys, via):

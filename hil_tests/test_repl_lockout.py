@@ -130,7 +130,6 @@ def test_no_repl_through_a_reset_under_a_stream_of_ctrl_c(board, fleet_home, cap
     assert diag(board, capsys)["interrupts_refused"] >= 1
 
 
-@pytest.mark.xfail(reason="known regression, open (closing note of this session): under the full suite's load mpremote cannot enter the raw REPL after maintenance opens it; passes alone", strict=False)
 def test_mpremote_fails_cleanly_until_maintenance_then_works_then_locks_again(
         board, clock, fleet_home, capsys):
     provision(board, capsys)
@@ -188,7 +187,6 @@ def test_cli_refuses_a_window_out_of_range(board, fleet_home, capsys):
     assert code == 2 and "1..60 minutes" in err
 
 
-@pytest.mark.xfail(reason="known regression, open (closing note of this session): under the full suite's load mpremote cannot enter the raw REPL after maintenance opens it; passes alone", strict=False)
 def test_the_bench_strap_opens_the_repl_for_one_boot(board, world, fleet_home, capsys):
     provision(board, capsys)
     world.set(maint_strap=True)

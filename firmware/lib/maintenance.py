@@ -16,6 +16,7 @@
 # board, which boots back into the locked firmware. The deadline is saved (record `maint`)
 # so that boot.py re-arms the guard after a raw-REPL soft reboot (what mpremote does on
 # connect), where timers are gone and main.py does not run.
+import gc
 import struct
 
 import catalog as C
@@ -81,6 +82,9 @@ class Gate:
         if self.locked:
             self.refused += 1
             return
+        # The firmware is about to stop: its garbage goes first, so that the log line and the
+        # record below cannot fail for want of a block (the REPL would then never open).
+        gc.collect()
         if self.rt.dev.provisioned:
             ms = self.remaining_ms() if not self.strap else MAX_MINUTES * 60000
             self.rt.log("maintenance: REPL entered (%d s left)" % (ms // 1000), 2)
