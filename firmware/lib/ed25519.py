@@ -1,9 +1,10 @@
 # Ed25519 (RFC 8032) for devices, in pure MicroPython: sign with the device key, verify
 # operator, firmware and fleet signatures. Public API: public_key(seed32), sign(seed32, msg),
 # verify(public_key, msg, signature) -> bool, and sign_parts/verify_parts, the same over a
-# message given as a sequence of bytes-like parts; check_public(pub) raises ValueError for a
-# key no one may trust (non-canonical, off the curve, small order). protocol/SPEC.md "Device
-# Ed25519" states the verification rules: OpenSSL's, minus weak keys and small-order R.
+# message given as a sequence of bytes-like parts. protocol/SPEC.md "Device Ed25519" states
+# the verification rules: OpenSSL's, minus weak keys and small-order R (the full weak-key
+# check for keys being installed is trust.check_public, kept out of this always-resident
+# module).
 #
 # Field elements are MicroPython ints (bignums on every port). What costs time in the VM is
 # the number of bignum operations, and a reduction costs two multiplications, so:
@@ -31,16 +32,6 @@ _D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747
 _SQRT_M1 = 19681161376707505956807079304988542015446066515923890162744021073123829784752
 _MASK255 = (1 << 255) - 1
 _BYTES_LIKE = (bytes, bytearray, memoryview)
-
-# The y coordinates of the 8 points of order 1, 2, 4 or 8 (each y carries a point and its
-# negation, both small order): identity 1, order 2 p - 1, order 4 0, order 8 y8 and p - y8.
-# verify refuses an A or R whose y is one of them whatever the sign bit (with y >= p for A
-# that covers all 14 small-order encodings): a few int comparisons per call and a few
-# hundred bytes resident, where a table of the 14 encodings took 2.7 KB in the 64-bit VM.
-# check_public does the real [8]P test at install time. tests/firmware/test_point_check.py
-# derives the set independently.
-_Y8 = 0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
-_SMALL_Y = (1, _P - 1, 0, _Y8, _P - _Y8)
 
 # Comb table: entry j - 1 (j = 1..15) is sum of 2**(64 t) B over the bits t set in j, as
 # affine (y + x, y - x, 2 d x y) mod p, so adding it costs 7 products. 15 points, 1440 bytes
@@ -173,41 +164,6 @@ def _decode(b):
     if (x & 1) != sign:
         x = -x % p
     return x, y
-
-
-def _small_order(x, y):
-    """True if [8](x, y) is the identity: three projective doublings (dbl-2008-bbjlp,
-    a = -1; complete on this curve, so no exceptional inputs)."""
-    p = _P
-    X, Y, Z = x, y, 1
-    for _ in range(3):
-        b = (X + Y) * (X + Y) % p
-        c = X * X % p
-        d = Y * Y % p
-        f = d - c                 # E + D with E = a C = -C
-        j = f - 2 * (Z * Z % p)
-        X, Y, Z = (b - c - d) * j % p, f * (-c - d) % p, f * j % p
-    return X == 0 and Y == Z
-
-
-def check_public(pub):
-    """Raise ValueError naming the reason unless `pub` may be a trust anchor or a device key:
-    32 bytes, canonical (y < p, and no sign bit on x = 0), a curve point, not of small order.
-    Costs a decode (one square root) and three doublings: done when a key is installed, not
-    per frame (verify itself refuses small-order encodings by comparing y with _SMALL_Y)."""
-    if not isinstance(pub, _BYTES_LIKE) or len(pub) != 32:
-        raise ValueError("public key must be 32 bytes")
-    pub = bytes(pub)
-    n = int.from_bytes(pub, "little")
-    if n & _MASK255 >= _P:
-        raise ValueError("public key is not canonical (y >= p)")
-    point = _decode(pub)
-    if point is None:
-        raise ValueError("public key is not a point of the curve")
-    if point[0] == 0 and n >> 255:
-        raise ValueError("public key is not canonical (x = 0 with the sign bit set)")
-    if _small_order(point[0], point[1]):
-        raise ValueError("public key has small order (a torsion point, [8]A = identity)")
 
 
 def _encode(X, Y, Z):
@@ -439,11 +395,21 @@ def verify_parts(public_key, parts, signature):
         return False
     rb = signature[:32]
     # Stricter than OpenSSL (protocol/SPEC.md): a small-order A or R, or a non-canonical A,
-    # never verifies, so a weak key that slipped into a keyring forges nothing. Comparisons
-    # only; the full check_public runs when a key is installed.
-    ya = int.from_bytes(public_key, "little") & _MASK255
-    if ya >= _P or ya in _SMALL_Y or int.from_bytes(rb, "little") & _MASK255 in _SMALL_Y:
-        return False
+    # never verifies, so a weak key that slipped into a keyring forges nothing. The y of the
+    # 8 small-order points are 0, 1, p - 1, y8 and p - y8 (each y carries a point and its
+    # negation): refusing those y whatever the sign bit, and y >= p for A, covers all 14
+    # small-order encodings. Written inline with no new module globals: a provisioned
+    # ESP32's heap is tight enough that 0.5 KB more resident here failed a HIL test. The
+    # low byte screens almost every A and R without allocating; trust.check_public does the
+    # full [8]A test when a key is installed. tests/firmware/test_point_check.py checks it.
+    for b in (public_key, rb):
+        if b[0] in b"\x01\xec\x00\x26\xc7":         # low byte of a small-order y
+            y = int.from_bytes(b, "little") & _MASK255
+            y8 = 0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+            if y in (0, 1, _P - 1, y8, _P - y8):
+                return False
+    if public_key[31] & 0x7F == 0x7F and int.from_bytes(public_key, "little") & _MASK255 >= _P:
+        return False                        # non-canonical A: y >= p needs bits 248..254
     point = _decode(public_key)
     if point is None:
         return False

@@ -17,7 +17,7 @@ import ed25519
 import envelope
 import schema
 from agent import refuse
-from trust import check_anchor_keys
+from trust import check_anchor_keys, check_public
 
 
 class Provisioner:
@@ -49,7 +49,7 @@ class Provisioner:
             try:
                 # Cannot fail for a sound key pair (a clamped scalar never gives a weak
                 # point): a refusal here means broken hardware or code, not a bad host.
-                ed25519.check_public(pub)
+                check_public(pub)
             except ValueError as exc:
                 refuse(C.E_HARDWARE, "the new device key is unusable (%s): this board's RNG "
                        "or Ed25519 code is faulty; do not provision it" % exc)

@@ -1,8 +1,8 @@
-"""Weak keys on the device, in the real micropython: ed25519.check_public, verify's refusal of
-small-order A and R, and the provisioning and KEY_EPOCH handlers that install trust anchors
-(the real firmware runtime behind a pipe: refused with bad_request, nothing persistent
-changes). The small-order encodings come from edgekit.testing.torsion (affine arithmetic,
-independent of the firmware)."""
+"""Weak keys on the device, in the real micropython: trust.check_public, ed25519.verify's
+refusal of small-order A and R, and the provisioning and KEY_EPOCH handlers that install
+trust anchors (the real firmware runtime behind a pipe: refused with bad_request, nothing
+persistent changes). The small-order encodings come from edgekit.testing.torsion (affine
+arithmetic, independent of the firmware)."""
 import hashlib
 import os
 import random
@@ -32,18 +32,18 @@ def real_key(rng=None):
 
 
 def device_check(keys):
-    """check_public's answer per key in the VM: "ok" or the ValueError's text."""
+    """trust.check_public's answer per key in the VM: "ok" or the ValueError's text."""
     lines = "".join(k.hex() + "\n" for k in keys).encode()
     out = mp.run(r"""
 import sys
 from binascii import unhexlify
-import ed25519
+import trust
 while True:
     line = sys.stdin.readline().strip()
     if not line:
         break
     try:
-        ed25519.check_public(unhexlify(line))
+        trust.check_public(unhexlify(line))
         print("ok")
     except ValueError as e:
         print("ValueError: %s" % e)
@@ -54,22 +54,28 @@ while True:
 
 
 def test_verify_prefilter_covers_every_small_order_encoding():
-    # verify refuses A or R by y alone (ed25519._SMALL_Y): that set must be exactly the y
-    # of the torsion points, and every one of the 14 encodings must be refused as A and R.
-    out = mp.run_json(r"""
-import json, ed25519
-print(json.dumps(["%064x" % y for y in ed25519._SMALL_Y]))
-""")
-    assert {int(h, 16) for h in out} == {t[1] for t in TORSION}
-    seed = bytes(range(32))
+    # verify refuses A or R by y alone, screened by the low byte: every one of the 14
+    # small-order encodings must be refused as A and as R, and real keys and signatures
+    # whose A or R share a screened low byte must still verify.
+    small = CANONICAL + NON_CANONICAL
+    assert len(set(small)) == 14
+    rng = random.Random(14)
+    seed = rng.randbytes(32)
     good = Ed25519PrivateKey.from_private_bytes(seed)
     pk = good.public_key().public_bytes_raw()
     sig = good.sign(b"m")
-    small = CANONICAL + NON_CANONICAL
-    assert len(set(small)) == 14
     cases = [(e, b"m", IDENT + bytes(32)) for e in small]          # as A
     cases += [(pk, b"m", e + sig[32:]) for e in small]              # as R
-    lines = "".join("%s,%s,%s\n" % (a.hex(), m.hex(), s.hex()) for a, m, s in cases)
+    screened = {e[0] for e in small}
+    valid = []
+    while {c[0][0] for c in valid} != screened or {c[2][0] for c in valid} != screened:
+        key = Ed25519PrivateKey.from_private_bytes(rng.randbytes(32))
+        msg = rng.randbytes(8)
+        a, s = key.public_key().public_bytes_raw(), key.sign(msg)
+        if (a[0] in screened and a[0] not in {c[0][0] for c in valid}) or \
+                (s[0] in screened and s[0] not in {c[2][0] for c in valid}):
+            valid.append((a, msg, s))
+    lines = "".join("%s,%s,%s\n" % (a.hex(), m.hex(), s.hex()) for a, m, s in cases + valid)
     got = mp.run(r"""
 import sys
 from binascii import unhexlify as h
@@ -80,7 +86,7 @@ while True:
         break
     print(verify(*[h(f) for f in line.split(",")]))
 """, stdin=lines.encode()).split()
-    assert got == ["False"] * len(cases)
+    assert got == ["False"] * len(cases) + ["True"] * len(valid)
 
 
 def test_check_public_refuses_weak_keys_and_accepts_real_ones():
@@ -103,11 +109,11 @@ def test_check_public_refuses_weak_keys_and_accepts_real_ones():
         assert want in answer, (key.hex(), answer)
         assert answer == "ok" or answer.startswith("ValueError: public key ")
     out = mp.run_json(r"""
-import json, ed25519
+import json, trust
 res = []
 for bad in (b"", bytes(31), bytes(33), None, "k" * 32, 7):
     try:
-        ed25519.check_public(bad)
+        trust.check_public(bad)
         res.append("accepted")
     except ValueError as e:
         res.append(str(e))
