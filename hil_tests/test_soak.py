@@ -1,0 +1,426 @@
+"""Soak campaigns (issue 13.5): each device kind runs for weeks (`make test`: 30 simulated
+days; `make nightly`: 3650) provisioned on an emulated board in paused time, its world model
+driving realistic inputs, with reboots, power cuts and (nightly) link noise and brown-outs.
+Everything goes through the `edgekit` CLI as an operator runs it: `provision`, `monitor --ack`
+as the gateway storing telemetry in the registry, `command ... diag`, and at the end
+`devices telemetry ID --json`. The checks are on the host's stored data:
+
+- the telemetry journal's sequence numbers have no gap and no duplicate (and the device
+  dropped nothing);
+- record times never go backwards;
+- totals equal the world model's (litres, dispenses, collections, air);
+- journal appends and flash operations per simulated day stay within the kind's wear budget
+  (WEAR below, from docs/flash-wear.md);
+- the device booted exactly as often as the test reset or cut it: any other reset fails.
+
+The host's clock: in paused time the simulated days pass in seconds, so the operator's
+computer is put on the simulated calendar (its `time.time()` and the registry's receipt
+time are the campaign's start plus simulated seconds). Without that every `monitor` would
+"sync" the device 30 days back and times could not be compared; with it, the syncs are the
+real ones: after a power cut (no RTC) and when the board's RTC drift passes 2 s.
+"""
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+import types
+from datetime import datetime, timezone
+
+import pytest
+
+from edgekit.cli import main as edgekit
+from edgekit.protocol import clock as host_clock
+from edgekit.protocol import session as host_session
+from edgekit.registry import telemetry as host_telemetry
+
+NIGHTLY = os.environ.get("EDGEKIT_NIGHTLY") == "1"
+DAYS = int(os.environ.get("EDGEKIT_SOAK_DAYS", 3650 if NIGHTLY else 30))
+DAY = 86400
+HOUR = 3600
+MONITOR_EVERY = 5 if NIGHTLY else 3          # days between gateway sessions (journals hold ~8)
+# Reboots and power cuts the test causes: a few in 30 days, one every ~3 months nightly.
+EVENT_EVERY = 90 if NIGHTLY else 10
+NOISE_RATE = 0.002                           # nightly: bytes flipped/dropped/doubled per byte
+
+# Wear budget per kind, per simulated day, from docs/flash-wear.md: the budget every app
+# must stay under is 1,000 block erases a day (ESP32 2 MiB vfs: 52 years); a flash-seam
+# operation costs at most ~1.1 erases (a journal append ~1, a small save's three operations
+# 0.16 together), so seam operations per day bound the erases. Each kind's figure is its
+# schedule in seam operations with its soak configuration, with room for the syncs, acks and
+# reboots of the campaign; `appends` bounds the three journals' records per day.
+WEAR = {
+    # 24 hourly packs + 1 daily + events; checkpoints every 15 min (96 saves x 3 ops), boot
+    # record hourly (24 x 3), acks and replay counters: ~560 ops/day
+    "water_meter": {"ops": 700, "appends": 40},
+    # 24 hourly reports, ~5 sales x (ledger OPEN/grants/CLOSE ~5 appends + counter save),
+    # plant alarms; boot record hourly: ~200 ops/day
+    "water_atm": {"ops": 400, "appends": 80},
+    # reports every 3 h, compactions and collections, daily energy pack; guard saves
+    "smart_bin": {"ops": 400, "appends": 40},
+    # hourly packs (LEAN: one PM run every 10 min kept in RAM), boot record hourly
+    "env_sensor": {"ops": 400, "appends": 40},
+}
+
+
+@pytest.fixture
+def soak_home(tmp_path, monkeypatch, capsys):
+    """A fresh EDGEKIT_HOME with fleet keys; the default clock allowance (2 s)."""
+    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", "soak test fleet passphrase")
+    for name in ("EDGEKIT_MAX_DRIFT_S", "EDGEKIT_TEST_CRASH_AT"):
+        monkeypatch.delenv(name, raising=False)
+    assert edgekit(["keys", "init"]) == 0
+    capsys.readouterr()
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = edgekit(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# --- the operator's computer on the simulated calendar ------------------------------------
+@pytest.fixture
+def host_calendar(clock, monkeypatch):
+    """Unix time of the simulated world: now at the start, plus simulated seconds."""
+    base = time.time() - clock.now()
+
+    def now():
+        return base + clock.now()
+
+    shim = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time)
+                                    if not n.startswith("_")})
+    shim.time = now
+
+    class SimDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.fromtimestamp(now(), tz or timezone.utc)
+
+    monkeypatch.setattr(host_clock, "time", shim)
+    monkeypatch.setattr(host_session, "time", shim)
+    monkeypatch.setattr(host_telemetry, "datetime", SimDatetime)
+    return now
+
+
+class Campaign:
+    """One kind's soak: the board, the CLI and the tally of what the test caused."""
+
+    def __init__(self, kind, board, world, clock, capsys, calendar):
+        self.kind, self.board, self.world, self.clock = kind, board, world, clock
+        self.capsys, self.calendar = capsys, calendar
+        self.rng = random.Random(f"soak-{kind}")
+        self.caused_boots = 0
+        self.diag_ops = 0           # diag's flash_ops (since boot) summed over the boots
+        self.device = None
+        self.noisy = False
+
+    def cli(self, *argv, ok=True):
+        code, out, err = run(self.capsys, *map(str, argv))
+        if ok:
+            assert code == 0, (argv, err)
+        return code, out, err
+
+    def provision(self, config, home):
+        argv = ["provision", self.board.url, "--kind", self.kind, "--site", "soak", "--json"]
+        if config:
+            (home / "config.json").write_text(json.dumps(config))
+            argv += ["--config", home / "config.json"]
+        _, out, _ = self.cli(*argv)
+        self.device = json.loads(out)["devices"][0]["device_id"]
+
+    def command(self, *argv):
+        """An operator command's result (retried through link noise: exit 3 is the link)."""
+        for _ in range(5):
+            code, out, err = self.cli("command", self.board.url, *argv, "--json", ok=False)
+            if code == 0:
+                return json.loads(out)["result"]
+            assert code == 3 and self.noisy, (argv, code, err)
+        pytest.fail(f"`command {' '.join(argv)}` failed five times through noise: {err}")
+
+    def diag(self):
+        return self.command("diag")
+
+    def gateway(self):
+        """A gateway session: store and acknowledge everything the device journaled."""
+        for _ in range(20):
+            self.cli("monitor", self.board.url, "--ack", "--duration", 1, "--json")
+            d = self.diag()
+            if d["telemetry"]["pending"] == 0 and d["events"]["pending"] == 0:
+                return d
+        pytest.fail(f"the gateway could not drain {self.device}: {d['telemetry']}")
+
+    def advance(self, seconds):
+        self.clock.advance(seconds)
+
+    # the test's own resets: each one counted, diag's flash counter (since boot) read first
+    def before_reset(self):
+        self.diag_ops += self.diag()["flash_ops"]
+
+    def reboot(self):
+        self.before_reset()
+        self.board.reset()
+        self.caused_boots += 1
+        self.advance(60)
+
+    def powercut(self):
+        self.before_reset()                     # (misses the writes of the last hour)
+        self.board.powercut(within=HOUR)        # a random instant of the next hour
+        self.caused_boots += 1
+        self.advance(HOUR)
+        self.gateway()                          # the operator's next session sets the RTC
+
+    def brownout(self):
+        """The supply sags inside one of the next few flash writes (nightly)."""
+        boots = self.board.boots()
+        self.before_reset()
+        self.board.faults.brownout(self.rng.randint(1, 6))
+        self.caused_boots += 1
+        for _ in range(48):
+            self.advance(HOUR)
+            if self.board.boots() > boots:
+                return
+        pytest.fail("the brown-out never fired within two days of flash writes")
+
+    def disturb(self, day):
+        """A reboot, a power cut or (nightly) a brown-out, spread over the campaign."""
+        if day % EVENT_EVERY == EVENT_EVERY // 2:
+            self.reboot()
+        elif day % EVENT_EVERY == EVENT_EVERY - 1:
+            self.powercut()
+        elif NIGHTLY and day % EVENT_EVERY == EVENT_EVERY // 4:
+            self.brownout()
+
+    def stored(self):
+        _, out, _ = self.cli("devices", "telemetry", self.device, "--json")
+        return json.loads(out)
+
+
+# --- the kinds: configuration, a day of the world, the totals -----------------------------
+class WaterMeter:
+    config = {}
+
+    def __init__(self, c):
+        self.c = c
+
+    def day(self, day):
+        """A household: taps, showers, a garden hose at random hours; quiet nights."""
+        rng, world, left = self.c.rng, self.c.world, DAY
+        for _ in range(rng.randint(3, 8)):
+            gap = rng.randint(600, 3 * HOUR)
+            lpm, minutes = rng.choice([(4, 3), (9, 8), (12, 20), (18, 45), (0.6, 30)])
+            if gap + minutes * 60 > left - 2 * HOUR:
+                break
+            self.c.advance(gap)
+            world.set(flow_lpm=lpm)
+            self.c.advance(minutes * 60)
+            world.set(flow_lpm=0)
+            left -= gap + minutes * 60
+        self.c.advance(left)
+
+    def check(self, records, snap):
+        volumes = [r["value"] for r in records if r["name"] == "volume"]
+        used = sum(r["value"] for r in records if r["name"] == "consumption")
+        truth = snap["litres_fwd"]
+        assert volumes == sorted(volumes), "the meter's volume went backwards"
+        # the last hourly pack is taken after hours without flow: it holds every litre
+        assert abs(volumes[-1] - truth) <= 1.0, (volumes[-1], truth)   # 1 L per pulse
+        assert abs(used - volumes[-1]) <= 1.0, (used, volumes[-1])     # no hour lost/twice
+
+
+class WaterAtm:
+    # Lean on idle wakes (the card reader polled every 5 s, a wake is ~0.2 ms of VM): the
+    # emulator runs every wake; behaviour is the same.
+    config = {"poll_ms": 5000, "preset_l": 2, "grant_ml": 500, "settle_ms": 1500}
+    cards = [0x0A000001, 0x0A000002, 0x0A000003]
+
+    def __init__(self, c):
+        self.c = c
+        self.sales = 0
+
+    def setup(self):
+        self.c.command("prices", "bands=[[20,5000],[0,9000]]")
+        for n in self.cards:
+            self.c.command("card", f"uid={n:08x}", "role=water")
+            self.c.command("credit", f"uid={n:08x}", "amount=100000")
+
+    def day(self, day):
+        rng, world, left = self.c.rng, self.c.world, DAY
+        for _ in range(rng.randint(2, 6)):
+            gap = rng.randint(HOUR, 3 * HOUR)
+            if gap + 40 > left - HOUR:
+                break
+            self.c.advance(gap)
+            world.set(card=rng.choice(self.cards))     # a 2 L preset: 10 s at 12 L/min
+            self.c.advance(20)
+            world.set(card=0)
+            self.c.advance(20)
+            self.sales += 1
+            left -= gap + 40
+        self.c.advance(left)
+
+    def check(self, records, snap):
+        volumes = [r["value"] for r in records if r["name"] == "volume"]
+        sessions = sum(r["value"] for r in records if r["name"] == "sessions")
+        assert volumes == sorted(volumes), "the kiosk's metered volume went backwards"
+        assert abs(volumes[-1] - snap["litres"]) <= 0.02, (volumes[-1], snap["litres"])
+        assert sessions == self.sales, (sessions, self.sales)
+
+
+class SmartBin:
+    config = {"guard_s": HOUR, "sample_s": 2 * HOUR, "report_s": 3 * HOUR, "compact_s": 30,
+              "motor_poll_ms": 5000, "compact_gap_s": HOUR}
+
+    def __init__(self, c):
+        self.c = c
+
+    def day(self, day):
+        """A busy street from 7:00 to 22:00; the truck every third day; sun and cloud."""
+        world = self.c.world
+        world.set(cloud=self.c.rng.choice([1.0, 0.6, 0.2]), fill_lph=0)
+        self.c.advance(7 * HOUR)
+        world.set(fill_lph=12)
+        self.c.advance(15 * HOUR)
+        world.set(fill_lph=0)
+        self.c.advance(2 * HOUR)
+        if day % 3 == 2:
+            world.set(collect=True)
+
+    def check(self, records, snap):
+        collected = [r for r in records if r["name"] == "collected"]
+        assert len(collected) == snap["collections"], (len(collected), snap["collections"])
+        soc = [r["value"] for r in records if r["name"] == "soc"]
+        assert abs(soc[-1] - snap["values"]["battery_soc"]) <= 5, (soc[-1], snap)
+
+
+class EnvSensor:
+    config = {"sample_s": 300, "pm_period_s": 600, "pm_readings": 3, "pm_gap_ms": 2000,
+              "report_s": HOUR, "push_s": 7 * DAY, "pm25_alarm": "off", "pm10_alarm": "off"}
+    STEP = 4 * HOUR                  # the air changes every four hours
+
+    def __init__(self, c):
+        self.c = c
+        self.air = []                # (sim s from, temp_c)
+
+    def day(self, day):
+        rows = io.StringIO()
+        out = csv.writer(rows)
+        out.writerow(["t", "temp_c", "rh", "pm25", "noise_dba"])
+        start = self.c.clock.now()
+        for i in range(DAY // self.STEP):
+            temp = round(self.c.rng.uniform(-5, 35), 2)
+            self.air.append((start + i * self.STEP, temp))
+            out.writerow([i * self.STEP, temp, round(self.c.rng.uniform(30, 90), 1),
+                          round(self.c.rng.uniform(5, 80), 1),
+                          round(self.c.rng.uniform(40, 80), 1)])
+        self.c.board.faults.drive(rows.getvalue())
+        self.c.advance(DAY)
+
+    def temps_between(self, t0, t1):
+        got = [temp for i, (at, temp) in enumerate(self.air)
+               if at < t1 and (i + 1 == len(self.air) or self.air[i + 1][0] > t0)]
+        return min(got), max(got)
+
+    def check(self, records, snap):
+        base = self.c.calendar() - self.c.clock.now()
+        checked = 0
+        for r in records:
+            if r["name"] != "temp" or r["clock"] != "device":
+                continue
+            sim = r["unix"] - base
+            if sim < self.air[0][0] + 2 * HOUR:
+                continue
+            # an hourly mean lies within the air of its hour (10 min slack for the RTC)
+            lo, hi = self.temps_between(sim - HOUR - 600, sim + 600)
+            assert lo - 0.05 <= r["value"] <= hi + 0.05, (r, lo, hi)
+            checked += 1
+        assert checked >= 20 * DAYS, checked
+
+
+KINDS = {"water_meter": WaterMeter, "water_atm": WaterAtm, "smart_bin": SmartBin,
+         "env_sensor": EnvSensor}
+
+
+# --- the checks on the host's stored data -------------------------------------------------
+def check_journal(stored, diag):
+    rows = stored["telemetry"]
+    keys = [(r["journal_seq"], r["idx"]) for r in rows]
+    assert len(keys) == len(set(keys)), "a record stored twice"
+    seqs = sorted({seq for seq, _ in keys})
+    last = diag["telemetry"]["last"]
+    assert diag["telemetry"]["dropped"] == 0 and diag["telemetry"]["pending"] == 0
+    missing = sorted(set(range(1, last + 1)) - set(seqs))
+    assert not missing and seqs[-1] == last, f"gaps in the telemetry journal: {missing[:20]}"
+    for seq in seqs:
+        idx = sorted(i for s, i in keys if s == seq)
+        assert idx == list(range(len(idx))), (seq, idx)
+
+
+def check_times(stored, rtc_ppm):
+    """Pack times in journal order never go back, but by a clock correction: a sync sets a
+    drifted RTC back by at most the allowance (2 s) plus what it drifted since the last."""
+    slack = 2 + abs(rtc_ppm) * 1e-6 * MONITOR_EVERY * DAY + 1
+    packs = {}
+    for r in stored["telemetry"]:
+        packs.setdefault(r["journal_seq"], r["unix"])
+    times = [packs[seq] for seq in sorted(packs)]
+    assert None not in times
+    back = [(a, b) for a, b in zip(times, times[1:]) if b < a - slack]
+    assert not back, f"times went backwards {len(back)} times, e.g. {back[:3]}"
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.hil(kind=k))
+                                  for k in sorted(KINDS)])
+def test_soak(kind, board, world, clock, host_calendar, soak_home, capsys):
+    c = Campaign(kind, board, world, clock, capsys, host_calendar)
+    app = KINDS[kind](c)
+    c.provision(app.config, soak_home)
+    if hasattr(app, "setup"):
+        app.setup()
+    start = c.diag()
+    boots0 = start["boots"]
+    if NIGHTLY:
+        board.faults.noise(NOISE_RATE, seed=13)
+        c.noisy = True
+    chip0 = board.faults.info()["flash_ops"]
+    for day in range(DAYS):
+        c.disturb(day)                # at midnight, before the day's activity
+        app.day(day)
+        if day % MONITOR_EVERY == MONITOR_EVERY - 1:
+            c.gateway()
+    c.advance(3 * HOUR)              # a last sample sees the last day's end (a collection)
+    end = c.gateway()
+    if NIGHTLY:
+        board.faults.noise(0)
+        c.noisy = False
+    snap = world.snapshot()
+    stored = c.stored()
+
+    # any reset the test did not cause
+    assert end["boots"] - boots0 == c.caused_boots, (end["boots"], boots0, c.caused_boots,
+                                                     end["reset_cause"])
+    assert end["task_errors"] == 0, end
+    check_journal(stored, end)
+    check_times(stored, board.faults.info().get("rtc_drift_ppm", 0))
+    app.check(stored["telemetry"], snap)
+    # Wear, per simulated day from provisioning's end to the last gateway session. diag's
+    # flash_ops counts since boot: summed over the boots it is a lower bound of the flash
+    # chip's own count (the emulator's, which the budget is checked on).
+    days = DAYS
+    chip = board.faults.info()["flash_ops"] - chip0
+    seen = c.diag_ops + end["flash_ops"] - start["flash_ops"]
+    assert 0 < seen <= chip, (seen, chip)
+    ops = chip / days
+    appends = sum(end[j]["last"] - start[j]["last"] for j in ("telemetry", "events", "logs"))
+    print(f"soak {kind}: {DAYS} days, {ops:.0f} flash ops/day, {appends / days:.1f} "
+          f"journal appends/day", {j: end[j]["last"] - start[j]["last"]
+                                   for j in ("telemetry", "events", "logs")},
+          f"{c.caused_boots} resets caused")
+    assert ops <= WEAR[kind]["ops"], f"{ops:.0f} flash operations a day (budget " \
+        f"{WEAR[kind]['ops']})"
+    assert appends / days <= WEAR[kind]["appends"], appends / days
+    assert math.isfinite(ops)
