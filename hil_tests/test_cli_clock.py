@@ -6,27 +6,10 @@ import time
 
 import pytest
 
-from edgekit.cli import main as edgekit
 from edgekit.registry.db import Registry
+from operator_cli import run
 
 pytestmark = pytest.mark.hil(kind="water_meter")
-PASS = "operator test passphrase"
-
-
-@pytest.fixture
-def fleet_home(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
-    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", PASS)
-    monkeypatch.delenv("EDGEKIT_MAX_DRIFT_S", raising=False)
-    assert edgekit(["keys", "init"]) == 0
-    capsys.readouterr()
-    return tmp_path
-
-
-def run(capsys, *argv):
-    code = edgekit(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def device_clock(board):

@@ -5,25 +5,9 @@ import json
 import pytest
 
 from edgekit import catalog as C
-from edgekit.cli import main as edgekit
+from operator_cli import run
 
 pytestmark = pytest.mark.hil(kind="water_meter")
-PASS = "operator test passphrase"
-
-
-@pytest.fixture
-def fleet_home(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
-    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", PASS)
-    assert edgekit(["keys", "init"]) == 0
-    capsys.readouterr()
-    return tmp_path
-
-
-def run(capsys, *argv):
-    code = edgekit(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_command_and_monitor(board, world, clock, fleet_home, capsys):

@@ -9,13 +9,13 @@ import json
 import pytest
 
 from edgekit import catalog as C
-from edgekit.cli import main as edgekit
 from edgekit.errors import ProtocolError
 from edgekit.hil.devices import TEST_PASSPHRASE, HilFleet, provision
 from edgekit.keys.deliver import stored_epoch
 from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 from edgekit.registry.db import Registry
+from operator_cli import run
 
 pytestmark = pytest.mark.hil(kind="water_meter")
 
@@ -24,12 +24,6 @@ pytestmark = pytest.mark.hil(kind="water_meter")
 def fleet(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", TEST_PASSPHRASE)
     return HilFleet(tmp_path / "fleet")
-
-
-def run(capsys, *argv):
-    code = edgekit(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def deliver(capsys, fleet, board):

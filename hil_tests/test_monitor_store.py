@@ -17,22 +17,12 @@ import time
 import pytest
 
 from edgekit.cli import main as edgekit
+
 CRASH_ENV, CRASH_STATUS = "EDGEKIT_TEST_CRASH_AT", 70   # edgekit.monitor.forward's test hook
 
 pytestmark = pytest.mark.hil(kind="water_meter")
-PASS = "operator test passphrase"
 HOUR = 3600
 METER_RECORDS = {"volume", "consumption", "flow_min", "flow_max"}   # each hourly pack
-
-
-@pytest.fixture
-def fleet_home(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
-    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", PASS)
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    assert edgekit(["keys", "init"]) == 0
-    capsys.readouterr()
-    return tmp_path
 
 
 def cli(*argv, crash=None, **kw):

@@ -13,30 +13,14 @@ import pytest
 import serial
 
 from edgekit import catalog as C
-from edgekit.cli import main as edgekit
 from edgekit.errors import ProtocolError
+from operator_cli import run
 
 pytestmark = pytest.mark.hil(kind="water_meter")
-PASS = "operator test passphrase"
 # What the attacker sent: Ctrl-C twice, the raw REPL, code that reads the private seed, and
 # the friendly REPL too.
 ATTACK = (b"\r\x03\r\x03\r\x01import os\r\nprint('PWN', os.listdir('/ek'))\r\n\x04"
           b"\r\x02print('PWN' + str(6*7))\r\n")
-
-
-@pytest.fixture
-def fleet_home(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
-    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", PASS)
-    assert edgekit(["keys", "init"]) == 0
-    capsys.readouterr()
-    return tmp_path
-
-
-def run(capsys, *argv):
-    code = edgekit(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def provision(board, capsys):

@@ -1,6 +1,8 @@
 # The power account's arithmetic (diag "power", bench/bench_water_meter.py): small on purpose
-# and apart from battery.py, whose OCV tables a meter never needs; imported at start-up, it
-# costs diag no late allocation (importing battery inside diag needed a 1.3 KB block there).
+# and apart from battery.py, whose OCV tables a meter never needs. diag imports it when
+# asked: importing battery there needed a 1.3 KB block a fragmented heap did not always
+# have, and importing this at start-up instead moved the heap's layout enough that an OTA
+# offer then found no block for its manifest (measured in hil_tests/test_ota.py).
 
 
 def charge_per_day_mah(power, awake_ms, asleep_ms):

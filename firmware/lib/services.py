@@ -8,7 +8,6 @@ import catalog as C
 import cbor
 import cose
 import device as device_mod
-import power
 import schema
 from agent import refuse
 
@@ -241,6 +240,7 @@ def diag(rt):
     if hasattr(hal, "power_stats"):
         # Measured time asleep and awake (the HAL's light sleeps) and the charge per day it
         # draws at the board's currents: the battery-life estimate's inputs.
+        import power    # small (power.py): not battery's tables, which needed a 1.3 KB block
         out["power"] = power.power_report(hal.power_stats(), hal.BOARD.get("power"))
     if hasattr(hal, "reset_reason"):
         out["reset_reason"] = hal.reset_reason()
