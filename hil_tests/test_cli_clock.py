@@ -7,7 +7,7 @@ import time
 import pytest
 
 from edgekit.registry.db import Registry
-from operator_cli import run
+from operator_cli import fleet_home, run  # noqa: F401 - fleet_home is a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
 

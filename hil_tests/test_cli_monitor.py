@@ -5,7 +5,7 @@ import json
 import pytest
 
 from edgekit import catalog as C
-from operator_cli import run
+from operator_cli import fleet_home, run  # noqa: F401 - fleet_home is a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
 

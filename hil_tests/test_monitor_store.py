@@ -17,6 +17,7 @@ import time
 import pytest
 
 from edgekit.cli import main as edgekit
+from operator_cli import fleet_home  # noqa: F401 - a fixture
 
 CRASH_ENV, CRASH_STATUS = "EDGEKIT_TEST_CRASH_AT", 70   # edgekit.monitor.forward's test hook
 

@@ -14,7 +14,7 @@ import serial
 
 from edgekit import catalog as C
 from edgekit.errors import ProtocolError
-from operator_cli import run
+from operator_cli import fleet_home, run  # noqa: F401 - fleet_home is a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
 # What the attacker sent: Ctrl-C twice, the raw REPL, code that reads the private seed, and
