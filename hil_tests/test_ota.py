@@ -111,7 +111,6 @@ def test_brownout_at_a_flash_operation_of_the_install(board, provisioned, small,
     assert verify_active(flash_of(board))[:2] == ("a", "1.0.1")
 
 
-@pytest.mark.xfail(reason="flaky, open (closing note): the emulated ESP32's heap is at a fragmentation edge; some runs answer busy/out of memory here (fix: preallocate the OTA and epoch buffers)", strict=False)
 def test_noisy_link_costs_resends_not_correctness(board, provisioned, full):
     dev = provisioned()
     # One byte in 5000 flipped or dropped: about one 1 KB frame in five is lost.
@@ -131,7 +130,6 @@ def test_noisy_link_costs_resends_not_correctness(board, provisioned, full):
     assert verify_active(flash_of(board)) == ("a", "1.1.0", None)
 
 
-@pytest.mark.xfail(reason="flaky, open (closing note): the emulated ESP32's heap is at a fragmentation edge; some runs answer busy/out of memory here (fix: preallocate the OTA and epoch buffers)", strict=False)
 def test_unplugged_at_half_resumes_without_resending(board, provisioned, full):
     dev = provisioned()
     p = Pusher(dev.session, full, dev.public_key)
@@ -171,7 +169,6 @@ def test_a_bundle_larger_than_the_free_flash_is_refused(hil_fleet, edgekit_emula
 
 
 
-@pytest.mark.xfail(reason="flaky, open (closing note): the emulated ESP32's heap is at a fragmentation edge; some runs answer busy/out of memory here (fix: preallocate the OTA and epoch buffers)", strict=False)
 def test_cli_push_over_the_link_then_the_new_image_runs_and_mpremote_sees_it(
         board, provisioned, full, hil_fleet, tmp_path, monkeypatch, capsys):
     import json

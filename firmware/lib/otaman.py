@@ -56,8 +56,11 @@ def manifest_files(m):
         size = f.get(C.K_SIZE)
         digest = f.get(C.K_DIGEST)
         enc = f.get(C.K_ENCODING)
-        if not isinstance(name, str) or not 1 <= len(name) <= 32 or name[0] in ".-" \
-                or any(c not in _NAME_OK for c in name):
+        # strip() leaves nothing iff every character is allowed. Indexing or iterating the
+        # str instead interns each character as a qstr, and a new qstr pool (1.3 KB) was the
+        # block a fragmented heap could not give in the middle of an offer.
+        if not isinstance(name, str) or not 1 <= len(name) <= 32 or name.startswith(".") \
+                or name.startswith("-") or name.strip(_NAME_OK):
             _bad("file name %r" % (name,))
         if name <= prev:
             _bad("file names must be unique and sorted")
