@@ -179,3 +179,33 @@ def test_fill_median_filter_compaction_jam_and_interlocks(board, world, clock, p
     clock.advance(LEAN["sample_s"])             # the LEDs follow at the next measurement
     leds = world.snapshot()["outputs"]
     assert leds["led_alarm"] is True and leds["led_status"] is False    # red alone
+
+
+@pytest.mark.parametrize("outage", ["reset", "powercut"])
+def test_a_collection_while_the_bin_reboots_is_counted_and_the_press_runs_again(
+        board, world, clock, provisioned, outage):
+    """The truck empties the bin while it reboots (or is without power): the first
+    measurement after the boot sees the fall from the last fill before it. Before, the last
+    fill was not kept across a boot, the collection was lost, and a press marked ineffective
+    (its stroke no longer lowered the fill: the bin was full) never ran again."""
+    dev = provisioned(config=dict(LEAN, compact_pct=60))
+    # Waste the press cannot pack: the first stroke on a full bin marks it ineffective.
+    world.set(sun_w=10.0, fill_lph=60, compaction_ratio=1.0)
+    clock.advance(5 * HOUR)
+    r = dev.command("read")
+    assert r["fill"] is not None and r["fill"] > 80, r
+    strokes = r["counts"]["compactions"]
+    assert strokes >= 1, r
+    world.set(fill_lph=0)
+    clock.advance(LEAN["sample_s"] + 60)    # a measurement saves the state
+    getattr(board, outage)()
+    world.set(collect=True)
+    clock.advance(LEAN["sample_s"] + 60)    # the first measurement after the boot
+    dev.reconnect()
+    r = dev.command("read")
+    assert r["counts"]["collections"] == 1, r
+    assert r["fill"] is not None and r["fill"] < 10, r
+    world.set(fill_lph=60, compaction_ratio=3.0)    # filled again: the press runs again
+    clock.advance(3 * HOUR)
+    assert dev.command("read")["counts"]["compactions"] > strokes
+    assert world.snapshot()["outputs"]["motor"] is False

@@ -282,9 +282,9 @@ class SmartBin:
         self.c = c
 
     def day(self, day):
-        """The truck at 6:00 every third day (hours after any midnight reboot: the bin knows
-        a collection by the fall from its previous level, which a boot does not keep), a
-        busy street from 7:00 to 22:00; sun and cloud."""
+        """The truck at 6:00 every third day, a busy street from 7:00 to 22:00; sun and
+        cloud. (A truck during a reboot is test_smart_bin's
+        test_a_collection_while_the_bin_reboots_is_counted_and_the_press_runs_again.)"""
         world = self.c.world
         world.set(cloud=self.c.rng.choice([1.0, 0.6, 0.2]), fill_lph=0)
         self.c.advance(6 * HOUR)

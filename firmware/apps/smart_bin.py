@@ -97,6 +97,10 @@ class App:
         self.level = st.get("level", battery.NORMAL)
         self.day = st.get("day")
         self.trend.restore(st.get("trend"))
+        # The last fill survives a boot: a collection is known by the fall from it, and a
+        # truck that comes while the bin reboots (or is without power) must still count;
+        # a missed collection also left `ineffective` set, and the press never ran again.
+        self.f[_FILL] = st.get("fill", -1.0)
         if st.get("synced", self.synced) != self.synced:
             self._rebase()
         self.ledger.restore(st.get("ledger"))
@@ -109,7 +113,7 @@ class App:
             "n": self.n, "since": self.since_collect, "collected": self.collected_at,
             "compact": self.last_compact, "ineff": self.ineffective, "locked": self.locked,
             "level": self.level, "day": self.day, "trend": self.trend.state(),
-            "synced": self.synced,
+            "synced": self.synced, "fill": self.f[_FILL],
             "ledger": self.ledger.state(), "alarms": self.alarms.state()})
 
     # -- schedule and energy budget ---------------------------------------------------------
