@@ -28,6 +28,8 @@ class Link:
         # entered (maintenance.Gate), returns otherwise. Until the runtime sets it, the pair
         # is noise: nothing reaches a REPL by default.
         self.on_interrupt = _ignore
+        # The runtime hands in its scheduler's uptime (seconds, never wraps).
+        self.uptime_s = self._ticks_s
 
     def poll(self):
         """Handle everything the link has now; the interrupt pair goes to on_interrupt."""
@@ -53,12 +55,17 @@ class Link:
         # Only candidates that decoded to something frame-sized, at most once a second.
         if dropped.code != C.E_BAD_CRC or dropped.size < 8:
             return
-        now = self.hal.ticks_ms()
-        if self._last_complaint is not None and \
-                self.hal.ticks_diff(now, self._last_complaint) < 1000:
+        # Seconds of uptime, which never wrap (a ticks_diff would: 6.2 days after the last
+        # complaint it turns negative, and a damaged link went unreported for 6.2 days).
+        now = self.uptime_s()
+        if self._last_complaint is not None and 0 <= now - self._last_complaint < 1:
             return
         self._last_complaint = now
         self.send(self.agent.dev.error(None, dropped.code, "frame dropped"))
+
+    def _ticks_s(self):
+        # Until the runtime hands in its uptime: ticks wrap, and a wrap reads as "long ago".
+        return self.hal.ticks_ms() // 1000
 
     def send(self, body):
         self._writer.send(body)

@@ -86,6 +86,7 @@ class Runtime:
         self.link = Link(hal, self.agent, self.max_frame)
         self.sched = Scheduler(hal, board.get("wdt_ms", 0) if self.dev.provisioned else 0,
                                self.log)
+        self.link.uptime_s = self.sched.tick
         self.app = None
         self.schema = {}
         self.telemetry = self.events = self.logs = None

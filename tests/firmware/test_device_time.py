@@ -284,3 +284,29 @@ def test_time_sync_over_the_link_and_a_power_cut(tmp_path):
         assert "after 2020" in str(info.value)
         back = s.request(C.TIME_SYNC, {C.K_TIME: now - 86400}, expect=C.TIME).payload
         assert abs(back[C.K_TIME] - (now - 86400)) <= 1
+
+
+def test_the_link_reports_a_damaged_frame_after_days_of_uptime(tmp_path):
+    """The link answers a frame that failed its CRC at most once a second. Before, that limit
+    was a ticks_diff since the last complaint: 6.2 days later it turned negative, and every
+    damaged frame went unreported for the next 6.2 days."""
+    out = run(r"""
+import json
+
+
+class Dropped:
+    code = %d
+    size = 40
+
+
+sent = []
+rt.link._complain(Dropped())
+rt.link._complain(Dropped())             # the same second: not again
+sent.append(rt.link.sent)
+for days in (3, 7, 13, 50):
+    advance(days * 86400000 - jumped[0])
+    rt.link._complain(Dropped())
+    sent.append(rt.link.sent)
+print(json.dumps(sent))
+""" % C.E_BAD_CRC, tmp_path / "flash", ticks0=(1 << 30) - 5000)
+    assert out == [1, 2, 3, 4, 5], out
