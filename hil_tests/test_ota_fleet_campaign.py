@@ -66,6 +66,8 @@ def test_campaign_halts_on_failure_then_resumes(fleet_of_four, hil_fleet, tmp_pa
     report = json.loads(capsys.readouterr().out)
     assert report["state"] == "done" and report["counts"] == {"installed": 4}
     assert all(hil_fleet.registry.get(d)["fw_version"] == "1.0.7" for d in ids)
+    # each connection measured the device's clock (and synced it): the registry has it
+    assert all(hil_fleet.registry.get(d)["clock_checked_at"] for d in ids)
     assert edgekit_main(["ota", "campaign", "status", "wm-107", "--registry",
                          str(hil_fleet.registry.path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "done"

@@ -157,6 +157,8 @@ class Runner:
             store.mark(self.cid, device_id, status, result)
             self.progress(device_id, status, result.get("reason", ""))
             if reg.get(device_id) is not None and status != "unreachable":
+                if result.get("clock"):
+                    reg.record_clock(device_id, result["clock"]["drift_s"])
                 reg.record_event(device_id, "ota_" + status,
                                  {"campaign": self.cid, "seq": self.bundle.seq,
                                   "reason": result.get("reason")})
@@ -177,6 +179,7 @@ class Runner:
             pusher = Pusher(link.session, self.bundle, link.public_key)
             result = pusher.run()
             result["sent_bytes"] = pusher.stats["sent_bytes"]
+            result["clock"] = link.clock        # the drift measured (and synced) on connect
             return result["status"], result
         except ProtocolError as exc:
             status = "rejected" if exc.code in REJECTIONS else "failed"
