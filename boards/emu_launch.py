@@ -35,6 +35,14 @@ def _emu_flash_vfs(os, fs_size, block):
                 old = "/".join([".."] * (len(cwd) - common) + parts[common:])
             return super().rename(old, new)
 
+        def ilistdir(self, path="."):
+            # littlefs gives (name, type, inode, size); VfsPosix only three, so `mpremote fs
+            # ls` showed every file as 0 bytes.
+            base = path if path.endswith("/") else path + "/"
+            for entry in super().ilistdir(path):
+                size = 0 if entry[1] == 0x4000 else self.stat(base + entry[0])[6]
+                yield (entry[0], entry[1], 0, size)
+
         def statvfs(self, path):
             used = 0
             stack = ["/"]
@@ -110,6 +118,10 @@ def _emu_launch():
     import hal_emu
     hal_emu.connect(int(fd))
     sys.modules["hal"] = hal_emu
+    import emu_machine              # machine.reset/RTC/unique_id as on an ESP32
+    sys.modules["machine"] = emu_machine
+    import emu_vfs                  # vfs.mount() lists the board's filesystem only
+    sys.modules["vfs"] = emu_vfs
     if bare:
         os.umount("/.frozen")
         sys.path[:] = ["", ".frozen", "/lib"]

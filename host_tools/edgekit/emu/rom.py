@@ -13,7 +13,8 @@ Layout (mounted read-only at /.frozen by boards/emu_launch.py):
     fw/lib/*.mpy              firmware/lib
     fw/apps/*.mpy             firmware/apps
     protocol/catalog.mpy
-    boards/*.mpy              hal_emu, hal_common
+    boards/*.mpy              hal_emu, hal_common, emu_machine, emu_vfs (the board's
+                              `machine` and `vfs`)
 """
 import hashlib
 import json
@@ -27,7 +28,8 @@ from edgekit.testing.mpycache import compile_tree
 
 _SOURCES = (("fw/lib", [FIRMWARE_LIB]), ("fw/apps", [FIRMWARE_DIR / "apps"]),
             ("protocol", [PROTOCOL_DIR / "catalog.py"]),
-            ("boards", [BOARDS_DIR / "hal_common.py", BOARDS_DIR / "hal_emu.py"]))
+            ("boards", [BOARDS_DIR / "hal_common.py", BOARDS_DIR / "hal_emu.py",
+                        BOARDS_DIR / "emu_machine.py", BOARDS_DIR / "emu_vfs.py"]))
 _PROBE_HEAP = "4M"
 
 
@@ -73,7 +75,9 @@ def frozen_allowance(rom, kind) -> int:
         known = {}
     if key in known:
         return known[key]
-    modules = ["hal_emu", "runtime"]
+    # emu_machine and emu_vfs stand for the port's built-in `machine` and `vfs` (no heap on a
+    # board): counted.
+    modules = ["hal_emu", "emu_machine", "emu_vfs", "runtime"]
     if kind and (rom / "fw" / "apps" / f"{kind}.mpy").exists():
         modules.append(kind)
     for optional in ("ota", "otaslots"):
