@@ -15,7 +15,7 @@ import pytest
 from edgekit.cli import main
 from edgekit.errors import EdgekitError
 from edgekit.registry import db as dbmod
-from edgekit.registry import export
+from edgekit.registry import export, location
 from edgekit.registry.db import Registry, TouchResult
 
 # The v1 schema exactly as released: databases in the field look like this. Frozen here so a
@@ -256,10 +256,13 @@ def _fleet(reg):
     reg.upsert_device("wm-1", kind="water_meter", location=(52.3731, 4.8922), owner="Waternet",
                       purpose="billing", site="Dam")
     reg.upsert_device("atm-1", kind="water_atm", location=(-33.9249, 18.4241), owner="City",
-                      retention_days=30)
-    reg.upsert_device("env-1", kind="env_sensor", location=(40.7128, -74.006))
-    reg.upsert_device("bin-1", kind="smart_bin")  # no location yet
-    reg.upsert_device("bin-old", kind="smart_bin", location=(1, 2), status="retired")
+                      purpose="drinking water", retention_days=30)
+    reg.upsert_device("env-1", kind="env_sensor", location=(40.7128, -74.006), owner="DEP",
+                      purpose="air quality")
+    reg.upsert_device("bin-1", kind="smart_bin", owner="Council", purpose="collection "
+                      "rounds")  # no location yet
+    reg.upsert_device("bin-old", kind="smart_bin", location=(1, 2), status="retired",
+                      owner="Council", purpose="collection rounds")
 
 
 def test_register_entries_and_retention_precedence(reg):
@@ -329,7 +332,10 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     by_id = {r["device_id"]: r for r in rows}
     assert set(by_id) == {"atm-1", "bin-1", "env-1", "wm-1"}  # retired left out
     assert by_id["env-1"]["retention_days"] == "60"
-    assert (by_id["wm-1"]["latitude"], by_id["wm-1"]["longitude"]) == ("52.3731", "4.8922")
+    # a meter is on private premises: published on its 100 m cell's centre, not the point
+    wm_lat, wm_lon = float(by_id["wm-1"]["latitude"]), float(by_id["wm-1"]["longitude"])
+    assert (wm_lat, wm_lon) != (52.3731, 4.8922) and by_id["wm-1"]["location_precision_m"] == "100"
+    assert location.distance_km((wm_lat, wm_lon), (52.3731, 4.8922)) < 0.08
     assert by_id["wm-1"]["data_collected"].startswith("hourly consumption totals")
 
     geo_file = tmp_path / "register.geojson"
@@ -337,15 +343,20 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     doc = json.loads(geo_file.read_text())
     _valid_geojson_point_collection(doc)
     coords = {f["id"]: f["geometry"]["coordinates"] for f in doc["features"]}
-    assert coords["wm-1"] == [4.8922, 52.3731]           # [lon, lat], RFC 7946 3.1.1
-    assert coords["atm-1"] == [18.4241, -33.9249]
+    assert coords["wm-1"] == [wm_lon, wm_lat]             # [lon, lat], RFC 7946 3.1.1
+    assert coords["atm-1"] == [18.4241, -33.9249]        # public space: the point itself
     assert coords["env-1"] == [-74.006, 40.7128]
     assert "bin-old" in coords                            # --all includes retired
 
     with Registry() as reg:
         reg.upsert_device("env-2", kind="env_sensor")   # unlocated: reported, not mapped
+        reg.upsert_device("env-2", owner="DEP", purpose="air quality")
     out, err = run("devices", "export", "--format", "geojson")
     assert "env-2" in err and "env-2" not in {f["id"] for f in json.loads(out)["features"]}
+    # the count said is the count written: 4 located in service (bin-1 located above)
+    _, err = run("devices", "export", "--format", "geojson", "--out", str(geo_file))
+    assert len(json.loads(geo_file.read_text())["features"]) == 4
+    assert "wrote 4 register entries" in err, err
     as_json = json.loads(run("devices", "export", "--json")[0])
     assert {e["device_id"] for e in as_json} >= {"wm-1", "env-2"}
     assert "KIND=DAYS" in run("devices", "export", "--retention", "x=1", expect=2)[1]
@@ -358,3 +369,53 @@ def test_every_devices_command_has_help(argv, capsys):
         main(argv + ["--help"])
     assert info.value.code == 0
     assert "usage: edgekit devices" in capsys.readouterr().out
+
+
+def test_register_privacy_levels_coarsen_published_locations(reg):
+    point = (52.37312, 4.89221)
+    reg.upsert_device("wm-1", kind="water_meter", location=point, owner="W", purpose="billing")
+    reg.upsert_device("wm-2", kind="water_meter", location=point, owner="W", purpose="billing",
+                      privacy="exact")
+    reg.upsert_device("wm-3", kind="water_meter", location=point, owner="W", purpose="billing",
+                      privacy="district")
+    reg.upsert_device("atm-1", kind="water_atm", location=point, owner="C", purpose="water")
+    got = {e["device_id"]: e for e in export.register_entries(reg.list())}
+    assert (got["wm-2"]["latitude"], got["wm-2"]["longitude"]) == point
+    assert (got["atm-1"]["latitude"], got["atm-1"]["longitude"]) == point
+    assert got["atm-1"]["location_precision_m"] is None
+    for dev, cell in (("wm-1", 100), ("wm-3", 1000)):
+        e = got[dev]
+        assert e["location_precision_m"] == cell
+        where = (e["latitude"], e["longitude"])
+        # the cell's centre: within half a cell's diagonal of the point, never the point
+        assert where != point and location.distance_km(where, point) * 1000 <= cell * 0.71
+    # neighbours in one cell publish the same centre: a household cannot be singled out
+    near = (point[0] + 0.00001, point[1] + 0.00001)
+    assert location.coarsen(*near, "block") == location.coarsen(*point, "block")
+    with pytest.raises(EdgekitError, match="privacy"):
+        reg.upsert_device("wm-1", privacy="street")
+
+
+def test_register_refuses_empty_owner_or_purpose(reg):
+    with pytest.raises(EdgekitError, match="owner"):
+        reg.upsert_device("bin-1", kind="smart_bin", owner="  ")
+    reg.upsert_device("bin-1", kind="smart_bin", owner="Council")        # no purpose yet
+    with pytest.raises(export.RegisterError, match="bin-1.*--purpose"):
+        export.register_entries(reg.list())
+
+
+def test_swapped_coordinates_are_refused_with_the_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
+    with Registry() as reg:
+        reg.upsert_device("bin-1", kind="smart_bin", location=(52.3731, 4.8922))
+        reg.upsert_device("bin-2", kind="smart_bin")
+    assert main(["devices", "set", "bin-2", "--location", "4.8950,52.3700"]) == 2
+    err = capsys.readouterr().err
+    assert "latitude comes first" in err and "--location 52.37,4.895" in err, err
+    assert Registry().get("bin-2")["lat"] is None                    # nothing written
+    assert main(["devices", "set", "bin-2", "--location", "52.3700,4.8950"]) == 0
+    # a device really far away, with no neighbour either way round: accepted
+    assert main(["devices", "set", "bin-2", "--location=-33.92,18.42"]) == 0
+    # and a real outlier whose swap is near the fleet can be forced
+    assert main(["devices", "set", "bin-2", "--location", "4.8950,52.3700",
+                 "--force-location"]) == 0

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.registry import export, telemetry_cli
-from edgekit.registry.db import STATUSES, Registry
+from edgekit.registry import export, location, telemetry_cli
+from edgekit.registry.db import PRIVACY_LEVELS, STATUSES, Registry
 
 LIST_COLUMNS = ("device_id", "kind", "status", "site", "fw_version", "key_epoch", "last_seen")
 
@@ -103,14 +103,21 @@ def _parse_location(text):
 
 def cmd_set(args):
     fields = {name: getattr(args, name) for name in
-              ("kind", "site", "owner", "purpose", "status", "retention_days")
+              ("kind", "site", "owner", "purpose", "status", "retention_days", "privacy")
               if getattr(args, name) is not None}
     if args.location is not None:
         fields["location"] = _parse_location(args.location)
     if not fields:
         raise EdgekitError("nothing to change: give at least one of --kind, --site, "
-                           "--location, --owner, --purpose, --status, --retention-days")
+                           "--location, --owner, --purpose, --status, --retention-days, "
+                           "--privacy")
     with _open(args) as reg:
+        if "location" in fields and not args.force_location:
+            others = [(d["lat"], d["lon"]) for d in reg.list()
+                      if d["device_id"] != args.device_id]
+            suspect = location.swap_suspect(*fields["location"], others)
+            if suspect:
+                raise EdgekitError(f"{args.device_id}: {suspect}")
         device = reg.upsert_device(args.device_id, **fields)
         detail = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
         reg.record_event(args.device_id, "registry_update", detail)
@@ -133,10 +140,12 @@ def cmd_export(args):
         entries = export.register_entries(devices, retention)
     except ValueError as exc:
         raise EdgekitError(str(exc)) from None
+    written = len(entries)
     if fmt == "csv":
         text = export.to_csv(entries)
     elif fmt == "geojson":
         text, unlocated = export.to_geojson(entries)
+        written = len(entries) - len(unlocated)
         if unlocated:
             print(f"edgekit: {len(unlocated)} device(s) without a location left out of the "
                   f"map: {', '.join(unlocated[:10])}{' ...' if len(unlocated) > 10 else ''}; "
@@ -145,7 +154,7 @@ def cmd_export(args):
         text = export.to_json(entries)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {len(entries)} register entries ({fmt}) to {args.out}", file=sys.stderr)
+        print(f"wrote {written} register entries ({fmt}) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
 
@@ -190,12 +199,21 @@ def register(subparsers):
     p.add_argument("device_id", metavar="ID")
     p.add_argument("--kind", choices=export.KINDS, help="needed when the device is new")
     p.add_argument("--site")
-    p.add_argument("--location", metavar="LAT,LON", help="WGS 84 decimal degrees")
+    p.add_argument("--location", metavar="LAT,LON",
+                   help="WGS 84 decimal degrees, latitude first (a negative latitude: "
+                        "--location=-33.92,18.42)")
     p.add_argument("--owner")
     p.add_argument("--purpose")
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--retention-days", type=int, metavar="DAYS",
                    help="keep this device's data DAYS days (overrides the kind default)")
+    p.add_argument("--privacy", choices=PRIVACY_LEVELS,
+                   help="how precisely the public register shows the location: exact, block "
+                        "(100 m grid cell) or district (1 km); default per kind (water "
+                        "meters: block, on private premises)")
+    p.add_argument("--force-location", action="store_true",
+                   help="accept a location far from the rest of the fleet whose swapped "
+                        "coordinates would be near it (normally refused as LON,LAT)")
     p.set_defaults(func=cmd_set)
 
     p = sub.add_parser("export", parents=[common], help="publish the public sensor register",

@@ -92,12 +92,19 @@ MIGRATIONS = (
         "ALTER TABLE devices ADD COLUMN clock_drift_s REAL",
         "ALTER TABLE devices ADD COLUMN clock_checked_at TEXT",
     )),
+    (6, "devices.privacy: how precisely the public register shows a device's location", (
+        # NULL: the kind's default (registry/export.py PRIVACY_DEFAULT).
+        "ALTER TABLE devices ADD COLUMN privacy TEXT",
+    )),
 )
 LATEST = MIGRATIONS[-1][0]
 
 # Fields upsert_device accepts; last_seen/last_seq change only through touch().
 FIELDS = ("kind", "board", "public_key", "certificate", "site", "location", "owner",
-          "purpose", "fw_version", "status", "provisioned_at", "hwid", "retention_days")
+          "purpose", "fw_version", "status", "provisioned_at", "hwid", "retention_days",
+          "privacy")
+# Location precision in the public register (registry/export.py coarsens to these grids).
+PRIVACY_LEVELS = ("exact", "block", "district")
 
 
 def default_registry_path() -> Path:
@@ -159,6 +166,12 @@ def _check_field(name, value):
         raise _bad(name, value, "an Ed25519 public key is 32 raw bytes")
     if name in ("certificate", "hwid") and (not isinstance(value, bytes) or len(value) > 4096):
         raise _bad(name, value, "give raw bytes (at most 4096)")
+    if name == "privacy" and value not in PRIVACY_LEVELS:
+        raise _bad(name, value, f"use one of {', '.join(PRIVACY_LEVELS)} (exact: the point "
+                                "itself; block: a 100 m grid cell; district: a 1 km cell)")
+    if name in ("owner", "purpose") and isinstance(value, str) and not value.strip():
+        raise _bad(name, value, "the public register names who is responsible for a device "
+                                "and why it is there: give text, not an empty string")
     if name == "retention_days" and (not isinstance(value, int) or value < 1):
         raise _bad(name, value, "a whole number of days above 0")
     if name == "location":

@@ -9,6 +9,8 @@ import csv
 import io
 import json
 
+from edgekit.registry.location import coarsen
+
 # kind -> description, data categories, personal-data note, default retention in days.
 KIND_DATA = {
     "water_meter": {
@@ -47,9 +49,19 @@ KIND_DATA = {
     },
 }
 KINDS = tuple(KIND_DATA)
+# How precisely the register shows where a device is, unless `devices set --privacy` says
+# otherwise: a meter is on private premises (its point is a household), the rest stand in
+# public space. Levels: registry/location.py GRID_M.
+PRIVACY_DEFAULT = {"water_meter": "block", "water_atm": "exact", "smart_bin": "exact",
+                   "env_sensor": "exact"}
 
-CSV_COLUMNS = ("device_id", "kind", "description", "site", "latitude", "longitude", "owner",
-               "purpose", "data_collected", "personal_data", "retention_days", "status")
+CSV_COLUMNS = ("device_id", "kind", "description", "site", "latitude", "longitude",
+               "location_precision_m", "owner", "purpose", "data_collected", "personal_data",
+               "retention_days", "status")
+
+
+class RegisterError(ValueError):
+    """The register cannot be published as it stands (the message says what to fix)."""
 
 
 def parse_retention(items) -> dict:
@@ -70,16 +82,28 @@ def register_entries(devices, retention=None) -> list:
     retention = retention or {}
     entries = []
     for dev in devices:
-        info = KIND_DATA.get(dev["kind"])
-        if info is None:
+        if dev["kind"] not in KIND_DATA:
             raise ValueError(f"device {dev['device_id']} has kind {dev['kind']!r}, which has "
                              "no data-category entry in edgekit/registry/export.py; add one "
                              "before publishing the register")
+    missing = [d["device_id"] for d in devices
+               if not (d.get("owner") or "").strip() or not (d.get("purpose") or "").strip()]
+    if missing:
+        raise RegisterError(
+            f"{len(missing)} device(s) have no owner or purpose, which the public register "
+            f"must state: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; "
+            "set them with `edgekit devices set ID --owner ORG --purpose TEXT`")
+    for dev in devices:
+        info = KIND_DATA[dev["kind"]]
         days = dev.get("retention_days") or retention.get(dev["kind"]) or info["retention_days"]
+        lat, lon, precision = dev.get("lat"), dev.get("lon"), None
+        if lat is not None and lon is not None:
+            level = dev.get("privacy") or PRIVACY_DEFAULT.get(dev["kind"], "block")
+            lat, lon, precision = coarsen(lat, lon, level)
         entries.append({
             "device_id": dev["device_id"], "kind": dev["kind"],
             "description": info["description"], "site": dev.get("site") or "",
-            "latitude": dev.get("lat"), "longitude": dev.get("lon"),
+            "latitude": lat, "longitude": lon, "location_precision_m": precision,
             "owner": dev.get("owner") or "", "purpose": dev.get("purpose") or "",
             "data_collected": list(info["data"]), "personal_data": info["personal_data"],
             "retention_days": days, "status": dev.get("status") or "",
@@ -96,6 +120,7 @@ def to_csv(entries) -> str:
         row["data_collected"] = "; ".join(e["data_collected"])
         row["latitude"] = "" if e["latitude"] is None else e["latitude"]
         row["longitude"] = "" if e["longitude"] is None else e["longitude"]
+        row["location_precision_m"] = e["location_precision_m"] or ""
         writer.writerow(row)
     return buf.getvalue()
 
