@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # a HIL test is waiting on a board's VM. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test bench nightly clean vectors
+.PHONY: demo test bench nightly clean vectors frozen-vm
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ bench: $(STAMP)
 
 nightly: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH EDGEKIT_SLOW=1 EDGEKIT_NIGHTLY=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --junitxml=out/junit-nightly.xml
+
+# The board-accurate VM: MicroPython's unix port built 32-bit with the firmware frozen
+# (edgekit.frozen.unixvm; ~20 s from scratch on 2 cores). MICROPYTHON_SRC names the source
+# folder (default: ../shared/micropython's archive unpacked into build/micropython). Without
+# the i686 toolchain it prints the one apt command that installs it.
+frozen-vm: $(STAMP)
+	$(BIN)/python -m edgekit.frozen.unixvm
 
 vectors: $(STAMP)
 	$(BIN)/python -m edgekit.protocol.vectors protocol/vectors

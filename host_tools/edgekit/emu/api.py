@@ -52,7 +52,8 @@ class Emulator:
 
     def start(self, board="esp32", kind=None, time="virtual", **options):
         """Start a board; options: speed, flash, bare, port, seed, id, drift_ppm,
-        rtc_drift_ppm (default: the board definition's), rtc."""
+        rtc_drift_ppm (default: the board definition's), rtc, heap_scale, rom (mpy or
+        frozen32: edgekit.emu.frozen_rom)."""
         info = self.call(self.sup.start, board=board, kind=kind, time=time, **options)
         return BoardHandle(self, info)
 

@@ -20,6 +20,7 @@ import signal
 
 from edgekit.emu.boards import parse_size
 from edgekit.emu.rom import frozen_allowance
+from edgekit.emu import frozen_rom
 from edgekit.emu import hal_ops
 from edgekit.emu.clock import Clock
 from edgekit.emu.link import Uart
@@ -51,6 +52,7 @@ class Board:
         self.state_dir = str(state_dir)
         self.bare = bare
         self.heap_scale = 1.0
+        self.rom = frozen_rom.DEFAULT   # which VM runs the firmware (edgekit.emu.frozen_rom)
         self.rng = random.Random(seed)
         self.clock = Clock(time_mode, speed)
         self.world = make_world(kind, board_def)
@@ -132,7 +134,8 @@ class Board:
         self.vm = VM(self.loop, heap=self.vm_heap(), flash_dir=self.flash_dir,
                      rom_dir=self.rom_dir, start=start, bare=self.bare,
                      fs_size=self.board["flash"]["fs_size"],
-                     block_size=self.board["flash"]["block_size"], on_exit=self._vm_exited)
+                     block_size=self.board["flash"]["block_size"], on_exit=self._vm_exited,
+                     command=frozen_rom.vm_command(self.rom))
         self.uart.attach_vm(self.vm.master)
         self.loop.add_reader(self.vm.side.fileno(), self._side_readable)
         self._arm()
@@ -142,6 +145,8 @@ class Board:
         (edgekit.emu.rom): the firmware's data gets exactly the board's figure."""
         if self.bare:
             return str(self.board["heap"])
+        if self.rom == frozen_rom.FROZEN32:
+            return frozen_rom.exact_heap(self.board, self.heap_scale)
         allowance = frozen_allowance(self.rom_dir, self.kind)
         return str(int(parse_size(self.board["heap"]) * self.heap_scale) + allowance)
 
@@ -593,4 +598,5 @@ class Board:
             "rtc_drift_ppm": self.clock.rtc_ppm, "wdt_ms": self.wdt_ms,
             "flash_ops": self.flash_ops, "uid": self.uid.hex(),
             "wake_inputs": sorted(self.wake_armed), "wakeups": self.wakeups,
+            "rom": self.rom, "heap": self.vm_heap(),
         }

@@ -2,6 +2,7 @@
 import json
 import sys
 
+from edgekit.emu import frozen_rom
 from edgekit.emu.boards import known_boards
 from edgekit.emu.clock import MODES
 from edgekit.emu.control import Control
@@ -49,7 +50,7 @@ def cmd_start(args):
     ctl = _control(args, start=True)
     info = ctl.request("start", board=args.board, kind=args.kind, time=args.time,
                        speed=args.speed, flash=args.flash, bare=args.bare, id=args.id,
-                       drift_ppm=args.drift, rtc_drift_ppm=args.rtc_drift)
+                       drift_ppm=args.drift, rtc_drift_ppm=args.rtc_drift, rom=args.rom)
     _print(args, info, lambda i: print(_board_line(i) + f"\n  flash {i['flash']}"))
 
 
@@ -229,6 +230,10 @@ def register(subparsers):
     p.add_argument("--rtc-drift", type=float,
                    help="the RTC's own error in ppm, on top (default: the board "
                         "definition's rtc_drift_ppm)")
+    p.add_argument("--rom", choices=frozen_rom.ROMS, default=frozen_rom.DEFAULT,
+                   help="the VM: mpy (default, the 64-bit PyPI VM, heap + a measured "
+                        "allowance) or frozen32 (the 32-bit VM with the firmware frozen, "
+                        "the board's heap exactly; build it with `make frozen-vm`)")
 
     p = add("fleet", cmd_fleet, "start COUNT boards at once")
     p.add_argument("--count", type=int, required=True, help="how many boards")

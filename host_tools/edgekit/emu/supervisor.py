@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edgekit.emu.rom import build_rom
 from edgekit.emu.board import Board
+from edgekit.emu import frozen_rom
 from edgekit.emu.boards import load_board
 from edgekit.emu.clock import MODES
 from edgekit.emu.link import NOISE_KINDS
@@ -57,8 +58,12 @@ class Supervisor:
 
     def start(self, board="esp32", kind=None, time="virtual", speed=None, flash=None,
               bare=False, port=0, seed=None, id=None, drift_ppm=0.0, rtc=None, heap_scale=1.0,
-              rtc_drift_ppm=None):
+              rtc_drift_ppm=None, rom=frozen_rom.DEFAULT):
         board_def = load_board(board)
+        try:
+            frozen_rom.check(rom)
+        except frozen_rom.RomError as exc:
+            raise EmuError(str(exc)) from None
         if time not in MODES:
             raise EmuError(f"time mode {time!r}: use one of {', '.join(MODES)}")
         if speed is not None and float(speed) <= 0:
@@ -93,6 +98,7 @@ class Supervisor:
         if not 0.1 <= float(heap_scale) <= 4:
             raise EmuError("heap_scale must be 0.1..4 (0.7 proves 30% heap headroom)")
         b.heap_scale = float(heap_scale)
+        b.rom = rom
         if rtc is not None:
             b.set_rtc(rtc)
         self.boards[board_id] = b

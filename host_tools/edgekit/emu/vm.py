@@ -50,7 +50,7 @@ class VM:
     """Spawned at construction; `on_exit(returncode)` runs on the loop when it ends."""
 
     def __init__(self, loop, *, heap, flash_dir, rom_dir, start, bare, fs_size, block_size,
-                 on_exit):
+                 on_exit, command=None):
         global _VM_COMMAND
         if _VM_COMMAND is None:
             _VM_COMMAND = _vm_command()
@@ -67,7 +67,7 @@ class VM:
         self.slave = slave          # kept open: FIONREAD on it tells input the VM has not read
         side, vm_side = socket.socketpair()
         self.side, vm_side = lift_socket(side), lift_socket(vm_side)
-        argv = _VM_COMMAND + ["-X", f"heapsize={heap}", "-i", str(LAUNCHER),
+        argv = (command or _VM_COMMAND) + ["-X", f"heapsize={heap}", "-i", str(LAUNCHER),
                               str(vm_side.fileno()), str(flash_dir), str(rom_dir), start,
                               "1" if bare else "0", str(fs_size), str(block_size)]
         try:
