@@ -13,10 +13,12 @@ from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR
 ALL = "all"
 KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
 # The HAL each target freezes; `hal` is an alias module (`from hal_x import *`), the one
-# line a board image adds so the firmware's `import hal` finds its port's HAL.
-HALS = {"unix": ("hal_emu", "hal_common"), "esp32": ("hal_esp32", "hal_common", "hal_machine"),
+# line a board image adds so the firmware's `import hal` finds its port's HAL. The unix VM
+# also freezes the emulator's stand-ins for the port's built-in `machine` and `vfs`, which
+# cost no heap on a board.
+HALS = {"unix": ("hal_emu", "hal_common", "emu_machine", "emu_vfs"),
+        "esp32": ("hal_esp32", "hal_common", "hal_machine"),
         "rp2": ("hal_rp2040", "hal_common", "hal_machine")}
-VERSION_NOTE = "frozen"
 
 
 def kinds_of(kind):

@@ -1,0 +1,52 @@
+"""What a frozen image freezes, and the manifest that freezes it: the board's own manifest
+(with _boot.py, the filesystem mount) comes first, the one-line HAL alias is there, build_info
+names the kinds; a missing toolchain gets the one apt command; a changed source makes the
+built VM stale."""
+import json
+
+import pytest
+
+from edgekit.frozen import manifest, sources, unixvm
+
+
+def test_a_board_manifest_includes_the_boards_own_first_and_aliases_the_hal(tmp_path):
+    path = manifest.write("esp32", "water_meter", "esp32", "1.2.3", tmp_path)
+    lines = [x for x in path.read_text().splitlines() if not x.startswith("#")]
+    assert lines[0] == 'include("$(BOARD_DIR)/manifest.py")'
+    assert lines[1] == f"freeze({str((tmp_path / 'frozen').resolve())!r})"
+    staged = {p.name for p in (tmp_path / "frozen").iterdir()}
+    assert {"hal.py", "hal_esp32.py", "hal_machine.py", "runtime.py", "catalog.py",
+            "water_meter.py", "water_meter_schema.py", "build_info.py"} <= staged
+    assert "water_atm.py" not in staged and "hal_emu.py" not in staged
+    assert (tmp_path / "frozen" / "hal.py").read_text().startswith("from hal_esp32 import *")
+    info = (tmp_path / "frozen" / "build_info.py").read_text()
+    assert "KINDS = ['water_meter']" in info and "SEQ = 0" in info
+
+
+def test_the_unix_vm_freezes_every_kind_and_the_emulator_hal(tmp_path):
+    manifest.write("unix", sources.ALL, "emu", "1.2.3", tmp_path)
+    staged = {p.name for p in (tmp_path / "frozen").iterdir()}
+    assert {f"{k}.py" for k in sources.KINDS} <= staged
+    assert {"hal_emu.py", "emu_machine.py", "emu_vfs.py"} <= staged and "hal.py" not in staged
+    assert repr(list(sources.KINDS)) in (tmp_path / "frozen" / "build_info.py").read_text()
+
+
+def test_a_missing_toolchain_names_the_apt_command(monkeypatch, capsys):
+    monkeypatch.setattr(unixvm.shutil, "which", lambda name: None)
+    assert unixvm.main([]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install -y gcc-multilib" in err and "gcc-i686-linux-gnu" in err
+
+
+def test_a_changed_firmware_source_makes_the_vm_stale(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKIT_FROZEN_VM_DIR", str(tmp_path))
+    (tmp_path / "micropython").write_bytes(b"\x7fELF")
+    (tmp_path / "stamp.json").write_text(json.dumps({"digest": unixvm.wanted_digest()}))
+    assert unixvm.status() == (True, "")
+    src = sources.firmware_sources(sources.ALL)
+    assert sources.digest(src) != sources.digest(src[:-1])
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(Exception, match="kind"):
+        sources.firmware_sources("toaster")
