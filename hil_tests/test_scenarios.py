@@ -5,22 +5,18 @@ from pathlib import Path
 import pytest
 
 from edgekit.hil import scenario
-from edgekit.hil.targets import BoardSpec, EmulatedTarget, RealTarget
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.toml"))
 
 
 @pytest.fixture
-def scenario_target(request, pytestconfig, edgekit_emulator, edgekit_rig):
+def scenario_target(request):
+    """The plugin's `board` (emulated, or a tray board brought to factory state) for the
+    scenario file's kind."""
     path = request.param
     head, _ = scenario.load(path)
-    spec = pytestconfig._edgekit_specs[0]
-    if spec.emulated:
-        target = EmulatedTarget(edgekit_emulator, BoardSpec(f"emu:{spec.board}:{head['kind']}"))
-    else:
-        target = RealTarget(spec, edgekit_rig, pytestconfig.getoption("--max-real-wait"))
-    yield target, path
-    target.close()
+    request.applymarker(pytest.mark.hil(kind=head["kind"]))
+    return request.getfixturevalue("board"), path
 
 
 @pytest.mark.parametrize("scenario_target", SCENARIOS, ids=[p.stem for p in SCENARIOS],

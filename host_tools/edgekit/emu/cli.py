@@ -299,3 +299,16 @@ def register(subparsers):
 
     p = add("replug", cmd_replug, "plug the link back in")
     p.add_argument("id")
+
+    p = add("rig", _cmd_rig, "serve the bench rig (relay board) of running boards: writes a "
+                             "rig file per board for `pytest hil_tests --board serial:PTY "
+                             "--rig FILE`, then serves until stopped (docs/hil.md)")
+    p.add_argument("ids", nargs="+", metavar="ID", help="board ids the rig is wired to")
+    p.add_argument("--dir", default=".", help="where to write ID.rig.toml (default: here)")
+    p.add_argument("--port", type=int, default=0,
+                   help="TCP port of the rig's line protocol (default: any free port)")
+
+
+def _cmd_rig(args):
+    from edgekit.emu.rig_server import cmd_rig
+    return cmd_rig(args)

@@ -2,6 +2,9 @@
 
     [rig]
     port = "/dev/ttyACM1"          # the rig controller (a Pico running a line protocol)
+    board = "esp32"                # the board definition of the slot's board (optional)
+    kind = "water_meter"           # the kind whose world this rig stages (optional): tests
+                                   # of another kind go to another board or skip
 
     [stimuli]                      # world name -> rig channel
     flow_lpm = { channel = "pulse0", scale = 1.0 }   # pulse generator, pulses/min per L/min
@@ -18,6 +21,7 @@ with that reason: a bench run reports what it could not test rather than pretend
 """
 import math
 import re
+import threading
 
 import pytest
 
@@ -29,7 +33,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 # A channel is one word of the line protocol: no spaces, no line breaks.
-_CHANNEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,32}$")
+_CHANNEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 _TABLES = ("rig", "stimuli", "lines")
 
 
@@ -65,6 +69,17 @@ def _check(path, data):
     port = data.get("rig", {}).get("port")
     if port is not None and (not isinstance(port, str) or not port.strip()):
         raise RigError(f"{path}: [rig] port must be a serial port name or URL")
+    for key in ("board", "kind"):
+        value = data.get("rig", {}).get(key)
+        if value is not None and (not isinstance(value, str) or not _CHANNEL.match(value)):
+            raise RigError(f"{path}: [rig] {key} {value!r} must be one word, e.g. "
+                           + ('"esp32"' if key == "board" else '"water_meter"'))
+    kind = data.get("rig", {}).get("kind")
+    if kind is not None:
+        from edgekit import appschema
+        if kind not in appschema.KINDS:
+            raise RigError(f"{path}: [rig] kind {kind!r} is not a device kind "
+                           f"({', '.join(appschema.KINDS)})")
     stimuli = data.get("stimuli", {})
     for name, entry in stimuli.items():
         if not isinstance(entry, dict) or set(entry) - {"channel", "scale"}:
@@ -79,22 +94,26 @@ def _check(path, data):
     lines = data.get("lines", {})
     for name, channel in lines.items():
         _channel(path, f"line {name!r}", channel)
-    return stimuli, lines, port
+    return stimuli, lines, port, data.get("rig", {})
 
 
 def _channel(path, what, channel):
     if not isinstance(channel, str) or not _CHANNEL.match(channel):
-        raise RigError(f"{path}: {what} channel {channel!r} must be one word of 1..32 letters, "
+        raise RigError(f"{path}: {what} channel {channel!r} must be one word of 1..64 letters, "
                        "digits or _.:/- (it is sent as `SET <channel> <value>`)")
 
 
 class Rig:
-    def __init__(self, stimuli=None, lines=None, port=None, name="bench rig"):
+    def __init__(self, stimuli=None, lines=None, port=None, name="bench rig", board=None,
+                 kind=None):
         self.stimuli = stimuli or {}
         self.lines = lines or {}
         self.port = port
         self.name = name
+        self.board = board
+        self.kind = kind
         self._serial = None
+        self._lock = threading.Lock()   # a delayed power cut (a timer thread) shares the line
 
     @classmethod
     def empty(cls):
@@ -103,20 +122,21 @@ class Rig:
     @classmethod
     def load(cls, path):
         """The rig described by TOML file `path`; RigError names the file and the problem."""
-        stimuli, lines, port = _check(path, read_toml(path, RigError))
-        return cls(stimuli, lines, port, str(path))
+        stimuli, lines, port, head = _check(path, read_toml(path, RigError))
+        return cls(stimuli, lines, port, str(path), head.get("board"), head.get("kind"))
 
     def can(self, name):
         return name in self.stimuli or name in self.lines
 
     def _send(self, line):
-        if self._serial is None:
-            if not self.port:
-                pytest.skip(f"{self.name}: no [rig] port to drive")
-            import serial
-            self._serial = serial.serial_for_url(self.port, baudrate=115200, timeout=2)
-        self._serial.write(line.encode() + b"\n")
-        answer = self._serial.readline().decode(errors="replace").strip()
+        if not self.port:
+            pytest.skip(f"{self.name}: no [rig] port to drive")
+        with self._lock:
+            if self._serial is None:
+                import serial
+                self._serial = serial.serial_for_url(self.port, baudrate=115200, timeout=10)
+            self._serial.write(line.encode() + b"\n")
+            answer = self._serial.readline().decode(errors="replace").strip()
         if answer != "OK":
             raise RuntimeError(f"{self.name}: `{line}` answered {answer or 'nothing'}")
 

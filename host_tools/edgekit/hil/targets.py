@@ -6,6 +6,8 @@
     target.clock         now/advance (simulated on the emulator, real on a bench)
     target.powercut(), target.reset(), target.faults (emulator only: skips on a bench)
 """
+import random
+import threading
 import time
 
 import pytest
@@ -118,35 +120,56 @@ class EmulatedTarget:
 
 
 class RealTarget:
+    """A board reached only through its port, and the stimuli of its rig (docs/hil.md)."""
     emulated = False
 
     def __init__(self, spec, rig=None, max_wait=120.0):
         self.spec = spec
         self.url = spec.port
-        self.board = None
-        self.kind = None
         self.world = rig or Rig.empty()
+        self.board = self.world.board
+        self.kind = self.world.kind
         self.clock = RealClock(max_wait)
+        self._timers = []
 
     def transport(self):
         return SerialTransport(self.url).open()
 
-    def powercut(self, **kw):
+    def powercut(self, at=None, within=None, off=0.5):
+        """Cut the supply through the rig's power relay, now or after `at` s (a random
+        instant within `within` s): a timer, so the test carries on as on the emulator."""
         if not self.world.can("power"):
             pytest.skip("the bench rig has no power relay for power-cut tests")
-        return self.world.pulse("power", kw.get("off", 0.5))
+        delay = random.uniform(0.0, within) if within is not None else float(at or 0)
+        if delay > self.clock.max_wait:
+            pytest.skip(f"a power cut in {delay:.0f} s of real time is past --max-real-wait")
+        if delay <= 0:
+            return self.world.pulse("power", off or 0.5)
+        timer = threading.Timer(delay, self.world.pulse, ("power", off or 0.5))
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
+        return {"cut_in_s": delay}
 
     def reset(self, cause="hard"):
         if not self.world.can("reset"):
             pytest.skip("the bench rig has no reset line")
+        if cause != "hard":
+            pytest.skip(f"a {cause} reset cannot be staged by a rig's reset line")
         return self.world.pulse("reset", 0.1)
 
     @property
     def faults(self):
         pytest.skip("fault injection (noise, brown-out, unplug) needs the emulator")
 
+    @property
+    def handle(self):
+        pytest.skip("reads or drives the emulator itself (its clock, wake counts, drives): "
+                    "a bench board has only its port and the rig")
+
     def boots(self):
         pytest.skip("boot counting needs the emulator")
 
     def close(self):
-        pass
+        for timer in self._timers:
+            timer.cancel()
