@@ -20,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --junitxml=out/junit.xml
+	# The HIL suite once more, as on a bench: 4 emulated boards reached only through their
+	# serial ports and the rig (docs/hil.md), in a random order.
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m edgekit.hil.emu_tray --boards 4 -- -n $(TEST_WORKERS) --junitxml=out/junit-serial.xml
 
 bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run_all.py

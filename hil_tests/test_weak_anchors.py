@@ -43,6 +43,9 @@ def test_weak_key_epoch_refused_and_identity_forgery_closes_no_valve(board, worl
                                                                      provisioned, hil_fleet):
     dev = provisioned()
     s = dev.session
+    # a latching valve stays where the last job left it (on a bench, the previous test):
+    # open it with the real operator key first
+    assert dev.command("valve", open=True)["valve"] == "open"
     assert dev.command("read")["valve"] is True
     for anchors in ({"operator": [IDENT]}, {"operator": [raw(1, 1)]},
                     {"operator": [raw(P + 1)]}, {"firmware": [CANONICAL[4]]},

@@ -92,10 +92,18 @@ def factory_state(target, kind):
         rig.set(maint_strap=True)           # SPEC 12: the REPL opens for this one boot
         rig.pulse("reset", 0.1)
     try:
-        return _retry(target.url, lambda: _reset_or_flash(target, kind, caps, version))
+        done = _retry(target.url, lambda: _reset_or_flash(target, kind, caps, version))
     finally:
         if locked:
             rig.set(maint_strap=False)
+    if rig.can("power"):
+        # A factory-fresh board has no time either: its RTC (which survives a reset) goes
+        # with a power cycle, as a board from the line has it.
+        rig.pulse("power", 0.2)
+        if not _fresh(_hello_retry(target.url), kind, version):
+            raise EdgekitError(f"{target.url} did not come back factory-fresh after a power "
+                               "cycle")
+    return done
 
 
 def _tree_version():

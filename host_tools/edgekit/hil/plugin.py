@@ -18,6 +18,7 @@ the same fixtures, so they run unchanged on the emulator and on a bench.
 """
 import os
 import random
+import re
 
 import pytest
 
@@ -229,7 +230,10 @@ def pytest_terminal_summary(terminalreporter, config):
     reasons = {}
     for r in hil("skipped"):
         if isinstance(r.longrepr, tuple):
-            reasons.setdefault(r.longrepr[2].removeprefix("Skipped: "), []).append(r.nodeid)
+            # "needs 7200 s of real time" and "needs 120 s ..." are one reason
+            reason = re.sub(r"needs [0-9.]+ s of", "needs N s of",
+                            r.longrepr[2].removeprefix("Skipped: "))
+            reasons.setdefault(reason, []).append(r.nodeid)
     for reason, nodes in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
         terminalreporter.line(f"  skipped {len(nodes)}: {reason}")
     for r in hil("failed") + hil("error"):
