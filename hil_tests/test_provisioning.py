@@ -1,5 +1,7 @@
-"""Provisioning on emulated boards: every kind, esp32 and rp2040, interrupted at every step,
-brown-outs at every flash operation of the commit, 8 in parallel through the CLI."""
+"""Provisioning: every kind, esp32 and rp2040, interrupted at every step, brown-outs at every
+flash operation of the commit, 8 in parallel through the CLI. On the emulator each test
+starts boards of its own; on a bench (serial boards) the single-board tests take the tray's
+board of the kind, factory-fresh, and the rest skip with the reason."""
 import json
 import time
 
@@ -17,11 +19,48 @@ from edgekit.provision import flow
 KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
 
 
+@pytest.fixture
+def target_for(request, pytestconfig):
+    """target_for(kind, board_name="esp32", world=True): an emulated board of its own (with
+    the kind's world, or a generic one), or on a bench the tray's factory-fresh board whose
+    rig stages `kind`."""
+    def make(kind, board_name="esp32", world=True):
+        if pytestconfig._edgekit_specs[0].emulated:
+            emulator = request.getfixturevalue("edgekit_emulator")
+            spec = f"emu:{board_name}:{kind}" if world else f"emu:{board_name}"
+            target = EmulatedTarget(emulator, BoardSpec(spec))
+            request.addfinalizer(target.close)
+            return target
+        request.applymarker(pytest.mark.hil(kind=kind))
+        target = request.getfixturevalue("board")
+        if target.board != board_name:
+            pytest.skip(f"needs a {board_name} board; the tray's {kind} board is a "
+                        f"{target.board}")
+        return target
+    return make
+
+
+def hello(target, seconds=20.0):
+    """The board's first HELLO; after a power cut a board (real time) may still be booting."""
+    end = time.monotonic() + seconds
+    while True:
+        t = None
+        try:
+            t = target.transport()
+            s = Session(t, timeout=3)
+            return t, s, s.hello()
+        except EdgekitError:
+            if t is not None:
+                t.close()
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.3)
+
+
 def device_state(target, fleet):
     """'factory', or the device id of a device that is fully provisioned by `fleet`."""
-    with target.transport() as t:
-        s = Session(t, timeout=3)
-        caps = s.hello()
+    t, s, caps = hello(target)
+    with t:
         if caps.payload[C.K_STATE] == "factory":
             assert caps.role is None
             return "factory"
@@ -36,13 +75,13 @@ def device_state(target, fleet):
 
 @pytest.mark.parametrize("board_name", ["esp32", "rp2040"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_on_each_board(edgekit_emulator, hil_fleet, board_name, kind):
+def test_every_kind_on_each_board(target_for, hil_fleet, board_name, kind):
     from pycose.keys import OKPKey
     from pycose.keys.curves import Ed25519
     from pycose.messages import CoseMessage
 
     # a generic board: provisioning needs no world model (the app may run without sensors)
-    target = EmulatedTarget(edgekit_emulator, BoardSpec(f"emu:{board_name}"))
+    target = target_for(kind, board_name, world=False)
     try:
         dev = provision(target, hil_fleet, kind)
         assert dev.id.startswith(flow.appschema.ID_PREFIX[kind] + "-")
@@ -62,8 +101,8 @@ STEPS = ("hello", "begin", "certificate", "commit", "reboot", "verify")
 
 
 @pytest.mark.parametrize("cut_at", STEPS)
-def test_power_cut_at_each_step_then_rerun(edgekit_emulator, hil_fleet, cut_at):
-    target = EmulatedTarget(edgekit_emulator, BoardSpec("emu:esp32:water_meter"))
+def test_power_cut_at_each_step_then_rerun(target_for, hil_fleet, cut_at):
+    target = target_for("water_meter")
     try:
         def progress(step, detail=""):
             if step == cut_at:
@@ -139,8 +178,8 @@ def test_eight_devices_in_parallel_through_the_cli(edgekit_emulator, hil_fleet, 
             t.close()
 
 
-def test_device_of_another_fleet_is_refused(edgekit_emulator, hil_fleet, tmp_path):
-    target = EmulatedTarget(edgekit_emulator, BoardSpec("emu:esp32:water_meter"))
+def test_device_of_another_fleet_is_refused(target_for, hil_fleet, tmp_path):
+    target = target_for("water_meter")
     try:
         provision(target, hil_fleet, "water_meter").close()
         other = HilFleet(tmp_path / "other")
@@ -153,8 +192,8 @@ def test_device_of_another_fleet_is_refused(edgekit_emulator, hil_fleet, tmp_pat
         target.close()
 
 
-def test_reprovision_needs_the_operator_key(edgekit_emulator, hil_fleet):
-    target = EmulatedTarget(edgekit_emulator, BoardSpec("emu:esp32:water_meter"))
+def test_reprovision_needs_the_operator_key(target_for, hil_fleet):
+    target = target_for("water_meter")
     try:
         first = provision(target, hil_fleet, "water_meter")
         first.close()
@@ -171,8 +210,7 @@ def test_reprovision_needs_the_operator_key(edgekit_emulator, hil_fleet):
         target.close()
 
 
-def test_cli_rejects_bad_input_before_touching_a_device(edgekit_emulator, hil_fleet, tmp_path,
-                                                        capsys):
+def test_cli_rejects_bad_input_before_touching_a_device(hil_fleet, tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("leak_window_h = 1000\n")
     code = edgekit_main(["provision", "socket://127.0.0.1:9", "--kind", "water_meter",
