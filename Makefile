@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # a HIL test is waiting on a board's VM. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test bench nightly clean vectors frozen-vm
+.PHONY: demo test bench nightly clean vectors frozen-vm catalog wheel
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,5 +40,13 @@ frozen-vm: $(STAMP)
 vectors: $(STAMP)
 	$(BIN)/python -m edgekit.protocol.vectors protocol/vectors
 
+# After an edit to protocol/catalog.py: the host's written-out copy (a test fails until it is current)
+catalog: $(STAMP)
+	$(BIN)/python -m edgekit.protocol.catalog_gen
+
+# The installable package (firmware, boards and protocol inside): dist/edgekit-*.whl
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) out build *.egg-info host_tools/*.egg-info
+	rm -rf $(VENV) out build dist *.egg-info host_tools/*.egg-info

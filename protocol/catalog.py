@@ -1,7 +1,9 @@
 # The one catalogue of edgekit protocol v1 numbers: message types, error codes, header and
 # payload labels. Plain integer constants so CPython (host) and MicroPython (device) import
 # the same file; the device build copies it to /lib/catalog.py. protocol/SPEC.md is normative
-# for meaning; this file is normative for numbers. Never renumber: add.
+# for meaning; this file is normative for numbers. Never renumber: add. Only plain
+# `NAME = value` lines: the host imports a written-out copy (`make catalog` regenerates it;
+# tests/host/test_catalog_generated.py fails until it is current).
 
 PROTOCOL_VERSION = 1
 

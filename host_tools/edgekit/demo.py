@@ -21,14 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from edgekit import catalog as C
 from edgekit.appschema import KINDS
 from edgekit.cli import main as edgekit
-from edgekit.paths import FIRMWARE_DIR, ROOT
+from edgekit.paths import FIRMWARE_DIR, output_dir
 
 BOARD = "esp32s3_psram"     # runs the firmware from its filesystem as flashed (docs/flashing.md)
-WORLDS = ROOT / "host_tools" / "edgekit" / "emu" / "worlds"
+WORLDS = Path(__file__).resolve().parent / "emu" / "worlds"
 
 PASSPHRASE = "demo passphrase, never use in the field"
 DAY = 86400
-OUT = ROOT / "out" / "demo"
+OUT = output_dir() / "demo"
 
 
 class Narrator:
@@ -279,7 +279,7 @@ def main():
     for fmt in ("csv", "geojson"):
         target = OUT / f"sensor-register.{fmt}"
         code, _ = run_cli("devices", "export", "--format", fmt, "--out", str(target))
-        say.say(f"public register written: {target.relative_to(ROOT)}")
+        say.say(f"public register written: {os.path.relpath(target)}")
     print(f"\nDemo finished in {time.monotonic() - say.t0:.0f} s; no board left running.")
     return 0
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgekit.paths import ROOT
+from edgekit.paths import cache_dir
 
 
 def mpy_cross() -> str:
@@ -35,7 +35,7 @@ def compile_tree(sources, cache_dir) -> Path:
 
 
 def default_cache() -> Path:
-    return ROOT / "build" / "mpy-cache"
+    return cache_dir() / "mpy-cache"
 
 
 def compile_modules(names, dest, source_dir=None) -> str:
