@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.paths import ROOT
+from edgekit.paths import ROOT, cache_dir
 
 UPSTREAM = "https://github.com/micropython/micropython"
 
@@ -38,7 +38,7 @@ def source_dir() -> Path:
             raise SourceError(f"MICROPYTHON_SRC={src} is not a MicroPython source tree "
                               "(no py/mpconfig.h)")
         return src
-    src = ROOT / "build" / "micropython"
+    src = cache_dir() / "micropython"
     if (src / "py" / "mpconfig.h").exists():
         return src
     archive = _archive()

@@ -23,7 +23,7 @@ from pathlib import Path
 from edgekit.errors import EdgekitError
 from edgekit.frozen import manifest as manifest_mod
 from edgekit.frozen import mpsrc, sources
-from edgekit.paths import ROOT
+from edgekit.paths import cache_dir
 
 CROSS = "i686-linux-gnu-"
 # Debian/Ubuntu: the i686 cross compiler (its gcc-12 package named too: in one apt run here
@@ -40,7 +40,7 @@ class FrozenVmError(EdgekitError):
 
 
 def out_dir() -> Path:
-    return Path(os.environ.get("EDGEKIT_FROZEN_VM_DIR") or ROOT / "build" / "frozen-vm")
+    return Path(os.environ.get("EDGEKIT_FROZEN_VM_DIR") or cache_dir() / "frozen-vm")
 
 
 def binary() -> Path:
