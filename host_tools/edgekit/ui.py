@@ -43,12 +43,6 @@ class Progress:
         self._drawn = 0
 
 
-def tally(results):
-    """{"ok": n, "failed": m} of a tray's per-device results (each with an "ok")."""
-    ok = sum(1 for r in results if r["ok"])
-    return {"ok": ok, "failed": len(results) - ok}
-
-
 def rate_line(done, total, started, unit="B"):
     """`12.3 KB of 50.0 KB  10.4 KB/s  ETA 3 s`"""
     elapsed = max(time.monotonic() - started, 1e-6)

@@ -115,8 +115,10 @@ def test_deliver_a_port_that_does_not_answer_fails_that_port(home, capsys):
 
 def test_deliver_refuses_parallel_below_one(home, capsys):
     assert run(capsys, "keys", "init")[0] == 0
-    code, _, err = run(capsys, "keys", "deliver", NO_DEVICE, "--parallel", "0")
-    assert code == 2 and "--parallel 0" in err and "cannot open" not in err
+    with pytest.raises(SystemExit) as exit_info:      # a usage error, from argparse
+        main(["keys", "deliver", NO_DEVICE, "--parallel", "0"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--parallel 0" in err and "cannot open" not in err
 
 
 # --- catch_up's decisions, against a scripted device ----------------------------------------

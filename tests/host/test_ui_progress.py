@@ -3,7 +3,8 @@ redraw must reach the terminal whole, never interleaved with another thread's.""
 import threading
 import time
 
-from edgekit.ui import Progress, tally
+from edgekit.transport.port_runner import tally
+from edgekit.ui import Progress
 
 
 class FakeTTY:

@@ -6,13 +6,14 @@
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from edgekit import appschema
 from edgekit.errors import EdgekitError
 from edgekit.flash import flow, image as image_mod
+from edgekit.transport.port_runner import (add_parallel_option, exit_status, run_per_port,
+                                           tally)
 from edgekit.transport.ports import resolve_all
-from edgekit.ui import Progress, tally
+from edgekit.ui import Progress
 
 
 def build_image(args):
@@ -29,18 +30,11 @@ def flash_all(ports, img, progress, wipe=False, ignore_heap=False, hello=True, r
               parallel=8):
     """Flash every port (in parallel); one result dict per port, in order."""
     def one(port):
-        started = time.monotonic()
-        try:
-            return flow.flash(port, img, wipe=wipe, ignore_heap=ignore_heap, hello=hello,
-                              runtime=runtime,
-                              progress=lambda step, detail="": progress(port, step, detail))
-        except EdgekitError as exc:
-            progress(port, "failed", str(exc))
-            return {"port": port, "ok": False, "error": str(exc),
-                    "seconds": round(time.monotonic() - started, 2)}
+        return flow.flash(port, img, wipe=wipe, ignore_heap=ignore_heap, hello=hello,
+                          runtime=runtime,
+                          progress=lambda step, detail="": progress(port, step, detail))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(ports), parallel))) as pool:
-        return list(pool.map(one, ports))
+    return run_per_port(ports, one, parallel, progress)
 
 
 def cmd_flash(args):
@@ -76,7 +70,7 @@ def cmd_flash(args):
             else:
                 print(f"{r['port']}: FAILED: {r['error']}")
         print(f"{summary['ok']} flashed, {summary['failed']} failed, {summary['seconds']} s")
-    return 0 if not summary["failed"] else 1
+    return exit_status(results)
 
 
 def register(subparsers):
@@ -106,6 +100,6 @@ def register(subparsers):
                         "the board's heap")
     p.add_argument("--no-hello", action="store_true",
                    help="do not wait for the flashed firmware to answer HELLO")
-    p.add_argument("--parallel", type=int, default=8, help="boards at once (default 8)")
+    add_parallel_option(p, 8, "boards")
     p.add_argument("--json", action="store_true", help="one JSON report on stdout")
     p.set_defaults(func=cmd_flash)

@@ -10,17 +10,16 @@ rotation, and for firmware whose CAPS has no epoch (it is sent anyway).
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from edgekit.errors import EdgekitError
+from edgekit.transport.port_runner import add_parallel_option
 
 
 def deliver_one(port, keystore, fleet_signer, args, progress):
+    """One device: its result fields (the runner adds port, ok, seconds and failures)."""
     from edgekit.keys.deliver import catch_up
     from edgekit.ota.connect import Link
     from edgekit.registry.db import Registry
-    started = time.monotonic()
-    result = {"port": port, "ok": False}
     registry = Registry(args.registry)      # one connection per thread (SQLite's rule)
     try:
         progress(port, "connecting")
@@ -28,7 +27,6 @@ def deliver_one(port, keystore, fleet_signer, args, progress):
         # Link itself delivers only to firmware that reports its epoch; force covers the rest.
         link = Link(port, keystore, None, timeout=args.timeout, fleet_signer=fleet_signer)
         try:
-            result["device_id"] = link.device_id
             sent = link.key_epoch
             if sent["status"] == "unknown":
                 progress(port, "sending", f"epoch {sent['epoch']}")
@@ -37,16 +35,11 @@ def deliver_one(port, keystore, fleet_signer, args, progress):
                 registry.record_key_epoch(link.device_id, sent["after"])
         finally:
             link.close()
-        result.update(ok=True, status=sent["status"], before=sent["before"],
-                      after=sent["after"], resigned=sent["resigned"])
-        progress(port, "done", f"{link.device_id} {_describe(sent)}")
-    except EdgekitError as exc:
-        result["error"] = str(exc)
-        progress(port, "failed", str(exc))
     finally:
         registry.close()
-    result["seconds"] = round(time.monotonic() - started, 2)
-    return result
+    progress(port, "done", f"{link.device_id} {_describe(sent)}")
+    return {"device_id": link.device_id, "status": sent["status"], "before": sent["before"],
+            "after": sent["after"], "resigned": sent["resigned"]}
 
 
 def _describe(sent):
@@ -65,22 +58,21 @@ def cmd_deliver(args):
     from edgekit.keys.store import KeyStore
     from edgekit.registry.db import Registry
     from edgekit.transport.ports import resolve_all
-    from edgekit.ui import Progress, tally
+    from edgekit.transport.port_runner import exit_status, run_per_port, tally
+    from edgekit.ui import Progress
     ports = resolve_all((args.port or []) + (args.ports or []))
     if not ports:
         raise EdgekitError("name the devices' ports (e.g. /dev/ttyUSB0 emu:esp32-1), or "
                            "--ports auto|PORT...")
-    if args.parallel < 1:
-        raise EdgekitError(f"--parallel {args.parallel}: give at least 1")
     keystore = KeyStore(args.keys).require()
     stored_epoch(keystore)                  # a missing or forged epoch file: before any port
     Registry(args.registry).close()         # fail early on an unusable registry path
     fleet_signer = LazySigner(keystore, lambda: read_passphrase(args))
     progress = Progress(ports, stream=sys.stderr, quiet=args.json)
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=min(len(ports), args.parallel)) as pool:
-        results = list(pool.map(lambda p: deliver_one(p, keystore, fleet_signer, args,
-                                                      progress.update), ports))
+    results = run_per_port(
+        ports, lambda p: deliver_one(p, keystore, fleet_signer, args, progress.update),
+        args.parallel, progress.update)
     progress.finish()
     summary = {"epoch": keystore.epoch, "devices": results, **tally(results),
                "seconds": round(time.monotonic() - started, 2)}
@@ -94,7 +86,7 @@ def cmd_deliver(args):
                 print(f"{r['port']}: FAILED: {r['error']}")
         print(f"key epoch {summary['epoch']}: {summary['ok']} device(s) up to date, "
               f"{summary['failed']} failed, {summary['seconds']} s")
-    return 0 if not summary["failed"] else 1
+    return exit_status(results)
 
 
 def register(sub, common, secret):
@@ -112,6 +104,6 @@ def register(sub, common, secret):
     p.add_argument("--registry", metavar="FILE",
                    help="registry recording each device's epoch (default "
                         "$EDGEKIT_HOME/registry.sqlite)")
-    p.add_argument("--parallel", type=int, default=16, help="devices at once (default 16)")
+    add_parallel_option(p, 16, "devices")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per answer (default 10)")
     p.set_defaults(func=cmd_deliver)

@@ -10,7 +10,6 @@ skipped, interrupted pushes resume where their transfer stopped.
 import math
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, LinkError, ProtocolError
@@ -18,6 +17,7 @@ from edgekit.ota.campaign_db import FAILURES, FINAL, CampaignStore
 from edgekit.ota.connect import Link, check_target
 from edgekit.ota.push import Pusher
 from edgekit.registry.db import Registry
+from edgekit.transport.port_runner import check_parallel, each
 
 _STAGE = re.compile(r"^\s*(\d+)(%?)\s*$")
 # Refusals that say the update cannot apply to this device (not a broken link).
@@ -73,8 +73,7 @@ def discover(ports, keystore, operator, parallel=8):
             return None
         link.close()
         return link.device_id, port
-    with ThreadPoolExecutor(max(1, min(parallel, len(ports) or 1))) as pool:
-        return dict(r for r in pool.map(probe, ports) if r)
+    return dict(r for r in each(ports, probe, parallel) if r)
 
 
 class Runner:
@@ -88,7 +87,7 @@ class Runner:
         self.keystore = keystore
         self.operator = operator
         self.ports = dict(ports)
-        self.parallel = max(1, parallel)
+        self.parallel = check_parallel(parallel)
         self.progress = progress or (lambda device_id, step, detail="": None)
 
     def run(self):
@@ -109,8 +108,7 @@ class Runner:
                 store.assign(self.cid, members, index + 1)
                 rows = {d["device_id"]: d for d in store.devices(self.cid)}
                 todo = [dev for dev in members if rows[dev]["status"] not in FINAL]
-                with ThreadPoolExecutor(self.parallel) as pool:
-                    list(pool.map(self._update, todo))
+                each(todo, self._update, self.parallel)
                 rows = {d["device_id"]: d for d in store.devices(self.cid)}
                 failed = [dev for dev in members if rows[dev]["status"] in FAILURES]
                 rate = len(failed) / len(members) if members else 0.0

@@ -6,6 +6,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
+from edgekit.transport.port_runner import add_parallel_option
 
 
 def _print_json(obj):
@@ -119,8 +120,7 @@ def register(sub, keys, out, secret):
     ports = argparse.ArgumentParser(add_help=False)
     ports.add_argument("--port", action="append", metavar="PORT",
                        help="a port a device of the campaign answers on (repeat)")
-    ports.add_argument("--parallel", type=int, default=4, metavar="N",
-                       help="devices updated at once (default 4)")
+    add_parallel_option(ports, 4, "devices updated")
     reg = argparse.ArgumentParser(add_help=False)
     reg.add_argument("--registry", metavar="FILE", help="registry (default $EDGEKIT_HOME)")
 

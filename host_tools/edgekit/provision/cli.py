@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from edgekit import appschema
 from edgekit import catalog as C
@@ -19,8 +18,10 @@ from edgekit.protocol.session import Session
 from edgekit.provision import flow
 from edgekit.registry.db import Registry
 from edgekit.transport import SerialTransport
+from edgekit.transport.port_runner import (add_parallel_option, exit_status, run_per_port,
+                                           tally)
 from edgekit.transport.ports import resolve_all
-from edgekit.ui import Progress, tally
+from edgekit.ui import Progress
 
 
 def _location(text):
@@ -63,8 +64,7 @@ def _sync_clock(session, fleet, registry, device_id):
 
 
 def provision_one(port, fleet, args, config, location, progress):
-    started = time.monotonic()
-    result = {"port": port, "ok": False}
+    """One device: its result fields (the runner adds port, ok, seconds and failures)."""
     registry = Registry(args.registry)     # one connection per thread (SQLite's rule)
     try:
         with SerialTransport(port) as transport:
@@ -73,16 +73,11 @@ def provision_one(port, fleet, args, config, location, progress):
                                  location=location, reprovision=args.reprovision,
                                  progress=lambda step, detail="": progress(port, step, detail))
             clock = _sync_clock(session, fleet, registry, row["device_id"])
-        result.update(ok=True, device_id=row["device_id"], kind=row["kind"],
-                      board=row["board"], fw_version=row["fw_version"], clock=clock)
-        progress(port, "done", row["device_id"])
-    except EdgekitError as exc:
-        result["error"] = str(exc)
-        progress(port, "failed", str(exc))
     finally:
         registry.close()
-    result["seconds"] = round(time.monotonic() - started, 2)
-    return result
+    progress(port, "done", row["device_id"])
+    return {"device_id": row["device_id"], "kind": row["kind"], "board": row["board"],
+            "fw_version": row["fw_version"], "clock": clock}
 
 
 def cmd_provision(args):
@@ -105,9 +100,9 @@ def cmd_provision(args):
     Registry(args.registry).close()        # fail early on an unusable registry path
     progress = Progress(ports, stream=sys.stderr, quiet=args.json)
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=min(len(ports), args.parallel)) as pool:
-        results = list(pool.map(lambda p: provision_one(p, fleet, args, config, location,
-                                                        progress.update), ports))
+    results = run_per_port(
+        ports, lambda p: provision_one(p, fleet, args, config, location, progress.update),
+        args.parallel, progress.update)
     progress.finish()
     summary = {"kind": args.kind, "site": args.site, "devices": results, **tally(results),
                "seconds": round(time.monotonic() - started, 2)}
@@ -120,7 +115,7 @@ def cmd_provision(args):
             print(line)
         print(f"{summary['ok']} provisioned, {summary['failed']} failed, "
               f"{summary['seconds']} s")
-    return 0 if not summary["failed"] else 1
+    return exit_status(results)
 
 
 def register(subparsers):
@@ -143,7 +138,7 @@ def register(subparsers):
     p.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")
     p.add_argument("--registry", metavar="FILE",
                    help="registry database (default $EDGEKIT_HOME/registry.sqlite)")
-    p.add_argument("--parallel", type=int, default=16, help="devices at once (default 16)")
+    add_parallel_option(p, 16, "devices")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON report on stdout")
     p.set_defaults(func=cmd_provision)
