@@ -44,8 +44,10 @@ vectors: $(STAMP)
 catalog: $(STAMP)
 	$(BIN)/python -m edgekit.protocol.catalog_gen
 
-# The installable package (firmware, boards and protocol inside): dist/edgekit-*.whl
+# The installable package (firmware, boards and protocol inside): dist/edgekit-*.whl.
+# setuptools reuses build/lib: cleared first, so a module renamed since the last build is not shipped twice.
 wheel: $(STAMP)
+	rm -rf build/lib build/bdist.*
 	$(BIN)/python -m pip wheel --no-deps -w dist .
 
 clean:

@@ -6,6 +6,7 @@ them, whole and recursively (any subfolder, .py and data files alike), to edgeki
 the package, where edgekit.paths finds them. An editable install reads the checkout instead.
 Everything else about the package is declared in pyproject.toml.
 """
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -29,8 +30,12 @@ class BuildPyWithTrees(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return
+        data = Path(self.build_lib, "edgekit", "_data")
+        # build/lib outlives a build: a file moved or deleted since the last one must not ride
+        # along in the next wheel (the firmware tree gets reorganised).
+        shutil.rmtree(data, ignore_errors=True)
         for rel in (f for tree in TREES for f in tree_files(tree)):
-            dst = Path(self.build_lib, "edgekit", "_data", rel)
+            dst = data / rel
             self.mkpath(str(dst.parent))
             self.copy_file(str(HERE / rel), str(dst), preserve_mode=False)
 
