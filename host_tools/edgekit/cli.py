@@ -20,6 +20,7 @@ COMMANDS = [
     "edgekit.ota.cli",
     "edgekit.flash.cli",
     "edgekit.monitor.cli",
+    "edgekit.fleet.cli",
     "edgekit.maintenance_cli",
     "edgekit.vouchers_cli",
     "edgekit.protocol.cli",

@@ -36,7 +36,8 @@ def crash_point(name):
         os._exit(CRASH_STATUS)
 
 
-def _rows(payload):
+def rows_of(payload):
+    """The [seq, record] rows of a TELEMETRY/EVENTS payload (anything else is skipped)."""
     rows = payload.get(C.K_RECORDS)
     return [r for r in rows if isinstance(r, list) and len(r) == 2] \
         if isinstance(rows, list) else []
@@ -69,7 +70,7 @@ class Forwarder:
             # Acking, the device's default `from` is its first unacknowledged record.
             answer = self.session.request(fetch, {} if cursor is None else {C.K_FROM: cursor},
                                           expect=answer_type)
-            rows = _rows(answer.payload)
+            rows = rows_of(answer.payload)
             self._take(journal, answer, rows)
             if not rows or not answer.payload.get(C.K_MORE):
                 return
@@ -78,7 +79,7 @@ class Forwarder:
     def on_message(self, msg):
         """A message the device pushed (no request of ours): store what it carries."""
         if msg.type == C.TELEMETRY:
-            rows = _rows(msg.payload)
+            rows = rows_of(msg.payload)
             self._take("telemetry", msg, rows)
             if rows and msg.payload.get(C.K_MORE):
                 self.drain("telemetry")

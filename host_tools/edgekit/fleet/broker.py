@@ -1,0 +1,108 @@
+"""The embedded MQTT broker (amqtt, pure Python, MQTT 3.1.1): what `make demo`, the tests and
+a single-site install use, so nothing but pip is needed. Deployments use a real broker
+(Mosquitto, EMQX, HiveMQ) with the ACL of SPEC 13.4; docs/fleet.md.
+
+amqtt keeps sessions (clean_session false, QoS 1 queues) in memory: a broker restart forgets
+queued messages, which SPEC 13 tolerates (a device keeps every record until the service's
+signed ack; a command is sent again until answered).
+"""
+import asyncio
+import logging
+import socket
+import threading
+
+from edgekit.errors import EdgekitError
+
+DEFAULT_PORT = 1883
+
+
+def config(host="127.0.0.1", port=DEFAULT_PORT):
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
+        # Sessions of a device that sleeps for a day must outlive it (its queued commands).
+        "session_expiry_interval": None,
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on now (for tests and `--port 0`)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _quiet():
+    # amqtt logs every connection and packet at INFO; a busy fleet would drown the service.
+    for name in ("amqtt", "transitions"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class EmbeddedBroker:
+    """An amqtt broker on its own thread and event loop. `start()` returns once it listens;
+    `stop()` closes every connection (what a broker restart looks like to clients)."""
+
+    def __init__(self, host="127.0.0.1", port=0):
+        self.host = host
+        self.port = port or free_port(host)
+        self._loop = None
+        self._broker = None
+        self._thread = None
+
+    @property
+    def url(self):
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout=10.0):
+        from amqtt.broker import Broker      # here: the rest of edgekit runs without amqtt
+        _quiet()
+        ready = threading.Event()
+        failed = []
+
+        def run():
+            loop = self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                self._broker = Broker(config(self.host, self.port), loop=loop)
+                loop.run_until_complete(self._broker.start())
+            except Exception as exc:  # noqa: BLE001 — reported to the caller below
+                failed.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"mqtt-broker:{self.port}", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout) or failed:
+            raise EdgekitError(f"the embedded MQTT broker did not start on {self.host}:"
+                               f"{self.port}: {failed[0] if failed else 'timed out'} (is the "
+                               "port taken? choose another with --port)")
+        return self
+
+    def stop(self, timeout=10.0):
+        if self._loop is None:
+            return
+        loop, self._loop = self._loop, None
+        try:
+            asyncio.run_coroutine_threadsafe(self._broker.shutdown(), loop).result(timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def serve_forever(host="127.0.0.1", port=DEFAULT_PORT):
+    """`edgekit fleet broker`: run until interrupted."""
+    broker = EmbeddedBroker(host, port).start()
+    try:
+        threading.Event().wait()
+    finally:
+        broker.stop()

@@ -1,0 +1,115 @@
+"""`edgekit fleet ...`: the fleet on the network (docs/fleet.md, SPEC 13).
+
+    edgekit fleet broker [--host 127.0.0.1] [--port 1883]
+    edgekit fleet serve [--broker mqtt://127.0.0.1:1883] [--webhook URL] [--duration S] [--json]
+"""
+import json
+import signal
+import sys
+import threading
+
+from edgekit import catalog as C
+from edgekit.errors import EdgekitError
+from edgekit.fleet import broker as broker_mod
+from edgekit.fleet.ingest import Ingest
+from edgekit.fleet.service import AlarmSink, FleetService, parse_url
+from edgekit.keys.store import KeyStore, edgekit_home
+from edgekit.provision.cli import _passphrase
+from edgekit.registry.db import Registry
+
+
+def _need(module, package):
+    try:
+        __import__(module)
+    except ModuleNotFoundError:
+        raise EdgekitError(f"{package} is not installed: pip install {package} (or make test, "
+                           "which installs edgekit's dependencies)") from None
+
+
+def cmd_broker(args):
+    _need("amqtt", "amqtt")
+    broker = broker_mod.EmbeddedBroker(args.host, args.port).start()
+    if args.json:   # for a script that starts the broker and reads where it listens
+        print(json.dumps({"url": broker.url, "host": broker.host, "port": broker.port}),
+              flush=True)
+    print(f"MQTT broker listening on {broker.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def build_ingest(args, registry):
+    store = KeyStore(args.keys or edgekit_home() / "keys").require()
+    signer = store.signer(C.ROLE_OPERATOR, _passphrase())
+    return Ingest(registry, signer, lambda: store.next_seq(C.ROLE_OPERATOR),
+                  on_alarm=AlarmSink(args.webhook))
+
+
+def cmd_serve(args):
+    _need("paho.mqtt", "paho-mqtt")
+    host, port = parse_url(args.broker)
+    registry = Registry(args.registry)
+    stop = threading.Event()
+    try:
+        ingest = build_ingest(args, registry)
+        service = FleetService(ingest, host, port, client_id=args.client_id, group=args.group)
+        if args.duration:
+            timer = threading.Timer(args.duration, stop.set)
+            timer.daemon = True
+            timer.start()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print(f"fleet service on {host}:{port}, storing into {registry.path} "
+              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+        try:
+            service.run(stop)
+        except KeyboardInterrupt:
+            pass
+        stats = ingest.stats()
+    finally:
+        stop.set()
+        registry.close()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        c, d = stats["counts"], stats["dropped"]
+        print(f"received {c['received']}, accepted {c['accepted']}, stored {c['records_stored']} "
+              f"records and {c['events_stored']} events, sent {c['acks_sent']} acks")
+        refused = ", ".join(f"{k} {v}" for k, v in d.items() if v)
+        print(f"dropped: {refused or 'none'}")
+    return 0
+
+
+def register(subparsers):
+    p = subparsers.add_parser("fleet", help="the fleet on the network: MQTT broker and service",
+                              description="Devices publish signed bodies to ek/<id>/up; the "
+                                          "service verifies, stores and acknowledges them "
+                                          "(docs/fleet.md).")
+    sub = p.add_subparsers(dest="fleet_command", metavar="COMMAND", required=True)
+    b = sub.add_parser("broker", help="run the embedded MQTT broker (amqtt)",
+                       description="An MQTT 3.1.1 broker for a demo, a test or one site; "
+                                   "deploy Mosquitto/EMQX with the ACL of SPEC 13.4.")
+    b.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    b.add_argument("--port", type=int, default=broker_mod.DEFAULT_PORT, help="TCP port")
+    b.add_argument("--json", action="store_true", help="print where it listens as JSON")
+    b.set_defaults(func=cmd_broker)
+    s = sub.add_parser("serve", help="verify, store and acknowledge what devices publish",
+                       description="Subscribe to every device's up-topic; drop (and count) "
+                                   "messages from unknown devices, with bad signatures or "
+                                   "replayed; store the rest in the registry, then publish "
+                                   "the signed ack. Alarms: a log line and --webhook.")
+    s.add_argument("--broker", default=f"mqtt://127.0.0.1:{broker_mod.DEFAULT_PORT}",
+                   help="broker URL mqtt://HOST[:PORT]")
+    s.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")
+    s.add_argument("--registry", metavar="FILE", help="registry database")
+    s.add_argument("--webhook", metavar="URL", help="POST each alarm (JSON) to this URL")
+    s.add_argument("--client-id", default="edgekit-fleet",
+                   help="MQTT client id: its persistent session holds what arrives meanwhile")
+    s.add_argument("--group", help="share the load with other workers ($share/GROUP/...; "
+                                   "the broker must support shared subscriptions)")
+    s.add_argument("--duration", type=float, default=0, help="stop after SECONDS (0: never)")
+    s.add_argument("--json", action="store_true", help="print the final counts as JSON")
+    s.set_defaults(func=cmd_serve)

@@ -1,0 +1,141 @@
+"""What the fleet service does with one MQTT message, transport-free: verify it against the
+registry's device key, refuse replays, store what it carries, and return the signed bodies
+to publish on the device's down-topic (SPEC 13.3).
+
+Order per message, as on the serial path (SPEC 5, 8.3; monitor/forward.py): the topic names
+a registered device -> the body opens with that device's key (signature, role) and names
+that device as sender -> its seq is above the last one the registry accepted (persisted) ->
+store in one transaction (registry/telemetry.py) -> only then the operator-signed ack.
+A message refused at any step changes nothing and is counted under the reason, never stored.
+"""
+import time
+
+from edgekit import catalog as C
+from edgekit.errors import EdgekitError, ProtocolError
+from edgekit.fleet import topics
+from edgekit.monitor import forward
+from edgekit.protocol import messages
+from edgekit.registry import telemetry as store
+
+# Reasons a message is dropped (the keys of Ingest.dropped, shown by `fleet serve`).
+DROP_REASONS = ("bad_topic", "unknown_device", "unsigned", "wrong_sender", "replayed",
+                "bad_signature", "unknown_key", "unauthorized", "bad_cbor", "malformed")
+
+
+class Ingest:
+    """`handle(topic, payload)` -> [(topic, body)] to publish. `signer` and `next_seq` sign
+    the operator's answers (acks, fetches); `on_alarm(device_id, event row)` is told about
+    each newly stored event that sets or clears an alarm."""
+
+    def __init__(self, registry, signer, next_seq, on_alarm=None, sender="host"):
+        self.registry = registry
+        self.signer = signer
+        self.next_seq = next_seq
+        self.on_alarm = on_alarm
+        self.sender = sender
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.counts = {"received": 0, "accepted": 0, "records_stored": 0, "events_stored": 0,
+                       "acks_sent": 0, "answers": 0}
+        self._rings = {}        # device id -> (public key, Keyring), rebuilt if the key changes
+
+    # -- verification -----------------------------------------------------------------
+    def _drop(self, reason):
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        return []
+
+    def _keyring(self, device_id):
+        row = self.registry.get(device_id)
+        if row is None or not row.get("public_key") or row.get("status") in ("lost", "retired"):
+            return None
+        pub = bytes(row["public_key"])
+        cached = self._rings.get(device_id)
+        if cached is None or cached[0] != pub:
+            ring = messages.Keyring()
+            ring.add(pub, C.ROLE_DEVICE)
+            cached = self._rings[device_id] = (pub, ring)
+        return cached[1]
+
+    def open(self, topic, payload):
+        """The verified Message, or (None, reason)."""
+        device_id = topics.device_of_up(topic)
+        if device_id is None:
+            return None, "bad_topic"
+        ring = self._keyring(device_id)
+        if ring is None:
+            return None, "unknown_device"
+        try:
+            msg = messages.open_body(bytes(payload), ring)
+        except ProtocolError as exc:
+            name = C.error_name(exc.code)
+            return None, name if name in self.dropped else "malformed"
+        if not msg.signed:
+            return None, "unsigned"     # SPEC 13.2: nothing unsigned crosses a broker
+        if msg.sender != device_id:
+            return None, "wrong_sender"
+        seen = self.registry.touch(device_id, msg.seq)     # persisted before anything is stored
+        if not seen:
+            return None, "replayed"
+        return msg, device_id
+
+    # -- handling ---------------------------------------------------------------------
+    def handle(self, topic, payload):
+        self.counts["received"] += 1
+        msg, who = self.open(topic, payload)
+        if msg is None:
+            return self._drop(who)
+        self.counts["accepted"] += 1
+        try:
+            if msg.type == C.TELEMETRY:
+                return self._journal(who, msg, "telemetry")
+            if msg.type == C.EVENTS:
+                return self._journal(who, msg, "events")
+            if msg.type == C.EVENT:
+                return self._event(who, msg)
+        except EdgekitError:
+            # A record this host cannot store (malformed seq): nothing stored, nothing acked.
+            return self._drop("malformed")
+        self.counts["answers"] += 1     # ACK of our ack, COMMAND_RESULT, ERROR, ...
+        return []
+
+    def _sign(self, msg_type, payload):
+        return messages.signed(msg_type, payload, self.signer, self.next_seq(), self.sender)
+
+    def _journal(self, device_id, msg, journal):
+        """A telemetry push or fetch answer, or an events answer: store, then ack its upto
+        (a push starts at the device's first unacknowledged record, SPEC 8.3)."""
+        fetch, _, ack = forward.JOURNALS[journal]
+        rows = forward.rows_of(msg.payload)
+        packs = rows if journal == "telemetry" else ()
+        events = rows if journal == "events" else ()
+        stored, evs = store.store(self.registry, device_id, packs, events, received=time.time())
+        forward.crash_point(f"{journal}-stored")
+        self.counts["records_stored"] += sum(1 for r in stored if r["new"])
+        self._new_events(device_id, evs)
+        out = []
+        if rows:
+            out.append((topics.down(device_id), self._sign(ack, {C.K_UPTO: rows[-1][0]})))
+            self.counts["acks_sent"] += 1
+            if msg.payload.get(C.K_MORE):
+                out.append((topics.down(device_id), self._sign(fetch, {})))
+        return out
+
+    def _event(self, device_id, msg):
+        """A pushed event: stored at once (an alarm is news), acknowledged through a fetch of
+        the event journal, whose answer (EVENTS) is acked by its upto, never by this K_FROM."""
+        seq = msg.payload.get(C.K_FROM)
+        if not isinstance(seq, int):
+            return self._drop("malformed")
+        _, evs = store.store(self.registry, device_id, (), [(seq, msg.payload)],
+                             received=time.time())
+        self._new_events(device_id, evs)
+        return [(topics.down(device_id), self._sign(C.EVENT_FETCH, {}))]
+
+    def _new_events(self, device_id, rows):
+        for row in rows:
+            if row["new"]:
+                self.counts["events_stored"] += 1
+                if row["active"] is not None and self.on_alarm is not None:
+                    self.on_alarm(device_id, row)
+
+    def stats(self):
+        return {"counts": dict(self.counts), "dropped": dict(self.dropped)}
