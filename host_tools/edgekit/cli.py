@@ -22,7 +22,7 @@ COMMANDS = [
     "edgekit.monitor.cli",
     "edgekit.fleet.cli",
     "edgekit.maintenance_cli",
-    "edgekit.vouchers_cli",
+    "edgekit.vouchers.cli",
     "edgekit.protocol.cli",
 ]
 

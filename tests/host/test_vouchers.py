@@ -11,7 +11,7 @@ from edgekit.testing.fleet import TEST_PASSPHRASE, keystore_fixture
 from edgekit.protocol import cose
 from edgekit.testing import mp
 from edgekit.vouchers import SerialBook, VoucherError, check, from_qr_text, mint, to_qr_text
-from edgekit.vouchers_cli import register
+from edgekit.vouchers.cli import register
 
 PASS = TEST_PASSPHRASE
 T0 = 1767225600

@@ -1,33 +1,20 @@
-"""Water-ATM credit vouchers (protocol/SPEC.md section 10): minted on the operator's machine,
-sold by vendors as QR codes, checked offline by the kiosk (firmware/lib/voucher.py).
+"""One voucher: mint it (COSE_Sign1, protocol/SPEC.md section 10), carry it as QR text, and
+check it as a kiosk does (firmware side: the voucher module of the water ATM).
 
     v = mint(operator_signer, "atm-1a2b3c", serial=17, amount=500, expires=...)
     text = to_qr_text(v)                  # "EKV1:" + base64: print it as a QR code
     fields = check(from_qr_text(text), {kid: pub}, device_id="atm-1a2b3c")
-
-Serials are per kiosk and must only grow (the kiosk refuses a serial it redeemed, and any
-more than VOUCHER_WINDOW below its highest): `SerialBook` hands them out from the key
-directory, under a lock, persisted before use.
 """
 import base64
 import binascii
 import time
-from pathlib import Path
 
 from edgekit import catalog as C
-from edgekit.errors import EdgekitError
 from edgekit.protocol import cbor, cose
+from edgekit.vouchers.errors import VoucherError
 
 ISSUER = "vouchers"     # HDR_SENDER of a voucher (a document issuer name, SPEC 4.1)
 _U32 = 0xFFFFFFFF
-
-
-class VoucherError(EdgekitError):
-    """A voucher that is malformed, not for this kiosk, expired or wrongly signed."""
-
-    def __init__(self, message, code=C.E_BAD_REQUEST):
-        super().__init__(message)
-        self.code = code
 
 
 def mint(signer, device_id, serial, amount, issued=None, expires=None, card=None) -> bytes:
@@ -107,29 +94,3 @@ def check(data: bytes, operator_keys: dict, device_id=None, now=None) -> dict:
     return {"device_id": p.get(C.K_DEVICE_ID), "serial": serial, "amount": p[C.K_AMOUNT],
             "issued": p.get(C.K_ISSUED), "expires": p.get(C.K_EXPIRES),
             "card": p.get(C.K_CARD), "signed_by": sign1.kid}
-
-
-class SerialBook:
-    """Per-kiosk voucher serials under the key directory: <keys>/vouchers/<device>.serial."""
-
-    def __init__(self, keys_dir):
-        self.dir = Path(keys_dir) / "vouchers"
-
-    def take(self, device_id, count=1) -> list:
-        from edgekit.keys.store import _locked, atomic_write
-        if not device_id.replace("-", "").replace("_", "").isalnum():
-            raise VoucherError(f"device id {device_id!r}: letters, digits, '-' and '_'")
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.dir / f"{device_id}.serial"
-        with _locked(self.dir / f"{device_id}.lock"):
-            try:
-                last = int(path.read_text().strip() or 0)
-            except FileNotFoundError:
-                last = 0
-            except ValueError:
-                raise VoucherError(f"{path} is damaged: restore it from backup (serials must "
-                                   "never repeat for a kiosk)") from None
-            if last + count > _U32:
-                raise VoucherError(f"kiosk {device_id} has used its serials up to {last}")
-            atomic_write(path, f"{last + count}\n".encode(), 0o600)
-        return list(range(last + 1, last + count + 1))
