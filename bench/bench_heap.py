@@ -3,9 +3,10 @@
     python bench/bench_heap.py                       # every app, esp32 and rp2040
     python bench/bench_heap.py water_meter esp32     # filter by kind and/or board names
 
-For every app in firmware/apps and every board, bisects the emulator's heap_scale (the VM
-gets `board heap * scale + the frozen-firmware allowance`, see edgekit.emu.rom and
-docs/memory.md) for the smallest scale at which the app's workload from
+For every app in firmware/apps and every board, on both VMs side by side, bisects the
+emulator's heap_scale (the 64-bit VM gets `board heap * scale + the frozen-firmware
+allowance`, see edgekit.emu.rom; the board-accurate frozen 32-bit VM gets `board heap *
+scale` exactly, see edgekit.emu.frozen_rom; docs/memory.md) for the smallest scale at which the app's workload from
 hil_tests/test_heap_headroom.py runs to its end without a reboot or a refused answer, and
 prints it with the headroom it leaves (1 - scale). The HIL test proves headroom >= 30% at
 one scale; this prints how much there is. No asserts: a figure that moved is for a human
@@ -29,12 +30,12 @@ STEP = 0.01          # resolution of the bisection (1% of the board's heap)
 LOW, HIGH = 0.15, 1.5
 
 
-def runs_at(emu, fleet, board, kind, scale):
+def runs_at(emu, fleet, board, kind, scale, rom="mpy"):
     """(ok, why, watchdog): the workload at `scale`, as the HIL test runs it; `watchdog`
     when the board was reset by its watchdog (a VM busy for a second of wall time counts
     as hung in paused time: on a loaded host, garbage collection near the limit gets
     there without running out of memory)."""
-    target = EmulatedTarget(emu, BoardSpec(f"emu:{board}:{kind}"), heap_scale=scale)
+    target = EmulatedTarget(emu, BoardSpec(f"emu:{board}:{kind}"), heap_scale=scale, rom=rom)
     try:
         dev = provision(target, fleet, kind)
         dev.session.timeout = 5
@@ -59,22 +60,22 @@ def _resets(target):
         return {}
 
 
-def fits(emu, fleet, board, kind, scale):
-    ok, why, watchdog = runs_at(emu, fleet, board, kind, scale)
+def fits(emu, fleet, board, kind, scale, rom):
+    ok, why, watchdog = runs_at(emu, fleet, board, kind, scale, rom)
     if not ok and watchdog:     # once more, in case the host was busy rather than the heap
-        ok, why, _ = runs_at(emu, fleet, board, kind, scale)
+        ok, why, _ = runs_at(emu, fleet, board, kind, scale, rom)
     return ok, why
 
 
-def smallest_scale(emu, fleet, board, kind):
-    ok, why = fits(emu, fleet, board, kind, HIGH)
+def smallest_scale(emu, fleet, board, kind, rom="mpy"):
+    ok, why = fits(emu, fleet, board, kind, HIGH, rom)
     if not ok:
         return None, why
     lo, hi = LOW, HIGH
     last_fail = "-"
     while hi - lo > STEP + 1e-9:
         mid = round((lo + hi) / 2, 3)
-        ok, why = fits(emu, fleet, board, kind, mid)
+        ok, why = fits(emu, fleet, board, kind, mid, rom)
         if ok:
             hi = mid
         else:
@@ -98,27 +99,43 @@ def board_dict_heap():
               "of heap")
 
 
+def _roms():
+    """Both VMs where the frozen one is built from the current firmware (make frozen-vm)."""
+    from edgekit.frozen import unixvm
+    ok, why = unixvm.status()
+    if not ok:
+        print(f"frozen32 column skipped: {why}")
+    return ("mpy", "frozen32") if ok else ("mpy",)
+
+
 def main(argv):
+    from edgekit.emu.boards import load_board, parse_size
     board_dict_heap()
     wanted = set(argv)
     kinds = [k for k in apps() if not wanted or k in wanted or not wanted & set(apps())]
     boards = [b for b in BOARDS if not wanted or b in wanted or not wanted & set(BOARDS)]
     fleet = HilFleet(Path(tempfile.mkdtemp(prefix="bench-heap-")))
-    print(f"{'app':<14}{'board':<9}{'needs':>7}{'headroom':>10}{'test scale':>12}  "
-          "first failure below")
+    roms = _roms()
+    # Side by side: mpy = the 64-bit PyPI VM (board heap * scale + the measured allowance of
+    # the modules it loads), frozen32 = the board-accurate VM (board heap * scale, nothing
+    # added). "needs" is the share of the board's own heap figure, in % and KB.
+    print(f"{'app':<14}{'board':<9}" + "".join(f"{rom + ' needs':>22}" for rom in roms)
+          + f"{'test scale':>12}  first failure below (last VM)")
     with Emulator() as emu:
         for kind in kinds:
             if kind not in WORKLOADS:
                 print(f"{kind:<14}(no workload of its own: the core services' one)")
             for board in boards:
+                heap_kb = parse_size(load_board(board)["heap"]) / 1024
                 t0 = time.monotonic()
-                scale, why = smallest_scale(emu, fleet, board, kind)
-                if scale is None:
-                    print(f"{kind:<14}{board:<9}  does not run even at {HIGH}: {why}")
-                    continue
-                print(f"{kind:<14}{board:<9}{scale:>7.2f}{1 - scale:>9.0%} "
-                      f"{HEADROOM_SCALE[board]:>11.2f}   {why}  ({time.monotonic() - t0:.0f} s)",
-                      flush=True)
+                cells, why = [], "-"
+                for rom in roms:
+                    scale, why = smallest_scale(emu, fleet, board, kind, rom)
+                    cells.append(f"> {HIGH:.2f}" if scale is None else
+                                 f"{scale:.2f} {scale * heap_kb:4.0f} KB {1 - scale:4.0%} free")
+                print(f"{kind:<14}{board:<9}" + "".join(f"{c:>22}" for c in cells)
+                      + f"{HEADROOM_SCALE[board]:>12.2f}  {why}  "
+                      f"({time.monotonic() - t0:.0f} s)", flush=True)
     return 0
 
 

@@ -19,6 +19,7 @@ COMMANDS = [
     "edgekit.emu.cli",
     "edgekit.ota.cli",
     "edgekit.flash.cli",
+    "edgekit.frozen.cli",
     "edgekit.monitor.cli",
     "edgekit.fleet.cli",
     "edgekit.maintenance_cli",

@@ -12,7 +12,7 @@ from edgekit.frozen import manifest, sources, unixvm
 def test_a_board_manifest_includes_the_boards_own_first_and_aliases_the_hal(tmp_path):
     path = manifest.write("esp32", "water_meter", "esp32", "1.2.3", tmp_path)
     lines = [x for x in path.read_text().splitlines() if not x.startswith("#")]
-    assert lines[0] == 'include("$(BOARD_DIR)/manifest.py")'
+    assert lines[0] == 'include("$(PORT_DIR)/boards/manifest.py")'   # holds _boot.py
     assert lines[1] == f"freeze({str((tmp_path / 'frozen').resolve())!r})"
     staged = {p.name for p in (tmp_path / "frozen").iterdir()}
     assert {"hal.py", "hal_esp32.py", "hal_machine.py", "runtime.py", "catalog.py",
@@ -21,6 +21,10 @@ def test_a_board_manifest_includes_the_boards_own_first_and_aliases_the_hal(tmp_
     assert (tmp_path / "frozen" / "hal.py").read_text().startswith("from hal_esp32 import *")
     info = (tmp_path / "frozen" / "build_info.py").read_text()
     assert "KINDS = ['water_meter']" in info and "SEQ = 0" in info
+    rp2 = manifest.write("rp2", "water_atm", "rp2040", "1.2.3", tmp_path / "rp2")
+    assert rp2.read_text().splitlines()[1] == 'include("$(BOARD_DIR)/manifest.py")'
+    assert (tmp_path / "rp2" / "frozen" / "hal.py").read_text().startswith(
+        "from hal_rp2040 import *")
 
 
 def test_the_unix_vm_freezes_every_kind_and_the_emulator_hal(tmp_path):
@@ -50,3 +54,21 @@ def test_a_changed_firmware_source_makes_the_vm_stale(tmp_path, monkeypatch):
 def test_an_unknown_kind_is_refused():
     with pytest.raises(Exception, match="kind"):
         sources.firmware_sources("toaster")
+
+
+def test_build_image_prints_the_upstream_commands_for_the_board(tmp_path, monkeypatch, capsys):
+    from edgekit.cli import main
+    from edgekit.frozen import boardimage
+    monkeypatch.setattr(boardimage.shutil, "which", lambda name: None)   # no ESP-IDF here
+    assert main(["build-image", "--board", "esp32", "--kind", "water_meter", "--out",
+                 str(tmp_path), "--src", "/opt/mp", "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert p["commands"][-1] == ("make -C /opt/mp/ports/esp32 BOARD=ESP32_GENERIC "
+                                 f"FROZEN_MANIFEST={tmp_path.resolve() / 'manifest.py'}")
+    assert p["built"] is None and not p["toolchain_present"]
+    assert (tmp_path / "frozen" / "water_meter.py").exists()
+    assert main(["build-image", "--board", "rp2040", "--kind", "water_atm", "--out",
+                 str(tmp_path / "rp2"), "--src", "/opt/mp"]) == 0
+    out = capsys.readouterr().out
+    assert "BOARD=RPI_PICO_W" in out and "arm-none-eabi-gcc is not on PATH" in out
+    assert main(["build-image", "--board", "esp32", "--kind", "toaster"]) != 0

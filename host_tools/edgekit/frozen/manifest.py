@@ -3,8 +3,8 @@
 MicroPython's build reads a manifest (docs: reference/manifest.html). Ours stages the files
 in one flat folder (the firmware imports every module by its bare name) and freezes it.
 A custom manifest REPLACES the board's own, which holds `_boot.py` (the script that mounts
-the filesystem): a board manifest therefore includes `$(BOARD_DIR)/manifest.py` first, or
-the board would never mount its flash.
+the filesystem): a board manifest therefore includes the board's own first (_BASE), or the
+board would never mount its flash.
 """
 import shutil
 from pathlib import Path
@@ -12,9 +12,12 @@ from pathlib import Path
 from edgekit.frozen import sources
 
 # What a target's manifest includes before the firmware: the port's own set of frozen
-# modules (asyncio on unix, as in the `micropython` of PyPI; the board's on esp32/rp2).
+# modules (asyncio on unix, as in the `micropython` of PyPI; the board's on esp32/rp2, which
+# freezes the port's modules/ folder: _boot.py, the filesystem mount). The esp32 generic
+# boards have no manifest of their own (ports/esp32/CMakeLists.txt falls back to
+# boards/manifest.py); RPI_PICO_W has one, which includes the port's.
 _BASE = {"unix": ('include("$(MPY_DIR)/extmod/asyncio")',),
-         "esp32": ('include("$(BOARD_DIR)/manifest.py")',),
+         "esp32": ('include("$(PORT_DIR)/boards/manifest.py")',),
          "rp2": ('include("$(BOARD_DIR)/manifest.py")',)}
 HAL_ALIAS = {"esp32": "hal_esp32", "rp2": "hal_rp2040"}
 
