@@ -65,6 +65,13 @@ def cmd_flash(args):
                 print(f"{r['port']}: {img.kind} {img.version} on {img.board}: {r['sent']} "
                       f"files sent, {r['skipped']} unchanged, {r['removed']} removed, "
                       f"{r['seconds']} s")
+                fz = r.get("frozen")
+                if fz:
+                    print(f"  firmware frozen in the board's image: {fz['version']}, "
+                          f"{fz['frozen_modules']} modules; installed only what it does not "
+                          "freeze")
+                else:
+                    print("  firmware from the filesystem (/lib): no frozen firmware found")
                 if not r["heap"]["fits"]:
                     print(f"  warning: {r['heap']['problem']}")
             else:

@@ -109,7 +109,7 @@ class DeviceInfo:
         self.raw = dict(raw)
         for key in ("platform", "machine", "mpy", "emulated", "board_json", "provisioned",
                     "deflate", "sha256", "fs_block", "fs_free", "fs_size", "heap_free",
-                    "heap_total"):
+                    "heap_total", "frozen"):
             setattr(self, key, raw.get(key))
         self.version = tuple(raw.get("version") or ())
         self.word_bits = 64 if raw.get("maxsize", 0) > 2 ** 32 else 32
@@ -128,7 +128,9 @@ class DeviceInfo:
                 "machine": self.machine, "board": self.board, "emulated": bool(self.emulated),
                 "word_bits": self.word_bits, "heap_total": self.heap_total,
                 "heap_free": self.heap_free, "fs_size": self.fs_size, "fs_free": self.fs_free,
-                "deflate": self.deflate, "provisioned": self.provisioned}
+                "deflate": self.deflate, "provisioned": self.provisioned,
+                "frozen": None if not self.frozen else
+                {k: self.frozen.get(k) for k in ("board", "version", "kinds")}}
 
 
 def probe(conn) -> DeviceInfo:

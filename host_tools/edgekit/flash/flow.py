@@ -14,6 +14,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, LinkError, ProtocolError
+from edgekit.flash import frozen as frozen_mod
 from edgekit.flash import heap, installer, scripts
 from edgekit.flash.device import Connection, TargetError, check_target, probe
 
@@ -89,10 +90,14 @@ def flash(port, image, wipe=False, ignore_heap=False, hello=True, runtime=None,
         info = probe(conn)
         report["device"] = info.describe()
         check_target(info, image, wipe)
+        report["frozen"] = None
+        if info.frozen:
+            image, report["frozen"] = frozen_mod.split(image, info.frozen)
         use_deflate = bool(info.deflate)
-        predicted = heap.predict(info, image)
+        # Frozen firmware runs from flash: there is no .mpy footprint to predict.
+        predicted = None if info.frozen else heap.predict(info, image)
         report["heap_predicted"] = predicted
-        if predicted["decisive"] and not predicted["fits"] and not ignore_heap:
+        if predicted and predicted["decisive"] and not predicted["fits"] and not ignore_heap:
             raise HeapError(predicted["problem"])
         say("survey")
         have, dirs = installer.survey(conn, image)
@@ -112,7 +117,7 @@ def flash(port, image, wipe=False, ignore_heap=False, hello=True, runtime=None,
         check = conn.exec_json(scripts.render(scripts.LOAD_CHECK,
                                               MODULES=image.boot_modules()))
         verdict = heap.assess(image.board_def, check["resident"], check["free"],
-                              check["error"])
+                              check["error"], frozen=bool(info.frozen))
         report["heap"] = verdict
         if not verdict["fits"] and not ignore_heap:
             raise HeapError(verdict["problem"] + "; main.py was not written, so the board "

@@ -52,13 +52,18 @@ def host_footprint(image) -> int:
     return _cache[key]
 
 
-def assess(board_def, resident, free_after, error=None, measured_on="device") -> dict:
-    """The verdict the report carries: figures, whether it fits, and why not."""
-    need = working_need(board_def)
+def assess(board_def, resident, free_after, error=None, measured_on="device",
+           frozen=False) -> dict:
+    """The verdict the report carries: figures, whether it fits, and why not.
+
+    `frozen`: the firmware is frozen into the board's image. The headroom test runs those
+    images (ROM frozen32) in 70% of the board's heap INCLUDING what the frozen imports
+    leave resident, so here they count inside the working share, not on top of it."""
+    need = working_need(board_def) - (resident if frozen else 0)
     fits = error is None and free_after >= need
     verdict = {"resident": resident, "free_after_import": free_after, "working_need": need,
                "board_heap": parse_size(board_def["heap"]), "measured_on": measured_on,
-               "fits": fits}
+               "frozen": bool(frozen), "fits": fits}
     if error and not error.startswith("MemoryError"):
         # not a heap question: the image itself does not start on this device
         verdict["problem"] = (f"the installed image does not import on the device ({error}):"

@@ -52,6 +52,21 @@ def _probe():
     # firmware/lib/store.py: a record is its file or its backup, or a committed .tx
     r["provisioned"] = there("/ek/identity") or there("/ek/identity.bak") or (
         there("/ek/_commit") and there("/ek/identity.tx"))
+    # The firmware frozen into the board's image (edgekit build-image), seen by the import
+    # system only (".frozen"; os.stat cannot see frozen modules).
+    r["frozen"] = None
+    saved = sys.path[:]
+    sys.path[:] = [".frozen"]
+    try:
+        import frozen_fw
+        r["frozen"] = {"board": frozen_fw.BOARD, "version": frozen_fw.VERSION,
+                       "kinds": frozen_fw.KINDS, "hal": frozen_fw.HAL,
+                       "modules": frozen_fw.MODULES}
+    except ImportError:
+        pass
+    finally:
+        sys.path[:] = saved
+        sys.modules.pop("frozen_fw", None)
     st = os.statvfs("/")
     r["fs_block"] = st[0]
     r["fs_size"] = st[0] * st[2]

@@ -31,6 +31,8 @@ def stage(target, kind, board, version, folder) -> Path:
     for src in sources.firmware_sources(kind) + sources.hal_sources(target):
         shutil.copyfile(src, folder / src.name)
     (folder / "build_info.py").write_text(sources.build_info_source(board, kind, version))
+    (folder / "frozen_fw.py").write_text(sources.frozen_fw_source(board, kind, version,
+                                                                  target in HAL_ALIAS))
     if target in HAL_ALIAS:
         # The one line that makes `import hal` find the port's HAL (hal_esp32 itself is
         # `from hal_machine import *` plus the port's own parts: the same pattern).

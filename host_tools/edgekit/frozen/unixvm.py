@@ -33,6 +33,8 @@ APT = "apt-get install -y gcc-multilib gcc-12-i686-linux-gnu gcc-i686-linux-gnu"
 MAKE_VARS = ("VARIANT=standard", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0", "MICROPY_PY_SSL=0",
              "MICROPY_SSL_MBEDTLS=0")
 BOARD = "emu"
+# Bumped when what the build freezes changes shape (not only the sources): stale VMs rebuild.
+LAYOUT = "2: frozen_fw"
 
 
 class FrozenVmError(EdgekitError):
@@ -49,7 +51,7 @@ def binary() -> Path:
 
 def wanted_digest(kind=sources.ALL) -> str:
     srcs = sources.firmware_sources(kind) + sources.hal_sources("unix")
-    return sources.digest(srcs, f"{kind}:{' '.join(MAKE_VARS)}".encode())
+    return sources.digest(srcs, f"{LAYOUT}:{kind}:{' '.join(MAKE_VARS)}".encode())
 
 
 def status(kind=sources.ALL):
@@ -109,8 +111,11 @@ def build(kind=sources.ALL, jobs=None) -> Path:
     built = obj / "micropython"
     if not built.exists():
         raise FrozenVmError(f"the build made no {built}: see {out / 'build.log'}")
-    shutil.copyfile(built, binary())
-    binary().chmod(0o755)
+    # Replaced, never written over: boards may be running the old binary (ETXTBSY).
+    tmp = binary().with_name(binary().name + ".new")
+    shutil.copyfile(built, tmp)
+    tmp.chmod(0o755)
+    os.replace(tmp, binary())
     (out / "stamp.json").write_text(json.dumps({
         "digest": wanted_digest(kind), "kind": kind, "source": str(src),
         "seconds": round(time.monotonic() - t0, 1)}))
