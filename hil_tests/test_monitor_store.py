@@ -19,7 +19,7 @@ import pytest
 from edgekit.cli import main as edgekit
 from operator_cli import fleet_home  # noqa: F401 - a fixture
 
-CRASH_ENV, CRASH_STATUS = "EDGEKIT_TEST_CRASH_AT", 70   # edgekit.monitor.forward's test hook
+CRASH_ENV, CRASH_STATUS = "EDGEKIT_TEST_CRASH_AT", 70   # edgekit.operate.forward's test hook
 
 pytestmark = pytest.mark.hil(kind="water_meter")
 HOUR = 3600

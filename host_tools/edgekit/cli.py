@@ -20,7 +20,7 @@ COMMANDS = [
     "edgekit.ota.cli",
     "edgekit.flash.cli",
     "edgekit.frozen.cli",
-    "edgekit.monitor.cli",
+    "edgekit.operate.cli",
     "edgekit.fleet.cli",
     "edgekit.maintenance_cli",
     "edgekit.vouchers.cli",

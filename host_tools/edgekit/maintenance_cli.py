@@ -14,7 +14,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
-from edgekit.monitor.cli import _common, _connect
+from edgekit.operate.connect import add_common_options as _common, connect as _connect
 
 MAX_MINUTES = 60        # firmware/lib/maintenance.py MAX_MINUTES
 

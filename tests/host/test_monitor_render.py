@@ -5,7 +5,7 @@ import json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgekit import catalog as C
-from edgekit.monitor import render
+from edgekit.operate import render
 from edgekit.protocol import messages
 
 

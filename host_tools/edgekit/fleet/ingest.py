@@ -2,7 +2,7 @@
 registry's device key, refuse replays, store what it carries, and return the signed bodies
 to publish on the device's down-topic (SPEC 13.3).
 
-Order per message, as on the serial path (SPEC 5, 8.3; monitor/forward.py): the topic names
+Order per message, as on the serial path (SPEC 5, 8.3; operate/forward.py): the topic names
 a registered device -> the body opens with that device's key (signature, role) and names
 that device as sender -> its seq is above the last one the registry accepted (persisted) ->
 store in one transaction (registry/telemetry.py) -> only then the operator-signed ack.
@@ -13,7 +13,7 @@ import time
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, ProtocolError
 from edgekit.fleet import topics
-from edgekit.monitor import forward
+from edgekit.operate import forward
 from edgekit.protocol import messages
 from edgekit.registry import telemetry as store
 

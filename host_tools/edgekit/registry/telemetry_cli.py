@@ -47,7 +47,7 @@ def _table(rows, headers):
 
 
 def _print_text(device_id, records, events):
-    from edgekit.monitor.render import value_text
+    from edgekit.operate.render import value_text
     if not records and not events:
         print(f"no telemetry stored for {device_id}: `edgekit monitor PORT --ack` stores it "
               "as the device sends it")
