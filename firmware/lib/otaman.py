@@ -47,9 +47,12 @@ def manifest_files(m):
     entries = m.get(C.K_FILES)
     if not isinstance(entries, list) or not 1 <= len(entries) <= C.OTA_FILES_MAX:
         _bad("1..%d files" % C.OTA_FILES_MAX)
-    out = []
+    # The tuples replace the entries' maps in the decoded list itself: a new list grows by
+    # reallocation, and its 512-byte block was what a fragmented heap (32 KB free, no such
+    # block) could not give mid-offer. The caller holds `m` only to read its other fields.
     prev = ""
-    for f in entries:
+    for i in range(len(entries)):
+        f = entries[i]
         if not isinstance(f, dict):
             _bad("file entry not a map")
         name = f.get(C.K_NAME)
@@ -74,8 +77,8 @@ def manifest_files(m):
             xsize = f.get(C.K_XSIZE)
             if enc != "deflate" or not isinstance(xsize, int) or xsize < 1:
                 _bad("file %s: encoding" % name)
-        out.append((name, size, digest, enc, xsize))
-    return out
+        entries[i] = (name, size, digest, enc, xsize)
+    return entries
 
 
 # -- the signed manifest, verified where it lies ---------------------------------------------
