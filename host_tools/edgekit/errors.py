@@ -2,12 +2,15 @@
 
 
 class EdgekitError(Exception):
-    """An error the CLI prints as one line (no traceback) and exits with `exit_code`."""
+    """An error the CLI prints as one line (no traceback) and exits with `exit_code`;
+    under --json as one object on stderr whose "error" is `kind` (stable names)."""
     exit_code = 2
+    kind = "invalid_input"      # a file, option or value the user can fix
 
 
 class ProtocolError(EdgekitError):
     """A peer sent something invalid, or answered with an ERROR message."""
+    kind = "protocol"
 
     def __init__(self, message, code=None):
         super().__init__(message)
@@ -17,3 +20,4 @@ class ProtocolError(EdgekitError):
 class LinkError(EdgekitError):
     """The link (serial port, socket) failed or timed out."""
     exit_code = 3
+    kind = "link"

@@ -63,7 +63,13 @@ def tree(root):
 def assert_refused(rc, err, path, before, root):
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc == 2, (rc, err)
-    assert len(lines) == 1 and lines[0].startswith("edgekit: error: "), err
+    # one line: "edgekit: error: ...", or under --json one JSON object
+    assert len(lines) == 1, err
+    if lines[0].startswith("{"):
+        obj = json.loads(lines[0])
+        assert obj["exit_status"] == 2 and obj["error"] == "invalid_input", obj
+    else:
+        assert lines[0].startswith("edgekit: error: "), err
     assert "Traceback" not in err
     assert Path(path).name in lines[0], f"the error does not name {path}: {lines[0]}"
     assert tree(root) == before, "a refused command wrote something"
