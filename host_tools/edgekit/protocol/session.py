@@ -10,7 +10,7 @@ from collections import deque
 
 from edgekit import catalog as C
 from edgekit.errors import LinkError, ProtocolError
-from edgekit.protocol import framing, messages
+from edgekit.protocol import exchanges, framing, messages
 
 
 class SeqCounter:
@@ -103,12 +103,18 @@ class Session:
         return seq, body
 
     def request(self, msg_type, payload=None, sign=None, timeout=None, expect=None):
-        """Send a request, return the device's answer (a Message). ERROR raises ProtocolError."""
+        """Send a request, return the device's answer (a Message). ERROR raises ProtocolError,
+        and so does an answer of a type protocol/exchanges.py does not pair with `msg_type`
+        (`expect`, a type or a tuple, narrows those)."""
+        exchanges.narrow(msg_type, expect)      # a request with no answer: before sending
         seq, body = self.build(msg_type, payload or {}, sign)
-        return self.exchange(seq, body, timeout=timeout, expect=expect)
+        return self.exchange(seq, body, timeout=timeout, expect=expect, request_type=msg_type)
 
-    def exchange(self, seq, body, timeout=None, expect=None):
+    def exchange(self, seq, body, timeout=None, expect=None, request_type=None):
+        """Send a built body (again, on silence) until its answer comes; see request()."""
         timeout = self.timeout if timeout is None else timeout
+        if request_type is None:
+            request_type = exchanges.type_of(body)
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats["retransmits"] += 1
@@ -125,10 +131,7 @@ class Session:
                     code = msg.payload.get(C.K_CODE)
                     raise ProtocolError(f"device refused: {C.error_name(code)}: "
                                         f"{msg.payload.get(C.K_MSG, '')}", code)
-                if expect is not None and msg.type != expect:
-                    raise ProtocolError(f"expected {C.type_name(expect)} (0x{expect:02x}), got "
-                                        f"{C.type_name(msg.type)} (0x{msg.type:02x})")
-                return msg
+                return exchanges.check_answer(request_type, msg, expect)
         raise LinkError(f"no answer from the device after {self.retries + 1} attempts of "
                         f"{timeout:.1f} s: check the cable/port and that the firmware is running")
 
