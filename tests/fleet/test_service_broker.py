@@ -42,6 +42,7 @@ class Webhook(http.server.BaseHTTPRequestHandler):
 
 def client(broker, client_id, clean=False):
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    c.username_pw_set(client_id)        # SPEC 13.4: a device's username is its id
     c.reconnect_delay_set(0.2, 1)
     c.connect(broker.host, broker.port, keepalive=10)
     c.loop_start()
@@ -107,14 +108,13 @@ def test_telemetry_crosses_the_broker_is_stored_and_acked(fleet, capsys):
     assert (ack.type, ack.payload) == (C.TELEMETRY_ACK, {C.K_UPTO: 3})
     assert stored(path) == [1, 2, 3]
 
-    # Injected straight into the broker by another client: a forgery and a replay.
-    attacker = client(broker, "attacker", clean=True)
+    # Injected straight into the broker (past its ACL): a forgery and a replay.
     captured = dev.telemetry(4)
-    attacker.publish(topics.up(DEV), dev.body(C.TELEMETRY, {C.K_RECORDS: [[4, []]]},
-                                              key=Ed25519PrivateKey.generate()), qos=1)
+    broker.inject(topics.up(DEV), dev.body(C.TELEMETRY, {C.K_RECORDS: [[4, []]]},
+                                           key=Ed25519PrivateKey.generate()))
     device.publish(topics.up(DEV), captured, qos=1)
     assert down.get(timeout=8).payload == {C.K_UPTO: 4}
-    attacker.publish(topics.up(DEV), captured, qos=1)
+    broker.inject(topics.up(DEV), captured)
     wait(lambda: service.ingest.dropped["replayed"] == 1
          and service.ingest.dropped["unknown_key"] == 1, what="the refusals")
     assert stored(path) == [1, 2, 3, 4] and down.empty()
@@ -131,9 +131,40 @@ def test_telemetry_crosses_the_broker_is_stored_and_acked(fleet, capsys):
     assert down.get(timeout=8).payload == {C.K_UPTO: 6}
     assert stored(path) == [1, 2, 3, 4, 5, 6]
     assert service.ingest.counts["acks_sent"] == 3
-    for c in (device, attacker):
+    device.loop_stop()
+    device.disconnect()
+
+
+def test_the_embedded_broker_keeps_each_device_on_its_own_topics(fleet):
+    broker, service, dev, ring, path = fleet
+    other = "wm-222222222222"
+    seen = queue.Queue()
+    device = client(broker, DEV)
+    device.on_message = lambda c, u, m: seen.put(m.topic)
+    granted = []
+    device.on_subscribe = lambda c, u, mid, codes, p: granted.append([int(x.value) for x in codes])
+    device.subscribe([(topics.down(other), 1), (topics.down(DEV), 1), ("ek/+/down", 1)])
+    wait(lambda: granted, what="SUBACK")
+    assert granted[0][0] >= 0x80 and granted[0][1] == 1 and granted[0][2] >= 0x80
+    # Publishing as another device: the broker drops it, the service never sees it.
+    before = service.ingest.counts["received"]
+    device.publish(topics.up(other), dev.telemetry(1), qos=1).wait_for_publish(3)
+    device.publish(topics.up(DEV), dev.telemetry(1), qos=1).wait_for_publish(3)
+    wait(lambda: service.ingest.counts["received"] == before + 1, what="the own-topic message")
+    time.sleep(0.3)
+    assert service.ingest.counts["received"] == before + 1
+    # A client without a name, or one taking another device's id as client id, is refused.
+    for user, cid in ((None, "anon"), (other, DEV)):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid)
+        if user:
+            c.username_pw_set(user)
+        with pytest.raises(Exception):
+            c.connect(broker.host, broker.port)
+            rc = c.loop(timeout=2)
+            assert c.is_connected(), rc
         c.loop_stop()
-        c.disconnect()
+    device.loop_stop()
+    device.disconnect()
 
 
 def test_an_alarm_is_logged_posted_and_fetched(fleet, capsys):

@@ -1,6 +1,7 @@
 """The embedded MQTT broker (amqtt, pure Python, MQTT 3.1.1): what `make demo`, the tests and
-a single-site install use, so nothing but pip is needed. Deployments use a real broker
-(Mosquitto, EMQX, HiveMQ) with the ACL of SPEC 13.4; docs/fleet.md.
+a single-site install use, so nothing but pip is needed. It enforces SPEC 13.4's topic
+rules without passwords (broker_acl.py); deployments use a real broker (Mosquitto, EMQX,
+HiveMQ) with credentials and the same ACL; docs/fleet.md.
 
 amqtt keeps sessions (clean_session false, QoS 1 queues) in memory: a broker restart forgets
 queued messages, which SPEC 13 tolerates (a device keeps every record until the service's
@@ -21,7 +22,9 @@ def config(host="127.0.0.1", port=DEFAULT_PORT):
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
         # Sessions of a device that sleeps for a day must outlive it (its queued commands).
         "session_expiry_interval": None,
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        # SPEC 13.4's rules (fleet/broker_acl.py): named clients, each device on its topics.
+        "plugins": {"edgekit.fleet.broker_acl.DeviceAuthPlugin": {},
+                    "edgekit.fleet.broker_acl.DeviceTopicPlugin": {}},
     }
 
 
@@ -91,6 +94,14 @@ class EmbeddedBroker:
         finally:
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(timeout)
+
+    def inject(self, topic, payload, qos=1, timeout=5.0):
+        """Publish as the broker itself, past every ACL: what a compromised broker (or one
+        with stolen credentials) can do. Tests use it to prove signatures, not the ACL,
+        decide what the service and devices believe."""
+        asyncio.run_coroutine_threadsafe(
+            self._broker.internal_message_broadcast(topic, bytes(payload), qos),
+            self._loop).result(timeout)
 
     def __enter__(self):
         return self.start()

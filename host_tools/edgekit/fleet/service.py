@@ -66,7 +66,7 @@ class FleetService:
     is set; reconnection to a broker that went away is paho's (1 s .. 30 s backoff)."""
 
     def __init__(self, ingest, host, port, client_id="edgekit-fleet", group=None,
-                 log=None):
+                 log=None, username="edgekit-fleet", password=None):
         import paho.mqtt.client as mqtt     # here: the rest of edgekit runs without paho
         self.ingest = ingest
         self.host, self.port = host, port
@@ -75,6 +75,7 @@ class FleetService:
         self.connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False)
+        self.client.username_pw_set(username, password)   # SPEC 13.4: the service's own user
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
