@@ -245,7 +245,9 @@ def test_cli_flashes_a_tray_in_parallel_with_one_json_report(edgekit_emulator, t
                                "--ignore-heap", "--no-hello", "--json", "--ports"] +
                               [t.url for t in tray], capture_output=True, text=True,
                               timeout=300)
-        assert proc.returncode == 1, proc.stderr        # one board of the tray is wrong
+        # one board of the tray is the wrong kind: what the user fixes, 2 (as in a one-port
+        # flash), not the link's 3
+        assert proc.returncode == 2, proc.stderr
         report = json.loads(proc.stdout)
         assert (report["ok"], report["failed"]) == (2, 1)
         by_port = {d["port"]: d for d in report["devices"]}

@@ -36,8 +36,12 @@ def test_results_come_in_port_order_with_failures_isolated_and_reported():
     assert all(isinstance(r["seconds"], float) for r in results)
     assert results[0]["seconds"] >= 0.05
     assert sorted(p for p, step, _ in seen if step == "failed") == ["b", "d"]
-    assert tally(results) == {"ok": 2, "failed": 2} and exit_status(results) == 1
+    # both failures are the link's (an OSError is the port): 3, as in any one-port command
+    assert tally(results) == {"ok": 2, "failed": 2} and exit_status(results) == 3
     assert exit_status(results[::2]) == 0 and exit_status([]) == 0
+    mixed = results + run_per_port(["e"], lambda p: (_ for _ in ()).throw(
+        EdgekitError("e: refused")), 1)
+    assert exit_status(mixed[-1:]) == 2 and exit_status(mixed) == 1     # different ways
 
 
 def test_a_bug_in_one_port_propagates_after_the_others_finished():
@@ -104,3 +108,18 @@ def test_parallel_below_one_is_a_usage_error_everywhere(home, capsys, monkeypatc
     assert f"--parallel {value}: give how many ports to work on at once, at least 1" in err
     assert "usage: edgekit" in err and "Traceback" not in err
     assert not opened
+
+
+def test_a_wrong_port_exits_3_in_every_command(tmp_path, monkeypatch, capsys):
+    """Before: 1 in flash/provision/keys deliver (the tray's "some port failed"), 3 in
+    command/monitor/maintenance: the same mistake, two statuses."""
+    monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", "correct horse battery")
+    assert main(["keys", "init"]) == 0
+    port = str(tmp_path / "no-such-port")
+    for argv in (["flash", port, "--board", "esp32", "--kind", "water_meter"],
+                 ["provision", port, "--kind", "water_meter", "--site", "s"],
+                 ["keys", "deliver", port], ["command", port, "diag"],
+                 ["monitor", port, "--duration", "1"], ["maintenance", port, "--minutes", "5"]):
+        assert main(argv) == 3, argv
+    capsys.readouterr()

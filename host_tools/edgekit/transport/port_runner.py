@@ -2,7 +2,7 @@
 keys deliver and ota campaign (its discovery and its stages).
 
     results = run_per_port(ports, work, parallel, progress)   # one dict per port, in order
-    code = exit_status(results)                               # 0 all ok, 1 any failed
+    code = exit_status(results)      # 0 all ok; else the failures' status (3 link)
 
 `work(port)` does one port's job and returns that port's result fields; an EdgekitError or
 OSError it raises fails that port alone (recorded, reported to `progress`), never the
@@ -14,9 +14,9 @@ usage error before any port is opened, the same in every command.
 """
 import argparse
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, LinkError
 
 
 class _AtLeastOne(argparse.Action):
@@ -51,7 +51,11 @@ def each(items, work, parallel):
     if not items:
         return []
     with ThreadPoolExecutor(max_workers=min(len(items), parallel)) as pool:
-        return list(pool.map(work, items))
+        # Every item runs to its end before a bug in one propagates: pool.map would cancel
+        # the items not started yet when it raises, leaving boards of the tray untouched.
+        futures = [pool.submit(work, item) for item in items]
+        wait(futures)
+    return [f.result() for f in futures]
 
 
 def run_per_port(ports, work, parallel, progress=None):
@@ -69,7 +73,10 @@ def run_per_port(ports, work, parallel, progress=None):
         except (EdgekitError, OSError) as exc:
             message = str(exc) or type(exc).__name__
             progress(port, "failed", message)
-            result = {"port": port, "ok": False, "error": message}
+            # The status the same failure has in a one-port command (an OSError is the
+            # port itself: a link error).
+            status = exc.exit_code if isinstance(exc, EdgekitError) else LinkError.exit_code
+            result = {"port": port, "ok": False, "error": message, "exit_status": status}
         result["seconds"] = round(time.monotonic() - started, 2)
         return result
 
@@ -83,5 +90,10 @@ def tally(results):
 
 
 def exit_status(results):
-    """0 when every port succeeded, 1 when any failed (the tray commands' contract)."""
-    return 0 if all(r["ok"] for r in results) else 1
+    """0 when every port succeeded; when ports failed, the status their failure has in
+    every command (3: the link, a wrong or unplugged port; 2: what the user can fix), so a
+    wrong port exits 3 in `flash` as in `command`; 1 when ports failed in different ways."""
+    failed = {r.get("exit_status", 1) for r in results if not r["ok"]}
+    if not failed:
+        return 0
+    return failed.pop() if len(failed) == 1 else 1
