@@ -3,8 +3,11 @@ normative CDDL (protocol/edgekit.cddl) by pycddl, an RFC 8610 validator independ
 this project: a water meter is provisioned, configured, synced, metered until it pushes
 telemetry and an alarm on its own, fetched and acknowledged, commanded, given a key epoch,
 updated over the air (with a manifest split into chunks and an abort), rebooted and sent
-back to factory state, all through a tap on the link. The signed documents inside
-(device certificate, OTA manifest, update result) and an ATM voucher are checked too.
+back to factory state, all through a tap on the link; refusals too (signed, unsigned, and
+to a body with no readable header). The signed documents inside (device certificate, OTA
+manifest, update result) and an ATM voucher are checked too. Each other kind (water ATM,
+smart bin, environment sensor) is provisioned and its own telemetry, events, logs and command
+results checked, with a voucher redeemed over the kiosk's link.
 
 A type seen on the wire that has no rule fails, and so does a catalogue type that devices
 or hosts send but this run did not capture (NOT_CAPTURED says which cannot be, and why).
@@ -14,6 +17,7 @@ import pytest
 
 from edgekit import catalog as C
 from edgekit import vouchers
+from edgekit.errors import ProtocolError
 from edgekit.hil.devices import TEST_PASSPHRASE
 from edgekit.keys import epoch as epoch_mod
 from edgekit.ota import bundle as bundle_mod
@@ -34,6 +38,7 @@ NOT_CAPTURED = {
 DOCUMENTS = {C.DOC_DEVICE_CERT, C.DOC_VOUCHER, C.DOC_OTA_MANIFEST, C.DOC_UPDATE_RESULT}
 
 T0 = 1767225600          # 2026-01-01T00:00:00Z
+GARBAGE = cbor2.dumps(7)    # well-formed CBOR, but no envelope
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +104,13 @@ def drive(board, clock, world, provisioned, hil_fleet, update, log):
     Pusher(s, update, dev.public_key).offer()
     s.max_frame = full_frame
     s.request(C.OTA_ABORT, {}, expect=C.ACK)
+    # Refusals in their other forms: an unsigned ERROR (a chunk with no transfer open) and
+    # one to a body whose header could not be read (K_RE null).
+    with pytest.raises(ProtocolError):
+        s.request(C.OTA_CHUNK, {C.K_OTA_SEQ: 2, C.K_OFFSET: 0, C.K_DATA: b"x"}, sign=False)
+    s.send_body(GARBAGE)
+    refusal = s.receive(5)
+    assert refusal is not None and refusal.type == C.ERROR and refusal.payload[C.K_RE] is None
     result = Pusher(s, update, dev.public_key).run()
     assert result["status"] == "installed", result
     assert dev.fetch_logs(), "no log record (the confirmed update logs one)"
@@ -112,15 +124,14 @@ def drive(board, clock, world, provisioned, hil_fleet, update, log):
     return dev
 
 
-def test_every_message_on_the_wire_matches_the_cddl(board, clock, world, provisioned,
-                                                    hil_fleet, update, checker):
-    log = []
-    dev = drive(board, clock, world, provisioned, hil_fleet, update, log)
-    names = C.TYPE_NAMES
+def validate(checker, log):
+    """{type: {(direction, signed)}} of the messages in `log`, after checking each one."""
     seen = {}
     problems = []
     for m in log:
-        name = names.get(m.type, f"0x{m.type:02x}")
+        if m.type is None and m.direction == "host" and m.body == GARBAGE:
+            continue                        # sent on purpose, to draw an ERROR
+        name = C.TYPE_NAMES.get(m.type, f"0x{m.type or 0:02x}")
         seen.setdefault(m.type, set()).add((m.direction, m.signed))
         try:
             if m.signed:
@@ -135,10 +146,22 @@ def test_every_message_on_the_wire_matches_the_cddl(board, clock, world, provisi
             if text.split("\n")[0] not in {p.split("\n")[0] for p in problems}:
                 problems.append(text)       # one report per kind of mismatch
     assert not problems, "\n".join(problems)
+    return seen
+
+
+def test_every_message_on_the_wire_matches_the_cddl(board, clock, world, provisioned,
+                                                    hil_fleet, update, checker):
+    log = []
+    dev = drive(board, clock, world, provisioned, hil_fleet, update, log)
+    names = C.TYPE_NAMES
+    seen = validate(checker, log)
 
     # Unsolicited pushes (no K_RE) were among them: the schedule's TELEMETRY and the EVENT.
     pushed = {m.type for m in log if m.direction == "device" and C.K_RE not in m.value}
     assert {C.TELEMETRY, C.EVENT} <= pushed, sorted(pushed)
+
+    errors = [m for m in log if m.type == C.ERROR]
+    assert any(not m.signed for m in errors) and any(m.value[C.K_RE] is None for m in errors)
 
     # Signed documents carried inside messages.
     commit = next(m for m in log if m.type == C.PROV_COMMIT)
@@ -174,3 +197,49 @@ def reassemble_manifest(log):
             data += m.value[C.K_DATA]
     assert len(data) == offer[C.K_SIZE], "the manifest did not cross the link whole"
     return bytes(data)
+
+
+def hexuid(n):
+    return n.to_bytes(4, "big").hex()
+
+
+def drive_kind(kind, board, clock, world, provisioned, hil_fleet, log):
+    """What each kind's own app sends: its SenML, events and command results."""
+    config = {"poll_ms": 1000, "preset_l": 2, "settle_ms": 1500} if kind == "water_atm" else None
+    dev = provisioned(config=config, target=TapTarget(board, log))
+    dev.session.request(C.TIME_SYNC, {C.K_TIME: T0}, expect=C.TIME)
+    if kind == "water_atm":
+        card = 0x0A000001
+        dev.command("prices", bands=[[20, 5000], [0, 9000]])
+        dev.command("card", uid=hexuid(card), role="water")
+        voucher = vouchers.mint(hil_fleet.signer("operator"), dev.id, 1, 250, issued=T0)
+        dev.command("redeem", uid=hexuid(card), voucher=voucher)
+        world.set(card=card)            # a customer draws water
+        clock.advance(14)
+        world.set(card=0)
+        dev.command("balance", uid=hexuid(card))
+        dev.command("tx_fetch", count=2)
+    clock.advance(2 * 3600 + 60)
+    rows, _, _ = dev.fetch_telemetry()
+    assert rows, f"a {kind} journaled no telemetry in two hours"
+    dev.fetch_events()
+    dev.fetch_logs()
+    dev.command("read" if kind != "water_atm" else "balances")
+    return dev
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.hil(kind=k))
+                                  for k in ("water_atm", "smart_bin", "env_sensor")])
+def test_each_kinds_messages_match_the_cddl(kind, board, clock, world, provisioned, hil_fleet,
+                                            checker):
+    log = []
+    drive_kind(kind, board, clock, world, provisioned, hil_fleet, log)
+    seen = validate(checker, log)
+    assert {C.TELEMETRY, C.COMMAND_RESULT} <= set(seen)
+    carried = [m.value[C.K_ARGS]["voucher"] for m in log
+               if m.type == C.COMMAND and "voucher" in m.value.get(C.K_ARGS, {})]
+    for voucher in carried:     # a voucher as it crossed the link, inside a COMMAND
+        check_document(checker, voucher, C.DOC_VOUCHER)
+    assert len(carried) == (kind == "water_atm")
+    print(kind, "captured:", ", ".join(f"{C.TYPE_NAMES[t]} {sorted(seen[t])}"
+                                       for t in sorted(seen)))

@@ -70,23 +70,25 @@ class Checker:
 
 
 class Captured:
-    """One message seen on the wire: direction ('host' or 'device'), type, payload bytes."""
+    """One frame body seen on the wire: direction ('host' or 'device'), type, payload bytes.
+    A body that is no envelope at all (a test sending garbage on purpose) has type None."""
 
     def __init__(self, direction, body):
         self.direction = direction
         self.body = body
+        self.type = self.protected = self.payload = self.value = None
+        self.signed = False
         item = cbor2.loads(body)
         if isinstance(item, cbor2.CBORTag) and item.tag == C.TAG_COSE_SIGN1:
             item = item.value
+        if not isinstance(item, list) or len(item) not in (3, 4):
+            return
         if len(item) == 4:
             self.signed = True
             self.protected = item[0]
-            header = cbor2.loads(item[0])
-            self.type = header[C.HDR_TYPE]
+            self.type = cbor2.loads(item[0])[C.HDR_TYPE]
             self.payload = item[2]
         else:
-            self.signed = False
-            self.protected = None
             self.type = item[0]
             self.payload = cbor2.dumps(item[2])     # the map itself, re-encoded as it came
         self.value = cbor2.loads(self.payload)
