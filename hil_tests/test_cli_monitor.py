@@ -19,6 +19,14 @@ def test_command_and_monitor(board, world, clock, fleet_home, capsys):
     assert world.snapshot()["outputs"]["valve"] is False
     code, out, _ = run(capsys, "command", board.url, "diag", "--json")
     assert json.loads(out)["result"]["boots"] >= 1
+    # without --json: what a person reads (before: Python reprs, {'boots': 1, ...})
+    code, out, _ = run(capsys, "command", board.url, "diag")
+    assert code == 0 and "{'" not in out and "b'" not in out and "[[" not in out, out
+    lines = dict(line.strip().split(": ", 1) for line in out.splitlines()[1:]
+                 if ": " in line)
+    assert lines["uptime_s"].split()[1] == "s" and lines["heap_free"].endswith(" B"), out
+    code, out, _ = run(capsys, "command", board.url, "read")
+    assert "flow_lpm: 0 L/min" in out and "volume_ml: 0 mL" in out, out     # valve closed
     code, _, err = run(capsys, "command", board.url, "valve", "open=maybe")
     assert code == 2 and "open: true or false" in err
     world.set(tamper=True)

@@ -43,7 +43,10 @@ def cmd_command(args):
             print(json.dumps({"device": device_id, "command": args.name, "result": result},
                              indent=2, default=render.json_default))
         else:
-            print(f"{device_id}: {args.name} -> {result}")
+            print(f"{device_id}: {args.name}")
+            for line in render.readable_lines(result, None if isinstance(result, dict)
+                                              else "result", "  "):
+                print(line)
         registry.record_event(device_id, "command", {"name": args.name})
     finally:
         transport.close()
