@@ -1,4 +1,4 @@
-"""Device Ed25519 (firmware/lib/ed25519.py) against the textbook implementation
+"""Device Ed25519 (firmware/crypto/ed25519.py) against the textbook implementation
 (bench/textbook_ed25519.py), both inside the real micropython, same process, same inputs.
 
 Prints verify/sign times and their ratio (issue target: device <= 0.4 x textbook), the heap

@@ -3,10 +3,11 @@
     python bench/bench_heap.py                       # every app, esp32 and rp2040
     python bench/bench_heap.py water_meter esp32     # filter by kind and/or board names
 
-For every app in firmware/apps and every board, on both VMs side by side, bisects the
-emulator's heap_scale (the 64-bit VM gets `board heap * scale + the frozen-firmware
-allowance`, see edgekit.emu.rom; the board-accurate frozen 32-bit VM gets `board heap *
-scale` exactly, see edgekit.emu.frozen_rom; docs/memory.md) for the smallest scale at which the app's workload from
+For every kind's app (firmware/kinds/<kind>/) and every board, on both VMs side by side,
+bisects the emulator's heap_scale (the 64-bit VM gets `board heap * scale + the
+frozen-firmware allowance`, see edgekit.emu.rom; the board-accurate frozen 32-bit VM gets
+`board heap * scale` exactly, see edgekit.emu.frozen_rom; docs/memory.md) for the smallest
+scale at which the app's workload from
 hil_tests/test_heap_headroom.py runs to its end without a reboot or a refused answer, and
 prints it with the headroom it leaves (1 - scale). The HIL test proves headroom >= 30% at
 one scale; this prints how much there is. No asserts: a figure that moved is for a human

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 
-KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
+from edgekit.firmware_tree import KINDS
 
 
 def main(kinds):

@@ -20,7 +20,7 @@ from edgekit.ota import bundle as bundle_mod
 from edgekit.ota import campaign
 from edgekit.ota.push import Pusher
 from edgekit.ota.sign import sign_with_keystore
-from edgekit.paths import FIRMWARE_DIR
+from edgekit import firmware_tree
 
 LINE = 115200 // 10            # bytes/s: 8N1 is 10 bits a byte
 TARGET = 0.9 * LINE
@@ -60,11 +60,12 @@ def mpremote_cp(url, files_dir):
 def heap_of(slot_dir, overlay):
     """Heap bytes the VM spends on the water meter's modules when `overlay` of them come from
     files in `slot_dir` (a real board executes the rest, frozen, from flash: no heap)."""
-    from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR
+    from edgekit.paths import BOARDS_DIR, PROTOCOL_DIR
     from edgekit.testing import mp
     from edgekit.testing.mpycache import compile_tree, default_cache
-    base = compile_tree([BOARDS_DIR / "hal_common.py", PROTOCOL_DIR / "catalog.py",
-                         FIRMWARE_LIB, FIRMWARE_DIR / "apps"], default_cache() / "bench-ota")
+    base = compile_tree([BOARDS_DIR / "hal_common.py", PROTOCOL_DIR / "catalog.py"]
+                        + firmware_tree.source_dirs("water_meter"),
+                        default_cache() / "bench-ota")
     code = (f"import sys, gc\nsys.path[:] = [{str(base)!r}]\n"
             "import runtime, ota, water_meter\n"           # the frozen part, as a baseline
             f"for m in {list(overlay)!r}:\n    sys.modules.pop(m, None)\n"
@@ -82,7 +83,7 @@ def main():
     raw = sign(bundle_mod.build("esp32", "water_meter", "1.1.0", seq=10, deflate=False))
     zipped = sign(bundle_mod.build("esp32", "water_meter", "1.1.0", seq=10))
     src = tmp / "water_meter.py"
-    src.write_text((FIRMWARE_DIR / "apps" / "water_meter.py").read_text()
+    src.write_text(firmware_tree.app_path("water_meter").read_text()
                    + "\n_BENCH_ONE_FILE_CHANGE = 1\n")
     sources = [s for s in bundle_mod.default_sources("water_meter") if s.name != src.name]
     delta = sign(bundle_mod.build("esp32", "water_meter", "1.1.1", seq=11,

@@ -1,4 +1,4 @@
-"""What the weak-key checks cost the device (firmware/lib/trust.py, ed25519.py), inside the real
+"""What the weak-key checks cost the device (firmware/crypto/trust.py, ed25519.py), inside the real
 micropython, as ratios against one verify measured in the same process:
 
 - trust.check_public(pub): the full check run when a trust anchor is installed (PROV_COMMIT,

@@ -67,7 +67,7 @@ def measure(emu, fleet, board_name):
 
 
 def charge_per_day(power, awake_ms, asleep_ms):
-    """The firmware's own formula (firmware/lib/power.py), run in the MicroPython VM."""
+    """The firmware's own formula (firmware/core/power.py), run in the MicroPython VM."""
     return mp.run_json("import power, json\nprint(json.dumps(power.charge_per_day_mah("
                        f"{json.dumps(power)}, {awake_ms!r}, {asleep_ms!r})))")
 

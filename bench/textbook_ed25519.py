@@ -1,4 +1,4 @@
-# Textbook Ed25519: the yardstick bench_ed25519.py measures firmware/lib/ed25519.py against.
+# Textbook Ed25519: the yardstick bench_ed25519.py measures firmware/crypto/ed25519.py against.
 # NOT for devices and not imported by firmware. It follows the RFC 8032 section 6 reference
 # code (extended coordinates, point_add also used for doubling, double-and-add, pow()
 # inversion, cross-multiplied point_equal) with hashlib.sha512 replaced by a plain FIPS 180-4

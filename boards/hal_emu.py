@@ -352,7 +352,7 @@ def wdt_feed():
 
 def maintenance_guard(ms):
     """What hal_machine's timer does on a board: the watchdog held off for `ms`, then a
-    reset; 0 cancels (firmware/lib/maintenance.py)."""
+    reset; 0 cancels (firmware/core/maintenance.py)."""
     _rt("maint_guard", max(0, int(ms)))
 
 

@@ -172,7 +172,7 @@ def wdt_feed():
         _wdt.feed()
 
 
-# Maintenance (firmware/lib/maintenance.py): in the REPL no firmware loop feeds the watchdog,
+# Maintenance (firmware/core/maintenance.py): in the REPL no firmware loop feeds the watchdog,
 # so a timer does, until the window's deadline, then resets into the locked firmware.
 # ESP32 timers are hardware timers 0..3; the RP2040 has only virtual ones (id -1).
 _guard = None

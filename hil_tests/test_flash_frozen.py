@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit import firmware_tree
 from edgekit.flash import flow, image as image_mod
 from edgekit.flash.device import TargetError
 from edgekit.ota import bundle as bundle_mod
@@ -41,7 +42,7 @@ def test_flash_installs_only_what_is_not_frozen_and_the_board_boots_its_app(boar
 
 def test_a_bundle_whose_code_differs_from_the_frozen_firmware_is_refused(board, tmp_path):
     changed = tmp_path / "senml.py"
-    shutil.copyfile(bundle_mod.FIRMWARE_LIB / "senml.py", changed)
+    shutil.copyfile(firmware_tree.module_path("senml"), changed)
     changed.write_text(changed.read_text() + "\n_CHANGED = 1\n")
     sources = [s for s in bundle_mod.default_sources("water_meter") if s.name != "senml.py"]
     img = image_mod.build("esp32", "water_meter", sources=sources + [changed])

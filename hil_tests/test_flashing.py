@@ -24,7 +24,8 @@ from edgekit.hil.targets import BoardSpec, EmulatedTarget
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota.push import Pusher
 from edgekit.ota.sign import sign_with_keystore
-from edgekit.paths import FIRMWARE_LIB, PROTOCOL_DIR
+from edgekit import firmware_tree
+from edgekit.paths import PROTOCOL_DIR
 
 pytestmark = pytest.mark.hil(time="virtual", options={"bare": True})
 
@@ -40,7 +41,7 @@ _images = {}
 def image_for(board_name, whole=False):
     key = (board_name, whole)
     if key not in _images:
-        sources = None if whole else [FIRMWARE_LIB / f"{n}.py" for n in PART] + \
+        sources = None if whole else [firmware_tree.module_path(n) for n in PART] + \
             [PROTOCOL_DIR / "catalog.py"]
         _images[key] = image_mod.build(board_name, "water_meter", sources=sources)
     return _images[key]
@@ -210,7 +211,7 @@ def test_bare_to_flashed_to_provisioned_to_updated(edgekit_emulator, hil_fleet):
         # time: in virtual time the trial's deadline passes while the board idles between
         # two frames from a host slowed by load, and the update rolls back (seen in CI).
         target.handle.set_time_mode("real")
-        apps = [p for p in bundle_mod.default_sources("water_meter") if "apps" in p.parts]
+        apps = bundle_mod.default_sources("water_meter", app_only=True)
         update = sign_with_keystore(bundle_mod.build(name, "water_meter", "1.0.1", seq=2,
                                                      sources=apps, deadline=30),
                                     hil_fleet.keystore, TEST_PASSPHRASE)

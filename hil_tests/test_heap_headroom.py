@@ -5,8 +5,8 @@ allowance (edgekit.emu.rom), on the board-accurate frozen 32-bit VM nothing more
 without a reboot, a failed task or a refused answer. bench/bench_heap.py bisects the smallest share
 each app needs (the figures are in docs/memory.md).
 
-Every app in firmware/apps is measured: one without a workload of its own here runs the core
-services' workload until its author adds one.
+Every kind's app (firmware/kinds/<kind>/<kind>.py) is measured: one without a workload of
+its own here runs the core services' workload until its author adds one.
 
 The memory-lean paths the budget relies on (signing in place, frames written block by block)
 are also checked here against the straightforward constructions: same bytes, or the saving
@@ -16,11 +16,10 @@ import random
 
 import pytest
 
-from edgekit import appschema
+from edgekit import firmware_tree
 from edgekit import catalog as C
 from edgekit.hil.devices import provision
 from edgekit.hil.targets import BoardSpec, EmulatedTarget
-from edgekit.paths import FIRMWARE_DIR
 from edgekit.protocol import cose as host_cose
 from edgekit.protocol.framing import encode_frame
 from edgekit.testing import frozenvm, mp
@@ -38,9 +37,9 @@ T0 = 1767225600          # 2026-01-01T00:00:00Z
 
 
 def apps():
-    """Device kinds whose app is in firmware/apps (an app is the module named for its kind;
-    the others there are its schema and helpers)."""
-    return [k for k in appschema.KINDS if (FIRMWARE_DIR / "apps" / f"{k}.py").exists()]
+    """Device kinds with an app (the module named for its kind, in the kind's folder beside
+    its schema and helpers)."""
+    return firmware_tree.kinds_with_app()
 
 
 def water_meter_workload(target, dev):

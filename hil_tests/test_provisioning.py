@@ -10,13 +10,12 @@ import pytest
 from edgekit import catalog as C
 from edgekit.cli import main as edgekit_main
 from edgekit.errors import EdgekitError
+from edgekit.firmware_tree import KINDS
 from edgekit.hil.devices import TEST_PASSPHRASE, HilFleet, provision
 from edgekit.hil.targets import BoardSpec, EmulatedTarget
 from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 from edgekit.provision import flow
-
-KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
 
 
 @pytest.fixture

@@ -1,14 +1,12 @@
-"""App config schemas, executed from the firmware's own files (firmware/lib/schema.py and
-firmware/apps/<kind>_schema.py), so the host validates exactly as the device will."""
+"""App config schemas, executed from the firmware's own files (firmware/core/schema.py and
+firmware/kinds/<kind>/<kind>_schema.py), so the host validates exactly as the device will."""
 import importlib.util
 import json
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.paths import FIRMWARE_DIR, FIRMWARE_LIB
-
-KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
-ID_PREFIX = {"water_meter": "wm", "water_atm": "atm", "smart_bin": "bin", "env_sensor": "env"}
+from edgekit import firmware_tree
+from edgekit.firmware_tree import ID_PREFIX, KINDS  # noqa: F401 - this module's API
 
 
 def _load(path, name):
@@ -18,7 +16,7 @@ def _load(path, name):
     return module
 
 
-_validator = _load(FIRMWARE_LIB / "schema.py", "edgekit_fw_schema")
+_validator = _load(firmware_tree.module_path("schema"), "edgekit_fw_schema")
 
 
 def check_kind(kind):
@@ -29,7 +27,7 @@ def check_kind(kind):
 def schema_for(kind):
     """The kind's SCHEMA, or {} when this firmware has no app for it yet."""
     check_kind(kind)
-    path = FIRMWARE_DIR / "apps" / f"{kind}_schema.py"
+    path = firmware_tree.schema_path(kind)
     return _load(path, f"edgekit_fw_{kind}_schema").SCHEMA if path.exists() else {}
 
 
@@ -88,7 +86,7 @@ def check_settings(values, where):
     for key, value in values.items():
         if not isinstance(key, str) or not 1 <= len(key) <= 64 or not _NAME_CHARS >= set(key):
             raise EdgekitError(f"{where}: setting name {key[:64]!r} is not a name of letters, "
-                               "digits and _ (see the kind's schema in firmware/apps)")
+                               "digits and _ (see the kind's schema in firmware/kinds/<kind>)")
         if isinstance(value, int) and not isinstance(value, bool) \
                 and not INT_MIN <= value <= INT_MAX:
             raise EdgekitError(f"{where}: {key} is a {len(str(abs(value)))}-digit integer, "

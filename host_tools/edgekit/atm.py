@@ -1,7 +1,7 @@
 """Water ATM, host side: fetch and acknowledge the kiosk's ledger (store and forward), replay
 it into balances and totals, and reconcile them against the flow meter.
 
-The record formats are the device's (firmware/lib/ledger.py); the replay here is written
+The record formats are the device's (firmware/kinds/water_atm/ledger.py); the replay here is written
 independently of the device's, so a test comparing the two compares two implementations.
 """
 from dataclasses import dataclass, field

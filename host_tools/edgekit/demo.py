@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from edgekit import catalog as C
 from edgekit.appschema import KINDS
 from edgekit.cli import main as edgekit
-from edgekit.paths import FIRMWARE_DIR, output_dir
+from edgekit import firmware_tree
+from edgekit.paths import output_dir
 
 BOARD = "esp32s3_psram"     # runs the firmware from its filesystem as flashed (docs/flashing.md)
 WORLDS = Path(__file__).resolve().parent / "emu" / "worlds"
@@ -110,7 +111,7 @@ def main():
 
     with Emulator(state_dir=home / "emu") as emu:
         kinds = [k for k in os.environ.get("EDGEKIT_DEMO_KINDS", ",".join(KINDS)).split(",")
-                 if (FIRMWARE_DIR / "apps" / f"{k}.py").exists()
+                 if firmware_tree.app_path(k).exists()
                  and (WORLDS / f"{k}.py").exists()]
         say.step(f"{len(kinds)} bare boards arrive (MicroPython only, empty flash): "
                  + ", ".join(kinds))
@@ -239,7 +240,7 @@ def main():
         from edgekit.ota.sign import sign_with_keystore
         meter_board.world.set(burst_lpm=0)
         meter.command("valve", open=True)
-        apps = [p for p in ota_bundle.default_sources("water_meter") if "apps" in p.parts]
+        apps = ota_bundle.default_sources("water_meter", app_only=True)
         update = sign_with_keystore(ota_bundle.build(BOARD, "water_meter", "1.0.1", seq=2,
                                                      sources=apps, deadline=30),
                                     keys, PASSPHRASE)

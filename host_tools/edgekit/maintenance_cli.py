@@ -16,7 +16,7 @@ from edgekit import catalog as C
 from edgekit.errors import EdgekitError
 from edgekit.operate.connect import add_common_options as _common, connect as _connect
 
-MAX_MINUTES = 60        # firmware/lib/maintenance.py MAX_MINUTES
+MAX_MINUTES = 60        # firmware/core/maintenance.py MAX_MINUTES
 
 
 def open_window(session, device_id, minutes):

@@ -35,7 +35,6 @@ ROOT = _data_root()
 IN_CHECKOUT = ROOT == _CHECKOUT
 PROTOCOL_DIR = ROOT / "protocol"
 FIRMWARE_DIR = ROOT / "firmware"
-FIRMWARE_LIB = FIRMWARE_DIR / "lib"
 BOARDS_DIR = ROOT / "boards"
 VECTORS_DIR = PROTOCOL_DIR / "vectors"
 

@@ -1,4 +1,4 @@
-"""firmware/lib/cbor.py in the real MicroPython VM (110 KB heap, the ESP32 budget).
+"""firmware/codec/cbor.py in the real MicroPython VM (110 KB heap, the ESP32 budget).
 
 Each group of cases runs in one VM; the host checks every case in its own test. Oracles are
 RFC 8949 (Appendix A vectors, section 4.2.1 rules), SPEC section 3 and CPython's own struct

@@ -1,4 +1,4 @@
-"""firmware/lib/ed25519.py in the real micropython, checked against `cryptography` (OpenSSL).
+"""firmware/crypto/ed25519.py in the real micropython, checked against `cryptography` (OpenSSL).
 
 Every decision the device makes is compared with cryptography's on the same bytes; the
 adversarial inputs (small-order keys, non-canonical encodings, mixed-order keys) are built

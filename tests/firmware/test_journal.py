@@ -1,4 +1,4 @@
-"""firmware/lib/journal.py in the real MicroPython VM (one VM run for the unit cases, one
+"""firmware/storage/journal.py in the real MicroPython VM (one VM run for the unit cases, one
 pair of runs for the 64 KB recovery under a board-sized heap)."""
 import json
 

@@ -1,4 +1,4 @@
-"""The OTA manifest's file-name check on the device (firmware/lib/otaman.py, SPEC 9.1), in the
+"""The OTA manifest's file-name check on the device (firmware/ota/otaman.py, SPEC 9.1), in the
 real MicroPython VM: bad names are refused, good ones accepted, and checking a name creates
 no qstr. Iterating or indexing a str interns each character as a qstr; when the qstr pool is
 full that is a new 1.3 KB block, which a fragmented board heap could not give in the middle

@@ -2,7 +2,6 @@
 reboots into the app afterwards: so it must load `<kind>_schema` only. Importing the app for
 it pulled in the app's whole module tree, and at the water ATM's 70% heap scale that import
 failed for want of a 1280-byte block in some runs (hil_tests/test_heap_headroom.py)."""
-from edgekit.paths import FIRMWARE_DIR
 from edgekit.testing import mp
 
 CODE = r"""
@@ -29,7 +28,7 @@ print(json.dumps(out))
 
 def test_schema_for_loads_the_schema_module_not_the_app():
     # (a big heap: this VM compiles the runtime from source; the figure is not the point)
-    out = mp.run_json(CODE, heap="2M", extra_paths=[FIRMWARE_DIR / "apps"])
+    out = mp.run_json(CODE, heap="2M")
     for kind in ("water_atm", "smart_bin"):
         assert out[kind]["same"], out
         assert out[kind]["loaded"] == [kind + "_schema"], out     # not the app, nor its imports

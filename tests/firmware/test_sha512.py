@@ -1,4 +1,4 @@
-"""firmware/lib/sha512.py in the real micropython, against CPython's hashlib.sha512."""
+"""firmware/crypto/sha512.py in the real micropython, against CPython's hashlib.sha512."""
 import hashlib
 
 from edgekit.testing import mp

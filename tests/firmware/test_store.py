@@ -1,4 +1,4 @@
-"""firmware/lib/store.py in the real MicroPython VM: one VM run executes every case, the
+"""firmware/storage/store.py in the real MicroPython VM: one VM run executes every case, the
 host checks each case's outcome in its own test."""
 import json
 

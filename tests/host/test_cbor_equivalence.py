@@ -1,4 +1,4 @@
-"""Device CBOR (firmware/lib/cbor.py, in the real MicroPython VM) against the host's
+"""Device CBOR (firmware/codec/cbor.py, in the real MicroPython VM) against the host's
 (edgekit.protocol.cbor, on cbor2): for generated values, the device's bytes are the host's
 bytes, and each side decodes the other's bytes back to the value.
 

@@ -70,7 +70,7 @@ def test_builds_are_reproducible_so_reruns_skip(esp32_image):
 
 
 def test_a_bundle_for_another_board_is_refused(tmp_path):
-    apps = [p for p in bundle_mod.default_sources("water_meter") if "apps" in p.parts]
+    apps = bundle_mod.default_sources("water_meter", app_only=True)
     path = bundle_mod.build("rp2040", "water_meter", "1.0.0", seq=3, sources=apps).save(
         tmp_path / "wm-rp2040.ekota")
     with pytest.raises(ImageError, match="built for board rp2040, not esp32"):

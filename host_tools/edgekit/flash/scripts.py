@@ -49,7 +49,7 @@ def _probe():
             return True
         except OSError:
             return False
-    # firmware/lib/store.py: a record is its file or its backup, or a committed .tx
+    # firmware/storage/store.py: a record is its file or its backup, or a committed .tx
     r["provisioned"] = there("/ek/identity") or there("/ek/identity.bak") or (
         there("/ek/_commit") and there("/ek/identity.tx"))
     # The firmware frozen into the board's image (edgekit build-image), seen by the import

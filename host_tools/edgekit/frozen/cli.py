@@ -38,7 +38,7 @@ def register(sub):
                        "names the MicroPython source tree (a clone of the board's tag).")
     p.add_argument("--board", required=True, help="board definition (boards/NAME.json)")
     p.add_argument("--kind", required=True, help="device kind whose firmware is frozen")
-    p.add_argument("--version", help="firmware version (default: firmware/lib/device.py)")
+    p.add_argument("--version", help="firmware version (default: FW_VERSION in firmware/core/device.py)")
     p.add_argument("--out", help="folder for the manifest and the frozen files "
                    "(default build/image/BOARD-KIND)")
     p.add_argument("--src", help="MicroPython source tree (default: $MICROPYTHON_SRC)")

@@ -1,17 +1,18 @@
 """What a frozen image carries: the same files an OTA bundle carries (edgekit.ota.bundle
-default_sources: the library, the protocol catalog, the kind's app and schema), a generated
+default_sources: the core folders, the protocol catalog, the kind's folder), a generated
 `build_info` naming the image's kinds, and the board's HAL. boot.py and main.py stay on the
 filesystem, as `edgekit flash` writes them: a port runs them as source."""
 import hashlib
 from pathlib import Path
 
+from edgekit import firmware_tree
 from edgekit.ota import bundle as bundle_mod
-from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR
+from edgekit.paths import BOARDS_DIR, PROTOCOL_DIR
 
 # The unix VM stands in for every kind at once: frozen modules cost no heap until imported,
 # so one build serves all kinds' tests (and CI builds it once).
 ALL = "all"
-KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
+KINDS = firmware_tree.KINDS
 # The HAL each target freezes; `hal` is an alias module (`from hal_x import *`), the one
 # line a board image adds so the firmware's `import hal` finds its port's HAL. The unix VM
 # also freezes the emulator's stand-ins for the port's built-in `machine` and `vfs`, which
@@ -30,12 +31,8 @@ def kinds_of(kind):
 
 
 def firmware_sources(kind) -> list:
-    """Library, catalog and the apps (with schemas) of `kind` (or every kind for ALL)."""
-    apps = FIRMWARE_DIR / "apps"
-    srcs = sorted(FIRMWARE_LIB.glob("*.py")) + [PROTOCOL_DIR / "catalog.py"]
-    for k in kinds_of(kind):
-        srcs += [p for p in (apps / f"{k}.py", apps / f"{k}_schema.py") if p.exists()]
-    return srcs
+    """The core folders, the catalog and the folder of `kind` (of every kind for ALL)."""
+    return firmware_tree.sources(kinds_of(kind)) + [PROTOCOL_DIR / "catalog.py"]
 
 
 def hal_sources(target) -> list:

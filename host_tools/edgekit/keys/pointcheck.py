@@ -4,7 +4,7 @@
 included: under the identity key, R = identity with S = 0 verifies for every message. So
 every place that turns bytes into a key someone will trust (the key store, a KEY_EPOCH,
 PROV_COMMIT's anchors, a device's PROV_KEY) asks `problem()` first. Devices apply the same
-rule (firmware/lib/ed25519.py check_public).
+rule (firmware/crypto/ed25519.py check_public).
 
 Refused: not 32 bytes; non-canonical (y >= p, or x = 0 with the sign bit set: RFC 8032
 5.1.3 says such strings do not decode); not on the curve; small order ([8]A = identity,

@@ -20,7 +20,7 @@ from pathlib import Path
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
 from edgekit.ota import manifest as man
-from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR, ROOT
+from edgekit.paths import BOARDS_DIR, PROTOCOL_DIR, ROOT
 from edgekit.protocol import cbor
 
 FORMAT = "edgekit-ota-bundle/1"
@@ -76,17 +76,23 @@ def mpy_cross_version(mpy_cross: str) -> str:
 
 
 def default_sources(kind: str, app_only: bool = False) -> list:
-    """What a device of `kind` runs from its slot: the firmware library, the protocol catalog
-    and the kind's app (the board's HAL and boot.py stay in the board image). `app_only`:
-    just the app, which then runs on the library frozen in the board image -- modules loaded
-    from a slot cost heap that frozen ones do not (docs/ota.md, "Known limits")."""
-    apps = FIRMWARE_DIR / "apps"
-    srcs = [] if app_only else sorted(FIRMWARE_LIB.glob("*.py")) + [PROTOCOL_DIR / "catalog.py"]
-    srcs += [p for p in (apps / f"{kind}.py", apps / f"{kind}_schema.py") if p.exists()]
-    if not srcs:
-        raise BundleError(f"there is no app for {kind} in firmware/apps: an app-only bundle "
+    """What a device of `kind` runs from its slot: the core firmware folders, the protocol
+    catalog and the kind's folder (edgekit.firmware_tree) -- no other kind's code; the
+    board's HAL and boot.py stay in the board image. `app_only`: just the kind's folder (its
+    app, schema and own modules), which then runs on the core frozen in the board image --
+    modules loaded from a slot cost heap that frozen ones do not (docs/ota.md, "Known
+    limits")."""
+    from edgekit import firmware_tree
+    try:
+        folder = firmware_tree.kind_dir(kind)
+    except firmware_tree.TreeError as exc:
+        raise BundleError(str(exc)) from None
+    if not app_only:
+        return firmware_tree.sources(kind) + [PROTOCOL_DIR / "catalog.py"]
+    if not firmware_tree.app_path(kind).exists():
+        raise BundleError(f"there is no app for {kind} in {folder}: an app-only bundle "
                           "would be empty")
-    return srcs
+    return sorted(folder.glob("*.py"))
 
 
 def build_info_source(board, kind, version, seq) -> str:

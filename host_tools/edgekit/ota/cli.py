@@ -165,10 +165,11 @@ def register(subparsers):
                    help="warn when --seq is more than N above the highest sequence built for "
                         "this board and kind (default 1000; 0: never)")
     p.add_argument("--source", action="append", metavar="FILE",
-                   help="source file to include (repeat; default: firmware/lib, the catalog "
-                        "and the kind's app)")
+                   help="source file to include (repeat; default: the firmware core folders, "
+                        "the catalog and the kind's folder, firmware/kinds/KIND)")
     p.add_argument("--app-only", action="store_true",
-                   help="only the kind's app: the library stays frozen in the board image "
+                   help="only the kind's folder (app, schema, its own modules): the core "
+                        "stays frozen in the board image "
                         "(what a 110 KB-heap board can afford; see docs/ota.md)")
     p.add_argument("--no-deflate", action="store_true", help="send files uncompressed")
     p.add_argument("--trial-deadline", type=int, default=120, metavar="SECONDS",

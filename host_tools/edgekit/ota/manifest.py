@@ -4,7 +4,7 @@ In the spirit of SUIT (RFC 9019/9124) with edgekit's own encoding: one determini
 with K_* keys, carried as the payload of a COSE_Sign1 of type DOC_OTA_MANIFEST. The fields
 are SUIT's: a sequence number (anti-rollback), the target class (board and kind names, as
 devices report them in CAPS), per-file SHA-256 digests and sizes, the payload encoding, the
-minimum runtime and the install policy. The device re-checks all of it (firmware/lib/ota*.py);
+minimum runtime and the install policy. The device re-checks all of it (firmware/ota/);
 this module is the host's builder and reader.
 """
 import re

@@ -7,7 +7,8 @@ import time
 import zlib
 from pathlib import Path
 
-from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR
+from edgekit import firmware_tree
+from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, PROTOCOL_DIR
 from edgekit.testing.mpycache import compile_tree, default_cache
 from edgekit.testing.pipe import PIPE_HAL, PipeDevice
 
@@ -16,8 +17,8 @@ class BootingPipeDevice(PipeDevice):
     """PipeDevice whose VM runs firmware/boot.py before the runtime, as a board does."""
 
     def _script(self):
-        cache = compile_tree([BOARDS_DIR / "hal_common.py", PROTOCOL_DIR / "catalog.py",
-                              FIRMWARE_LIB, FIRMWARE_DIR / "apps", PIPE_HAL],
+        cache = compile_tree([BOARDS_DIR / "hal_common.py", PROTOCOL_DIR / "catalog.py"]
+                             + firmware_tree.source_dirs() + [PIPE_HAL],
                              default_cache() / "pipe")
         boot = FIRMWARE_DIR / "boot.py"
         return (f"import sys\nsys.path.append({str(cache)!r})\n"

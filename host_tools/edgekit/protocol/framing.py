@@ -1,6 +1,6 @@
 """Stream framing, protocol/SPEC.md section 2: `00 escape(COBS(body || crc32_le)) 00`.
 
-The host twin of firmware/lib/framing.py, with the same results, byte for byte (proved by
+The host twin of firmware/codec/framing.py, with the same results, byte for byte (proved by
 tests/host/test_fuzz_frames.py, which feeds both the same streams). `FrameDecoder.feed()`
 returns a list whose items are:
 

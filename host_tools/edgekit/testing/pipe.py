@@ -10,8 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, FIRMWARE_LIB, PROTOCOL_DIR, ROOT, \
-    micropython_binary
+from edgekit import firmware_tree
+from edgekit.paths import BOARDS_DIR, PROTOCOL_DIR, ROOT, micropython_binary
 from edgekit.testing.mpycache import compile_tree, default_cache
 
 PIPE_HAL = ROOT / "tests" / "firmware" / "pipehal"
@@ -34,8 +34,8 @@ class PipeDevice:
 
     def _script(self):
         # What a device runs: precompiled .mpy (pipe HAL last so it wins the name `hal`).
-        cache = compile_tree([BOARDS_DIR / "hal_common.py", PROTOCOL_DIR / "catalog.py",
-                              FIRMWARE_LIB, FIRMWARE_DIR / "apps", PIPE_HAL],
+        cache = compile_tree([BOARDS_DIR / "hal_common.py", PROTOCOL_DIR / "catalog.py"]
+                             + firmware_tree.source_dirs() + [PIPE_HAL],
                              default_cache() / "pipe")
         return (f"import sys\nsys.path.append({str(cache)!r})\n"
                 "import hal, runtime\nruntime.main(hal)\n")

@@ -1,5 +1,5 @@
 """Small-order Ed25519 points for tests, derived by plain affine arithmetic (independent of
-edgekit.keys.pointcheck and firmware/lib/ed25519.py, which the tests check against it).
+edgekit.keys.pointcheck and firmware/crypto/ed25519.py, which the tests check against it).
 
 TORSION: the 8 points of order dividing 8, as [L]Q for a Q with an order-8 component.
 CANONICAL: their 8 canonical encodings. NON_CANONICAL: the 6 other 32-byte strings a

@@ -14,7 +14,7 @@ from edgekit.emu.world import HardwareFault, World
 
 
 def growth(rh, kappa):
-    """The same factor firmware/lib/aq.py corrects for (Crilley et al. 2018)."""
+    """The same factor firmware/kinds/env_sensor/aq.py corrects for (Crilley et al. 2018)."""
     if kappa <= 0 or rh <= 0:
         return 1.0
     aw = min(rh, 95.0) / 100.0

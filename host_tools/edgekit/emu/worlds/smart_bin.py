@@ -15,7 +15,7 @@ Li-ion battery, lid and tilt switches, the temperature inside (fire).
   (the electronics' average), the motor, and `modem_mah` per modem session (each rising edge
   of the `relay` output, which powers the cellular modem). The "power" sensor (an INA219 on
   the battery) reads terminal mV = OCV(SoC) + I * 50 mOhm and the net current I (+ charging);
-  the same OCV curve as firmware/lib/battery.py (a published NMC curve).
+  the same OCV curve as firmware/kinds/smart_bin/battery.py (a published NMC curve).
 """
 import math
 import random

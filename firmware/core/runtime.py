@@ -30,6 +30,8 @@ from journal import Journal
 from link import Link
 from scheduler import Scheduler
 
+# The development tree offers every kind: edgekit.firmware_tree.KINDS, the one list, which
+# tests/host/test_firmware_tree.py holds this copy to (a device cannot import host code).
 KNOWN_KINDS = ("water_meter", "water_atm", "smart_bin", "env_sensor")
 _CLOCK_MS = 3600 * 1000     # keeps the saved time limits ahead (timefloor: one save an hour)
 
@@ -160,7 +162,7 @@ class Runtime:
             return schema_mod.defaults(self.schema)
 
     # -- device time -----------------------------------------------------------------------
-    # Uptime, device time, the time floor and the dates reported: lib/timefloor.py, SPEC 8.4.
+    # Uptime, device time, the time floor and the dates reported: timefloor.py, SPEC 8.4.
     # Uptime comes from the scheduler, which adds up tick steps at every pass: it never
     # wraps (a single ticks_diff since boot went negative after 6.2 days).
     def _boot_clock(self):

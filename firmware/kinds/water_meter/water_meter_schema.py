@@ -1,4 +1,4 @@
-# Water meter configuration (see firmware/lib/schema.py for the rule format). Plain data:
+# Water meter configuration (see firmware/core/schema.py for the rule format). Plain data:
 # the host executes this file to validate a config before sending it.
 SCHEMA = {
     "litres_per_pulse": ("float", 1.0, 0.001, 1000.0),   # K-factor of the meter's reed output

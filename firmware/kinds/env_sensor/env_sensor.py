@@ -7,7 +7,7 @@
 #                               frames pm_gap_ms apart, humidity-correct them, power off
 #   report   every report_s     journal mean/min/max/quality of each quantity over the window
 #   hour     on the hour        hourly means under the 75% coverage rule, 8 h and 24 h rolling
-#                               means of PM (air-quality-index rules: lib/stats.py), journaled
+#                               means of PM (air-quality-index rules: stats.py), journaled
 #   push     every push_s       send pending telemetry, retried with backoff until acked
 #
 # The node reads only the sensors its board definition lists: a board without a PM sensor
@@ -42,7 +42,7 @@ _NAN = stats.NAN
 
 
 # Commands that change nothing: their replay counter is saved with the next one that
-# does (firmware/lib/device.py).
+# does (firmware/core/device.py).
 READ_ONLY_COMMANDS = ("read", "status")
 
 class App:
@@ -68,7 +68,7 @@ class App:
             self.hr[q] = cls()
             self.flags[q] = aq.Q_GOOD
         self.rolling = dict((q, stats.Hourly()) for q in _AQI if self.has_pm)
-        # Numbers that live between samples sit in preallocated arrays (see lib/stats.py).
+        # Numbers that live between samples sit in preallocated arrays (see stats.py).
         self.last = array("f", [_NAN] * len(_LAST))  # latest corrected reading, by _LAST
         self.raw = array("f", (_NAN, _NAN))          # latest raw SHT31 temp/rh (calibrate)
         self.fails = {"env": 0, "pm": 0, "noise": 0}

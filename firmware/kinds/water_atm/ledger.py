@@ -1,5 +1,5 @@
 # The water ATM's money ledger: every transaction is a record in an append-only journal
-# (lib/journal.py: CRC, sequence numbers, torn tails dropped), made durable BEFORE it takes
+# (storage/journal.py: CRC, sequence numbers, torn tails dropped), made durable BEFORE it takes
 # effect; balances, the card table, prices, the voucher window and the totals are derived
 # state, rebuilt at boot by replaying the records after the last snapshot. So after a power
 # cut at any instant the balances equal the replay of the journal: a record either made it

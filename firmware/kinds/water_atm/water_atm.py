@@ -1,11 +1,11 @@
 # Water ATM (prepaid water kiosk, as AQtap, eWATERpay, Sarvajal run them): customers tap a
 # card and get water by volume off a flow meter; balances live on the kiosk in a crash-safe
-# ledger (lib/ledger.py); vendors sell operator-signed vouchers the kiosk checks offline
-# (lib/voucher.py, scanned as QR codes); the host fetches and acknowledges transactions
+# ledger (ledger.py); vendors sell operator-signed vouchers the kiosk checks offline
+# (voucher.py, scanned as QR codes); the host fetches and acknowledges transactions
 # (store and forward) and reconciles them against the meter.
 #
 #   idle    every poll_ms     card reader, QR scanner, water metered with the valve shut
-#   flow    while dispensing  lib/dispense.py (grants ahead of the meter, no-flow fault)
+#   flow    while dispensing  dispense.py (grants ahead of the meter, no-flow fault)
 #   plant   every plant_s     tank level, TDS, turbidity: alarms (out of service) and warnings
 #   report  every report_s    journal a pack, send pending telemetry
 # Cards: water (dispenses, pays), vendor (holds credit, redeems vouchers), service (a free,
@@ -32,7 +32,7 @@ _OUT = ("tank_empty", "tds_high", "ntu_high", "no_flow", "water_fault", "ledger_
 
 
 # Commands that change nothing: their replay counter is saved with the next one that
-# does (firmware/lib/device.py).
+# does (firmware/core/device.py).
 READ_ONLY_COMMANDS = ("balance", "balances", "tx_fetch", "reconcile")
 
 class App:
@@ -98,7 +98,7 @@ class App:
     # -- helpers ----------------------------------------------------------------------------
     def now_unix(self):
         # Ledger and service-log dates: never below an earlier one, even after a power cut
-        # lost the RTC (lib/timefloor.py); None only before the first sync.
+        # lost the RTC (firmware/core/timefloor.py); None only before the first sync.
         return self.rt.date()
 
     def pulses(self):
@@ -291,6 +291,6 @@ class App:
         self.cfg = cfg
         self.alarms.max_events = cfg["alarm_events_per_day"]
 
-    # -- commands (operator-signed): lib/atm_commands.py ----------------------------------
+    # -- commands (operator-signed): atm_commands.py ----------------------------------
     def command(self, name, args):
         return run_command(self, name, args)

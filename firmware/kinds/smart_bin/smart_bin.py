@@ -10,7 +10,7 @@
 #   measure  every sample_s x s  fill, battery (INA219: V and I -> state of charge), solar;
 #                                fill events, collections, forecast, LEDs, compaction start
 #   report   every report_s x r  journal a pack and send it with the modem powered (relay)
-# s and r stretch with the energy budget (lib/battery.py levels): normal x1/x1, saving x2/x4,
+# s and r stretch with the energy budget (battery.py levels): normal x1/x1, saving x2/x4,
 # critical x4/x12. Compaction is refused below compact_min_pct and at critical level, and
 # never runs with the lid open, the bin tilted or a fire. Alarm events always go out at once.
 from array import array
@@ -30,7 +30,7 @@ _SAMPLE_X = (1, 2, 4)
 _REPORT_X = (1, 4, 12)
 _UP_HYST = 5                # % of charge above a level's threshold before leaving it
 _WAKES = ("temp_alert", "tilt", "lid")   # inputs that wake the board and run the guard
-# Floats that live between wakes, in one array (see lib/stats.py for why).
+# Floats that live between wakes, in one array (see firmware/kinds/env_sensor/stats.py for why).
 _FILL = 0                   # last fill %, -1 none yet
 _SOC = 1
 _MV = 2
@@ -41,7 +41,7 @@ _NAN = float("nan")
 
 
 # Commands that change nothing: their replay counter is saved with the next one that
-# does (firmware/lib/device.py).
+# does (firmware/core/device.py).
 READ_ONLY_COMMANDS = ("read",)
 
 class App:

@@ -1,4 +1,4 @@
-# Solar smart bin configuration (rule format: firmware/lib/schema.py). Plain data: the host
+# Solar smart bin configuration (rule format: firmware/core/schema.py). Plain data: the host
 # executes this file to validate a config before sending it.
 SCHEMA = {
     "guard_s": ("int", 300, 30, 3600),           # temperature (fire), tilt, lid: never stretched

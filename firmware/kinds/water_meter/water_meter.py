@@ -23,7 +23,7 @@ _HOUR = 3600
 
 
 # Commands that change nothing: their replay counter is saved with the next one that
-# does (firmware/lib/device.py).
+# does (firmware/core/device.py).
 READ_ONLY_COMMANDS = ("read", "history")
 
 class App:

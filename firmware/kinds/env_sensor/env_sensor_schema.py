@@ -1,8 +1,8 @@
-# Environmental sensor node configuration (rule format: firmware/lib/schema.py). Plain data:
+# Environmental sensor node configuration (rule format: firmware/core/schema.py). Plain data:
 # the host executes this file to validate a config before sending it.
 #
 # Threshold alarms, one rule per quantity: <q>_alarm is the mode (off, above, below, between,
-# outside: firmware/lib/thresholds.py), <q>_lo / <q>_hi the limits, <q>_hyst the dead band a
+# outside: thresholds.py), <q>_lo / <q>_hi the limits, <q>_hyst the dead band a
 # reading must cross back over before the alarm clears. Defaults: PM2.5 above 50 ug/m3 and
 # PM10 above 100 ug/m3 (the "very poor" bands of the European Air Quality Index, 1-hour).
 _MODES = ("off", "above", "below", "between", "outside")

@@ -1,4 +1,4 @@
-# Water ATM (prepaid water kiosk) configuration (rule format: firmware/lib/schema.py). Plain
+# Water ATM (prepaid water kiosk) configuration (rule format: firmware/core/schema.py). Plain
 # data: the host executes this file to validate a config before sending it. Prices are not
 # here: they are ledger records set by the operator's `prices` command, so every charge can
 # be replayed against the prices in force.
