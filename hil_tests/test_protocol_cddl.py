@@ -160,6 +160,8 @@ def test_every_message_on_the_wire_matches_the_cddl(board, clock, world, provisi
     pushed = {m.type for m in log if m.direction == "device" and C.K_RE not in m.value}
     assert {C.TELEMETRY, C.EVENT} <= pushed, sorted(pushed)
 
+    states = {m.value[C.K_STATE] for m in log if m.type == C.CAPS}
+    assert states == {"factory", "provisioned", "trial"}, states     # trial: SPEC 9.5
     errors = [m for m in log if m.type == C.ERROR]
     assert any(not m.signed for m in errors) and any(m.value[C.K_RE] is None for m in errors)
 

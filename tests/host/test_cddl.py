@@ -66,3 +66,16 @@ def test_a_closed_map_refuses_an_unknown_key(checker):
     assert valid(checker, "event", event)
     assert not valid(checker, "event", {**event, C.K_UPTO: 4})
     assert not valid(checker, "event", {k: v for k, v in event.items() if k != C.K_FROM})
+
+
+def test_manifest_bounds(checker):
+    f = {C.K_NAME: "app.mpy", C.K_SIZE: 10, C.K_DIGEST: bytes(32)}
+    m = {C.K_OTA_SEQ: 2, C.K_VERSION: "1.0.1", C.K_BOARD: "esp32", C.K_KIND: "water_meter",
+         C.K_RUNTIME: "1.29.0", C.K_POLICY: "test-confirm", C.K_DEADLINE: 30,
+         C.K_ISSUED: 1767225600, C.K_SIZE: 10, C.K_FILES: [f]}
+    assert valid(checker, "ota-manifest", m)
+    assert valid(checker, "ota-manifest", {**m, C.K_OTA_SEQ: 2 ** 63 - 2})
+    assert not valid(checker, "ota-manifest", {**m, C.K_OTA_SEQ: 2 ** 63 - 1})   # terminal
+    assert not valid(checker, "ota-manifest", {**m, C.K_FILES: [f] * (C.OTA_FILES_MAX + 1)})
+    assert not valid(checker, "ota-manifest", {**m, C.K_FILES: []})
+    assert not valid(checker, "ota-manifest", {**m, C.K_DEADLINE: 5})
