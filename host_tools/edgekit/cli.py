@@ -27,6 +27,7 @@ COMMANDS = [
     "edgekit.operate.cli",
     "edgekit.fleet.cli",
     "edgekit.maintenance_cli",
+    "edgekit.ports_cli",
     "edgekit.vouchers.cli",
     "edgekit.protocol.cli",
 ]
