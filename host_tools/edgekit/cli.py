@@ -28,6 +28,7 @@ COMMANDS = [
     "edgekit.fleet.cli",
     "edgekit.maintenance_cli",
     "edgekit.ports_cli",
+    "edgekit.doctor",
     "edgekit.vouchers.cli",
     "edgekit.protocol.cli",
 ]
