@@ -29,6 +29,7 @@ COMMANDS = [
     "edgekit.maintenance_cli",
     "edgekit.ports_cli",
     "edgekit.doctor",
+    "edgekit.completion",
     "edgekit.vouchers.cli",
     "edgekit.protocol.cli",
 ]
