@@ -7,7 +7,8 @@ update never touches (boards/HAL.md, firmware/boot.py):
 
     /boot.py  /main.py           firmware/boot.py, firmware/main.py (a port runs them as source)
     /board.json                  boards/<board>.json without its emulator/host-only fields
-    /lib/hal.mpy                 the board's HAL (hal_esp32 or hal_rp2040), hal_common, hal_machine
+    /lib/hal.mpy                 the board's HAL (hal_esp32 or hal_rp2040), hal_common, hal_machine,
+                                 rc522 (the card reader driver)
     /lib/*.mpy                   the bundle's files
 
 `/main.py` is written last: until it exists the board boots into its REPL, so an
@@ -32,7 +33,7 @@ LIB = "/lib"
 MAIN = "/main.py"
 # The HAL each MicroPython port gets (boards/HAL.md).
 HAL_FOR_PORT = {"esp32": "hal_esp32", "rp2": "hal_rp2040"}
-HAL_SUPPORT = ("hal_common", "hal_machine")
+HAL_SUPPORT = ("hal_common", "hal_machine", "rc522")
 # A version with seq 1: a factory image is below every OTA update (SPEC 9.5 floor starts at 0)
 # and, built twice from the same sources, byte-identical (so a rerun skips every file).
 FACTORY_SEQ = 1
