@@ -244,15 +244,3 @@ class Scheduler:
         return {"elapsed_ms": total, "awake_ms": awake,
                 "sleep_ms": self.slept_s * 1000 + self.slept_ms,
                 "tasks": per_task, "woken": woken, "wake_roles": self.wake_roles}
-
-
-def battery_life_days(capacity_mah, awake_ma, sleep_ua, awake_ms_per_day, extra_mah_per_day=0):
-    """Days a battery lasts at this duty cycle. Why a model and not a measurement: the
-    emulator's time is virtual, so awake time comes from tasks' declared costs plus measured
-    run time, and the currents from the board definition (datasheet figures)."""
-    awake_h = awake_ms_per_day / 3600000.0
-    sleep_h = 24.0 - awake_h
-    per_day = awake_ma * awake_h + (sleep_ua / 1000.0) * sleep_h + extra_mah_per_day
-    if per_day <= 0:
-        return None
-    return capacity_mah / per_day

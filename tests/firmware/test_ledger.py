@@ -1,12 +1,15 @@
 """The water ATM's ledger, card table, tariff and voucher window in micropython: against
 models computed here, and with the power failing at every flash operation of a day of
-transactions (lib/flashio.BrownoutFlash), each cut followed by a reboot that must find the
-balances of the last durable transaction, never a mix."""
+transactions (support/brownout.py), each cut followed by a reboot that must find the balances
+of the last durable transaction, never a mix."""
 import random
+from pathlib import Path
 
 import pytest
 
 from edgekit.testing import mp
+
+SUPPORT = Path(__file__).resolve().parent / "support"     # brownout.BrownoutFlash
 
 HEAP = "512K"       # the modules are compiled from source in this VM (boards run .mpy)
 
@@ -85,7 +88,7 @@ print(json.dumps([res, [v.top, list(v.bits) == list(w.bits)]]))
 
 
 OPS = r"""
-import json, os, ledger, flashio, store, cbor, cards
+import json, os, ledger, flashio, store, cbor, cards, brownout
 ROOT = %(root)r
 U = [bytes([1, 2, 3, i]) for i in range(4)]
 
@@ -158,7 +161,7 @@ print(json.dumps(["states", states, total]))
 for k in range(1, total + 1):
     d = ROOT + "/cut%d" % k
     os.mkdir(d)
-    flash = flashio.BrownoutFlash(k, None if k % 3 else 0)
+    flash = brownout.BrownoutFlash(k, None if k % 3 else 0)
     try:
         run(flash, d)
         cut_in = None
@@ -178,7 +181,7 @@ for k in range(1, total + 1):
     OPS = OPS_SAVED
     print(json.dumps(["cut", k, after, fresh]))
 """
-    out = mp.run(code, heap=HEAP, timeout=300)
+    out = mp.run(code, heap=HEAP, timeout=300, extra_paths=[SUPPORT])
     import json
     lines = [json.loads(x) for x in out.splitlines() if x.startswith("[")]
     _, states, total = lines[0]

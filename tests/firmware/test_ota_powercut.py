@@ -8,9 +8,12 @@ import hashlib
 import json
 import os
 import zlib
+from pathlib import Path
 
 
 from edgekit.testing import mp
+
+SUPPORT = Path(__file__).resolve().parent / "support"     # brownout.BrownoutFlash
 
 # Three files: one the new image keeps (copied from the active slot at install), one that
 # changes and travels raw, one that changes and travels deflated.
@@ -42,7 +45,7 @@ def _spec(tmp_path):
 
 SCRIPT = r"""
 import json, os, binascii
-import flashio, otaboot, otaslots, otarx
+import brownout, flashio, otaboot, otaslots, otarx
 R = ROOT
 spec = json.load(open(R + "/spec.json"))
 OLD = [(n, s, binascii.unhexlify(d)) for n, s, d in spec["old"]]
@@ -165,7 +168,7 @@ def campaign(where, setup, phase, limit=400):
     n = 1
     while n <= limit:
         setup()
-        bf = flashio.BrownoutFlash(n)
+        bf = brownout.BrownoutFlash(n)
         try:
             phase(bf)
         except OSError:
@@ -199,7 +202,7 @@ campaign("give_up", setup_trial, lambda f: otaslots.Slots(R, f).give_up("health 
 
 # Resume after a cut mid-transfer sends only what was not persisted as held.
 reset_to_old()
-bf = flashio.BrownoutFlash(10 ** 9)
+bf = brownout.BrownoutFlash(10 ** 9)
 s = otaslots.Slots(R, plain())
 tx = otarx.open_transfer(s, DIGEST, 2, "2.0.0", 30, NEW)
 for off in range(0, len(STREAM) * 2 // 3, CHUNK):
@@ -215,7 +218,8 @@ print(json.dumps({"bad": bad, "counts": counts}))
 
 def test_power_cut_at_every_flash_operation_of_an_update(tmp_path):
     _spec(tmp_path)
-    out = mp.run_json(f"ROOT = {str(tmp_path)!r}\n" + SCRIPT, heap="512K", timeout=600)
+    out = mp.run_json(f"ROOT = {str(tmp_path)!r}\n" + SCRIPT, heap="512K", timeout=600,
+                      extra_paths=[SUPPORT])
     counts = out["counts"]
     assert out["bad"] == []
     for phase in ("stage", "first_boot", "confirm", "rollback", "give_up"):

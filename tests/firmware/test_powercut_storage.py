@@ -24,6 +24,8 @@ from edgekit.paths import micropython_binary
 from edgekit.testing import mp
 from edgekit.testing.mpycache import compile_modules
 
+SUPPORT = Path(__file__).resolve().parent / "support"     # brownout.BrownoutFlash
+
 NIGHTLY = os.environ.get("EDGEKIT_NIGHTLY") == "1"
 SEED = int(os.environ.get("EDGEKIT_POWERCUT_SEED", "424242"))
 CUTS = 1000 if NIGHTLY else 60
@@ -40,7 +42,7 @@ def lib(tmp_path_factory):
 BROWNOUT = r'''
 import sys
 sys.path.insert(0, %(lib)r)
-import json, os, store, journal, flashio
+import json, os, store, journal, flashio, brownout
 
 ROOT = %(root)r
 NAMES = ("id", "cert", "anch", "conf")
@@ -135,12 +137,12 @@ for k in range(1, len(rec.log) + 1):
         commit_gen(s, 1)
         commit_gen(s, 2)
         how = cut(lambda fl: commit_gen(store.Store(root, fl), 3),
-                  flashio.BrownoutFlash(k, keep))
+                  brownout.BrownoutFlash(k, keep))
         # A second cut at every point of the recovery itself, then a clean boot.
         second = []
         m = 1
         while True:
-            r = store.Store(root, flashio.BrownoutFlash(m, keep))
+            r = store.Store(root, brownout.BrownoutFlash(m, keep))
             if cut(lambda fl: r.recover(), None) == "completed":
                 break
             second.append(gens(root)[0])
@@ -170,7 +172,7 @@ for existing in (0, 1):
                 s.save("cfg", doc(0))
                 s.save("cfg", doc(1))
             how = cut(lambda fl: store.Store(root, fl).save("cfg", doc(2)),
-                      flashio.BrownoutFlash(k, keep))
+                      brownout.BrownoutFlash(k, keep))
             r = store.Store(root, flashio.PlainFlash())
             v = r.load("cfg")
             g = None if v is None else (v["g"] if v == doc(v["g"]) else "mixed")
@@ -183,7 +185,7 @@ for k in range(1, 9):
     s = store.Store(root, flashio.PlainFlash())
     s.save("cfg", doc(1))
     s.save("cfg", doc(2))
-    how = cut(lambda fl: store.Store(root, fl).delete("cfg"), flashio.BrownoutFlash(k))
+    how = cut(lambda fl: store.Store(root, fl).delete("cfg"), brownout.BrownoutFlash(k))
     r = store.Store(root, flashio.PlainFlash())
     v = r.load("cfg")
     out.append([k, how, None if v is None else v["g"], r.last_source])
@@ -228,7 +230,7 @@ for keep in range(0, 36):
     for i in range(10):
         j.append(body(i + 1))
     j.close()
-    how = cut(lambda fl: jopen(root, fl).append(body(11)), flashio.BrownoutFlash(1, keep))
+    how = cut(lambda fl: jopen(root, fl).append(body(11)), brownout.BrownoutFlash(1, keep))
     out.append([keep, how, jstate(root)])
 
 # Journal append that rolls a segment and evicts (meta save, segment delete, write),
@@ -244,7 +246,7 @@ for kind in ("evict", "ack"):
                 j.append(body(i + 1))
             last = j.last_seq
             j.close()
-            fl = flashio.BrownoutFlash(k, keep)
+            fl = brownout.BrownoutFlash(k, keep)
             if kind == "evict":
                 how = cut(lambda fl: jopen(root, fl).append(body(last + 1)), fl)
             else:
@@ -267,7 +269,7 @@ while k < 64:
     f = open(path, "ab")
     f.write(b"\xecJ\x18\x00\x15")
     f.close()
-    how = cut(lambda fl: jopen(root, fl, max_bytes=8192, seg=1024), flashio.BrownoutFlash(k))
+    how = cut(lambda fl: jopen(root, fl, max_bytes=8192, seg=1024), brownout.BrownoutFlash(k))
     st = jstate(root, max_bytes=8192, seg=1024)
     out.append([k, how, st])
     if how == "completed":
@@ -279,7 +281,8 @@ while k < 64:
 @pytest.fixture(scope="module")
 def b(tmp_path_factory, lib):
     root = tmp_path_factory.mktemp("brownout")
-    out = mp.run(BROWNOUT % {"root": str(root), "lib": lib}, timeout=240)
+    out = mp.run(BROWNOUT % {"root": str(root), "lib": lib}, timeout=240,
+                 extra_paths=[SUPPORT])
     res = {}
     for ln in out.splitlines():
         if ln.startswith("["):

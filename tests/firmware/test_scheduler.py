@@ -69,18 +69,6 @@ print(json.dumps({"counts": counts, "misses": task["slow"].misses, "fails": task
     assert energy["sleep_ms"] + energy["awake_ms"] <= energy["elapsed_ms"] + 1000
 
 
-def test_battery_life_model():
-    out = mp.run_json(r"""
-import json, scheduler
-print(json.dumps([scheduler.battery_life_days(19000, 80, 10, 60000),
-                  scheduler.battery_life_days(19000, 80, 10, 0)]))
-""")
-    busy, idle = out
-    # 1 minute awake at 80 mA + 23.98 h at 10 uA = 1.3333 + 0.2398 mAh/day
-    assert abs(busy - 19000 / (80 / 60 + 0.01 * (24 - 1 / 60))) < 0.01
-    assert idle > busy * 5
-
-
 def test_sleep_never_exceeds_half_the_watchdog():
     out = mp.run_json(FAKE_HAL + r"""
 import json

@@ -97,3 +97,12 @@ def test_each_kind_imports_from_its_flattened_bundle_alone(tmp_path):
         out = mp.run(script % str(flat) + f"for m in {mods!r}:\n    __import__(m)\n"
                      "print('ok', len(sys.modules))\n", heap="4M")
         assert out.split()[-2] == "ok", out
+
+
+def test_no_test_double_ships_in_a_device_image():
+    """Test-only code lives with the tests (tests/firmware/support/): every module under
+    firmware/ goes into some device's image."""
+    for p in ft.sources():
+        text = p.read_text()
+        for name in ("BrownoutFlash", "battery_life_days", "Test double"):
+            assert name not in text, f"{p} holds test-only {name}"
