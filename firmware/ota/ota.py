@@ -14,8 +14,8 @@ import catalog as C
 import cbor
 import ed25519
 import envelope
-import otaman
-import otarx
+import ota_manifest
+import ota_transfer
 import otaslots
 from agent import refuse
 from store import StoreError
@@ -98,7 +98,7 @@ class Ota:
             refuse(C.E_BAD_REQUEST, "offer needs the manifest digest and its first part")
         if not isinstance(size, int) or not len(part) <= size <= C.OTA_MANIFEST_MAX:
             refuse(C.E_TOO_LARGE, "manifest size must be 1..%d bytes" % C.OTA_MANIFEST_MAX)
-        self.slots.take_work()[otaman.HEAD:otaman.HEAD + len(part)] = part
+        self.slots.take_work()[ota_manifest.HEAD:ota_manifest.HEAD + len(part)] = part
         self._m = [digest, size, len(part)]
         if len(part) == size:
             return self._accept()
@@ -117,7 +117,7 @@ class Ota:
                                 "no offer of that manifest is open: send OTA_OFFER again")
         if not isinstance(data, bytes) or off != m[2] or off + len(data) > m[1]:
             return self._unsigned(C.OTA_CHUNK_ACK, {C.K_RE: msg.seq, C.K_OFFSET: m[2]})
-        at = otaman.HEAD + off
+        at = ota_manifest.HEAD + off
         self.slots.take_work()[at:at + len(data)] = data
         m[2] += len(data)
         if m[2] < m[1]:
@@ -142,10 +142,10 @@ class Ota:
     def _verify(self, digest, size, info):
         buf = self.slots.take_work()
         mv = memoryview(buf)
-        if hashlib.sha256(mv[otaman.HEAD:otaman.HEAD + size]).digest() != digest:
+        if hashlib.sha256(mv[ota_manifest.HEAD:ota_manifest.HEAD + size]).digest() != digest:
             refuse(C.E_BAD_REQUEST, "manifest bytes do not match the offered digest")
         try:
-            ps, pe, p0, p1, sig_at = otaman.split_sign1(buf, size)
+            ps, pe, p0, p1, sig_at = ota_manifest.split_sign1(buf, size)
             protected = cbor.loads(mv[ps:pe])
             if not isinstance(protected, dict) or protected.get(C.COSE_ALG) != C.ALG_EDDSA:
                 raise ValueError("protected header: EdDSA expected")
@@ -161,7 +161,7 @@ class Ota:
             refuse(C.E_UNAUTHORIZED, "manifest signed by a %s key: only the firmware key "
                                      "signs manifests" % known[1])
         sig = bytes(mv[sig_at:sig_at + 64])
-        start = otaman.sig_structure_in_place(buf, ps, pe)
+        start = ota_manifest.sig_structure_in_place(buf, ps, pe)
         if not ed25519.verify(known[0], mv[start:p1], sig):
             refuse(C.E_BAD_SIGNATURE, "manifest signature does not verify: it was altered "
                                       "after signing")
@@ -169,7 +169,7 @@ class Ota:
             m = cbor.loads(mv[p0:p1])
         except ValueError as exc:
             refuse(C.E_BAD_REQUEST, "manifest payload: %s" % exc)
-        files = otaman.manifest_files(m)
+        files = ota_manifest.manifest_files(m)
         seq = m[C.K_OTA_SEQ]
         info["seq"] = seq
         info["ver"] = m[C.K_VERSION]
@@ -179,7 +179,7 @@ class Ota:
             refuse(C.E_WRONG_TARGET, "update is for %s/%s, this device is %s/%s"
                    % (m[C.K_BOARD], m[C.K_KIND], rt.hal.NAME, self.dev.kind))
         have = tuple(sys.implementation.version[:3])
-        if otaman.version(m[C.K_RUNTIME]) > have:
+        if ota_manifest.version(m[C.K_RUNTIME]) > have:
             refuse(C.E_WRONG_TARGET, "update needs MicroPython %s, this device runs %d.%d.%d"
                    % ((m[C.K_RUNTIME],) + have))
         slots = self.slots
@@ -210,7 +210,7 @@ class Ota:
             if tx is not None:
                 tx.close()
             self.tx = None
-            self.tx = otarx.open_transfer(slots, digest, info["seq"], info["ver"],
+            self.tx = ota_transfer.open_transfer(slots, digest, info["seq"], info["ver"],
                                           info["dl"], files)
         return C.OTA_STATUS, self._status()
 

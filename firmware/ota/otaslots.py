@@ -16,7 +16,7 @@ import flashio
 import otaboot
 from otaboot import LIST, SLOTS, file_digest, slot_dir
 
-WORK = const(4112)      # the OTA working buffer: otaman.HEAD + catalog.OTA_MANIFEST_MAX
+WORK = const(4112)      # the OTA working buffer: ota_manifest.HEAD + catalog.OTA_MANIFEST_MAX
 
 
 class _Guarded:

@@ -1,5 +1,5 @@
-"""The OTA manifest's file-name check on the device (firmware/ota/otaman.py, SPEC 9.1), in the
-real MicroPython VM: bad names are refused, good ones accepted, and checking a name creates
+"""The OTA manifest's file-name check on the device (firmware/ota/ota_manifest.py, SPEC
+9.1), in the real MicroPython VM: bad names are refused, good ones accepted, and checking a name creates
 no qstr. Iterating or indexing a str interns each character as a qstr; when the qstr pool is
 full that is a new 1.3 KB block, which a fragmented board heap could not give in the middle
 of an OTA offer (the device answered busy: out of memory to a valid update)."""
@@ -10,7 +10,7 @@ from edgekit.testing import mp
 CODE = r'''
 import json, micropython
 import catalog as C
-import otaman
+import ota_manifest
 from envelope import ProtoError
 
 
@@ -28,7 +28,7 @@ def manifest(names):
 
 def check(names):
     try:
-        return [f[0] for f in otaman.manifest_files(manifest(names))]
+        return [f[0] for f in ota_manifest.manifest_files(manifest(names))]
     except ProtoError as e:
         return "refused: " + str(e)
 

@@ -45,7 +45,7 @@ def _spec(tmp_path):
 
 SCRIPT = r"""
 import json, os, binascii
-import brownout, flashio, otaboot, otaslots, otarx
+import brownout, flashio, otaboot, otaslots, ota_transfer
 R = ROOT
 spec = json.load(open(R + "/spec.json"))
 OLD = [(n, s, binascii.unhexlify(d)) for n, s, d in spec["old"]]
@@ -91,7 +91,7 @@ def reset_to_old():
 
 def stage(flash):
     s = otaslots.Slots(R, flash)
-    tx = otarx.open_transfer(s, DIGEST, 2, "2.0.0", 30, NEW)
+    tx = ota_transfer.open_transfer(s, DIGEST, 2, "2.0.0", 30, NEW)
     held = sum(b - a for a, b in tx.ranges)
     for off in range(0, len(STREAM), CHUNK):
         failure = tx.chunk(off, STREAM[off:off + CHUNK])
@@ -204,12 +204,12 @@ campaign("give_up", setup_trial, lambda f: otaslots.Slots(R, f).give_up("health 
 reset_to_old()
 bf = brownout.BrownoutFlash(10 ** 9)
 s = otaslots.Slots(R, plain())
-tx = otarx.open_transfer(s, DIGEST, 2, "2.0.0", 30, NEW)
+tx = ota_transfer.open_transfer(s, DIGEST, 2, "2.0.0", 30, NEW)
 for off in range(0, len(STREAM) * 2 // 3, CHUNK):
     tx.chunk(off, STREAM[off:off + CHUNK])
 tx.persist()
 tx = None
-resumed = otarx.open_transfer(otaslots.Slots(R, plain()), DIGEST, 2, "2.0.0", 30, NEW)
+resumed = ota_transfer.open_transfer(otaslots.Slots(R, plain()), DIGEST, 2, "2.0.0", 30, NEW)
 counts["resume_held"] = sum(b - a for a, b in resumed.ranges)
 counts["stream"] = len(STREAM)
 print(json.dumps({"bad": bad, "counts": counts}))
