@@ -31,6 +31,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from edgekit.registry import export
+
 from edgekit.cli import main as edgekit
 from edgekit.protocol import clock as host_clock
 from edgekit.protocol import session as host_session
@@ -425,6 +427,13 @@ def test_soak(kind, board, world, clock, host_calendar, soak_home, capsys):
     check_journal(stored, end)
     check_times(stored, board.faults.info().get("rtc_drift_ppm", 0))
     app.check(stored["telemetry"], snap)
+    # The public register states what the kind collects (firmware/kinds/<kind>/register.json):
+    # every record and event the device really sent must fall under one of its categories.
+    sent = {r["name"] for r in stored["telemetry"]}
+    raised = {e["name"] for e in stored.get("events", ())}
+    missing = export.undeclared(kind, sorted(sent), sorted(raised))
+    assert not missing, f"{kind} sends {missing}, which its register.json does not declare"
+    print(f"{kind}: register categories cover {sorted(sent)} and events {sorted(raised)}")
     # Wear, per simulated day from provisioning's end to the last gateway session. diag's
     # flash_ops counts since boot: summed over the boots it is a lower bound of the flash
     # chip's own count (the emulator's, which the budget is checked on).

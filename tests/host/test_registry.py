@@ -336,7 +336,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     wm_lat, wm_lon = float(by_id["wm-1"]["latitude"]), float(by_id["wm-1"]["longitude"])
     assert (wm_lat, wm_lon) != (52.3731, 4.8922) and by_id["wm-1"]["location_precision_m"] == "100"
     assert location.distance_km((wm_lat, wm_lon), (52.3731, 4.8922)) < 0.08
-    assert by_id["wm-1"]["data_collected"].startswith("hourly consumption totals")
+    assert by_id["wm-1"]["data_collected"].startswith("meter totals and hourly consumption")
 
     geo_file = tmp_path / "register.geojson"
     run("devices", "export", "--format", "geojson", "--out", str(geo_file), "--all")
@@ -419,3 +419,21 @@ def test_swapped_coordinates_are_refused_with_the_fix(tmp_path, monkeypatch, cap
     # and a real outlier whose swap is near the fleet can be forced
     assert main(["devices", "set", "bin-2", "--location", "4.8950,52.3700",
                  "--force-location"]) == 0
+
+
+def test_every_register_category_names_records_the_firmware_has():
+    """The register claims only what the firmware sends (it claimed a meter "collects signal
+    strength"): each declared record or event is a name literal in the kind's firmware (a
+    glob's stem for names the firmware builds, e.g. pm25_8h). The soak campaigns check the
+    other way round: every record a device stored is declared."""
+    from edgekit import firmware_tree as ft
+    for kind, info in export.KIND_DATA.items():
+        text = "".join(p.read_text() for p in ft.sources(kind))
+        for name in info["records"] + info["events"]:
+            stem = name.split("*")[0].rstrip("_")
+            if not stem:
+                continue                    # "*": every alarm the kind defines
+            base, _, suffix = stem.rpartition("_")
+            built = base and f'"{base}"' in text and f'"_{suffix}"' in text    # group + "_q"
+            assert f'"{stem}"' in text or built, f"{kind}: register.json names {name!r}, " \
+                                                 "which its firmware never sends"

@@ -2,52 +2,48 @@
 
 Cities publish such a register for transparency (Amsterdam's sensor register is one
 example), and GDPR articles 13/14 require notice where data can relate to a person.
-The per-kind table below is the single statement of what edgekit devices collect; a new
-device kind is not registrable until it has a row here.
+What each kind collects is stated once, beside its firmware (firmware/kinds/<kind>/
+register.json); a new device kind is not registrable until it has one.
 """
 import csv
 import io
 import json
+from fnmatch import fnmatchcase
 
+from edgekit.firmware_tree import KINDS as TREE_KINDS, kind_dir
 from edgekit.registry.location import coarsen
 
-# kind -> description, data categories, personal-data note, default retention in days.
-KIND_DATA = {
-    "water_meter": {
-        "description": "smart water meter on a supply connection",
-        "data": ["hourly consumption totals (litres)",
-                 "leak, burst, reverse-flow and tamper alarms",
-                 "device health: battery, signal strength, reset cause"],
-        "personal_data": "consumption of one connection; can indicate whether a home is "
-                         "occupied",
-        "retention_days": 730,
-    },
-    "water_atm": {
-        "description": "prepaid drinking-water dispenser (water ATM)",
-        "data": ["litres dispensed per transaction and time",
-                 "prepaid voucher id and remaining credit",
-                 "tank level and water-quality readings (turbidity, chlorine)",
-                 "alarms: tamper, low tank, filter due"],
-        "personal_data": "voucher ids are pseudonymous; no names, cards or images",
-        "retention_days": 365,
-    },
-    "smart_bin": {
-        "description": "waste bin fill-level sensor",
-        "data": ["fill level (ultrasonic distance)",
-                 "lid-open and tilt events",
-                 "internal temperature (fire alarm)"],
-        "personal_data": "none",
-        "retention_days": 180,
-    },
-    "env_sensor": {
-        "description": "environmental sensor (air quality, climate, noise)",
-        "data": ["air temperature, humidity and pressure",
-                 "particulate matter PM2.5 and PM10",
-                 "noise level as 1-minute dB(A) averages (no audio is recorded)"],
-        "personal_data": "none",
-        "retention_days": 1825,
-    },
-}
+# kind -> description, data categories, personal-data note, default retention in days: read
+# from each kind's firmware/kinds/<kind>/register.json, where every category names the
+# telemetry records and events that carry it (glob patterns). The register says what the
+# firmware sends, no more: the soak campaigns check every record a device stored against
+# these patterns (hil_tests/test_soak.py), so a new record without a category fails there.
+def _load_kind(kind):
+    path = kind_dir(kind) / "register.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = doc["data"]
+        out = {"description": doc["description"], "personal_data": doc["personal_data"],
+               "retention_days": int(doc["retention_days"]),
+               "data": [c["what"] for c in data],
+               "records": [p for c in data for p in c.get("records", ())],
+               "events": [p for c in data for p in c.get("events", ())]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RuntimeError(f"{path}: {exc}: each kind needs description, personal_data, "
+                           "retention_days and data [{what, records, events}]") from None
+    return out
+
+
+KIND_DATA = {kind: _load_kind(kind) for kind in TREE_KINDS}
+
+
+def undeclared(kind, records=(), events=()):
+    """Names a device of `kind` sent that no data category of its register covers."""
+    info = KIND_DATA[kind]
+    out = [n for n in records if not any(fnmatchcase(n, p) for p in info["records"])]
+    return out + [n for n in events if not any(fnmatchcase(n, p) for p in info["events"])]
+
+
 KINDS = tuple(KIND_DATA)
 # How precisely the register shows where a device is, unless `devices set --privacy` says
 # otherwise: a meter is on private premises (its point is a household), the rest stand in
