@@ -23,6 +23,7 @@ def registry_row(home, device_id):
     return row, events
 
 
+@pytest.mark.hil(bench="reads and sets the board's RTC through the emulator")
 def test_command_syncs_an_unsynced_or_drifted_clock(board, clock, fleet_home, capsys):
     code, out, err = run(capsys, "provision", board.url, "--kind", "water_meter", "--site",
                          "x", "--json")

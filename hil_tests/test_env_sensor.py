@@ -64,6 +64,7 @@ def records(packs):
     return out
 
 
+@pytest.mark.hil(sim_s=3600)  # a wait it needs: skips early on a bench
 def test_a_day_reproduces_the_world_averages(board, world, clock, provisioned):
     dev = provisioned(config=dict(LEAN))
     # The SHT31 reads warm and dry; calibration against a reference set remotely fixes it.
@@ -115,6 +116,7 @@ def test_a_day_reproduces_the_world_averages(board, world, clock, provisioned):
     assert world.snapshot()["pm_powered"] is False      # duty-cycled: off between cycles
 
 
+@pytest.mark.hil(sim_s=3600)  # a wait it needs: skips early on a bench
 def test_thresholds_with_hysteresis_and_sensor_faults(board, world, clock, provisioned):
     dev = provisioned(config=dict(LEAN, pm25_alarm="above", pm25_hi=50.0, pm25_hyst=5.0,
                                   temp_alarm="outside", temp_lo=0.0, temp_hi=30.0,
@@ -154,6 +156,7 @@ def test_thresholds_with_hysteresis_and_sensor_faults(board, world, clock, provi
     assert ("env_fault", False) in events()
 
 
+@pytest.mark.hil(sim_s=18000)  # a wait it needs: skips early on a bench
 def test_history_is_kept_until_acknowledged_and_resent(board, world, clock, provisioned):
     dev = provisioned(config=dict(LEAN, push_s=HOUR))
     clock.advance(5 * HOUR)

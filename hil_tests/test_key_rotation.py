@@ -121,6 +121,7 @@ def send_epoch_raw(board, device, keystore, until=None):
         board.faults.wait_for(until)
 
 
+@pytest.mark.hil(bench="brown-outs inside a flash write need the emulator")
 def test_power_cut_at_every_flash_write_of_key_epoch(board, fleet, capsys):
     """A brown-out at each flash operation KEY_EPOCH handling makes leaves the device on the
     old epoch or the new one (never without anchors: it still answers as itself, and the

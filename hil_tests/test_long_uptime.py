@@ -13,6 +13,7 @@ T0 = 1767225600                 # 2026-01-01T00:00:00Z
 DAY = 86400
 
 
+@pytest.mark.hil(sim_s=86400)  # a wait it needs: skips early on a bench
 def test_uptime_and_daily_pack_dates_after_thirteen_days(board, world, clock, provisioned):
     """Before: the uptime was -468942 s after 7 days (one ticks_diff since boot), device time
     ran backwards, and the packs' relative times were taken from it."""

@@ -80,6 +80,7 @@ def check_complete(rows, last):
 
 @pytest.mark.parametrize("point", ["telemetry-stored", "telemetry-ack-sent",
                                    "telemetry-acked"])
+@pytest.mark.hil(sim_s=25200)  # a wait it needs: skips early on a bench
 def test_a_host_cut_between_store_ack_and_trim_loses_and_doubles_nothing(
         board, world, clock, fleet_home, capsys, point):
     provisioned_meter(board, world, clock, capsys, hours=7)
@@ -147,6 +148,7 @@ class Lines:
 
 
 @pytest.mark.parametrize("via", ["socket", "tty"])
+@pytest.mark.hil(bench="unplugging the cable needs the emulator (a bench has no cable robot)")
 def test_monitor_reconnects_after_an_unplugged_cable_without_loss_or_duplicates(
         board, world, clock, fleet_home, capsys, via):
     faults = board.faults                # the emulator's: a bench has no cable robot
@@ -181,6 +183,7 @@ def test_monitor_reconnects_after_an_unplugged_cable_without_loss_or_duplicates(
     assert sorted(printed) == sorted(f"#{seq}.{idx}" for seq, idx, *_ in rows)
 
 
+@pytest.mark.hil(sim_s=120)  # a wait it needs: skips early on a bench
 def test_an_alarm_cut_between_store_and_ack_is_stored_and_logged_once(
         board, world, clock, fleet_home, capsys):
     provisioned_meter(board, world, clock, capsys, hours=0)

@@ -49,6 +49,7 @@ def reopen(dev):
     return dev.session
 
 
+@pytest.mark.hil(bench="reads the emulated flash to see the install's phases")
 def test_power_cuts_at_random_instants(board, provisioned, small, hil_fleet):
     dev = provisioned()
     handle = board.faults
@@ -73,6 +74,7 @@ def test_power_cuts_at_random_instants(board, provisioned, small, hil_fleet):
 
 
 @pytest.mark.parametrize("after_writes", [2, 12])
+@pytest.mark.hil(bench="brown-outs inside a flash write need the emulator")
 def test_brownout_at_a_flash_operation_of_the_install(board, provisioned, small,
                                                        after_writes):
     dev = provisioned()
@@ -111,6 +113,7 @@ def test_brownout_at_a_flash_operation_of_the_install(board, provisioned, small,
     assert verify_active(flash_of(board))[:2] == ("a", "1.0.1")
 
 
+@pytest.mark.hil(bench="link noise needs the emulator")
 def test_noisy_link_costs_resends_not_correctness(board, provisioned, full):
     dev = provisioned()
     # One byte in 5000 flipped or dropped: about one 1 KB frame in five is lost.
@@ -130,6 +133,7 @@ def test_noisy_link_costs_resends_not_correctness(board, provisioned, full):
     assert verify_active(flash_of(board)) == ("a", "1.1.0", None)
 
 
+@pytest.mark.hil(bench="unplugging the cable needs the emulator (a bench has no cable robot)")
 def test_unplugged_at_half_resumes_without_resending(board, provisioned, full):
     dev = provisioned()
     p = Pusher(dev.session, full, dev.public_key)

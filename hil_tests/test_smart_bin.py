@@ -35,6 +35,7 @@ def events(dev):
         dev.session.request(C.EVENT_ACK, {C.K_UPTO: rows[-1][0]}, expect=C.ACK)
 
 
+@pytest.mark.hil(sim_s=25200)  # a wait it needs: skips early on a bench
 def test_a_month_of_sun_and_overcast_keeps_the_battery_above_its_floor(board, world, clock,
                                                                        provisioned):
     floor = 10
@@ -144,6 +145,7 @@ def test_a_temperature_below_fire_c_does_not_wake_the_board(board, world, clock,
     assert ("fire", True) in [(n, a) for n, a, _ in events(dev)]
 
 
+@pytest.mark.hil(sim_s=14400)  # a wait it needs: skips early on a bench
 def test_fill_median_filter_compaction_jam_and_interlocks(board, world, clock, provisioned):
     dev = provisioned(config=dict(LEAN, sample_s=900, compact_pct=60, echoes=7))
     world.set(echo_outliers=0.3, sun_w=10.0)
@@ -182,6 +184,7 @@ def test_fill_median_filter_compaction_jam_and_interlocks(board, world, clock, p
 
 
 @pytest.mark.parametrize("outage", ["reset", "powercut"])
+@pytest.mark.hil(sim_s=18000)  # a wait it needs: skips early on a bench
 def test_a_collection_while_the_bin_reboots_is_counted_and_the_press_runs_again(
         board, world, clock, provisioned, outage):
     """The truck empties the bin while it reboots (or is without power): the first

@@ -19,6 +19,7 @@ def _cut(board, clock, dev):
     dev.reconnect()
 
 
+@pytest.mark.hil(sim_s=172800)  # a wait it needs: skips early on a bench
 def test_an_expired_voucher_is_refused_after_a_power_cut(board, world, clock, provisioned,
                                                          hil_fleet):
     """Before: a power cut lost the RTC, the unsynced kiosk skipped the expiry check and
@@ -48,6 +49,7 @@ def test_an_expired_voucher_is_refused_after_a_power_cut(board, world, clock, pr
     assert info.value.code == C.E_EXPIRED
 
 
+@pytest.mark.hil(sim_s=10817)  # a wait it needs: skips early on a bench
 def test_dates_do_not_go_back_across_power_cuts(board, world, clock, provisioned):
     """Ledger records and event times of a synced kiosk, across two power cuts (the RTC lost
     each time, never synced again): each date at least the one before."""

@@ -63,7 +63,8 @@ def balances(dev):
 
 # At the headroom scale (30% of the board's heap withheld, test_heap_headroom.py): hundreds
 # of boots, each replaying the ledger, in the heap the proof of headroom allows.
-@pytest.mark.hil(kind="water_atm", options={"heap_scale": 0.75})
+@pytest.mark.hil(kind="water_atm", options={"heap_scale": 0.75},
+                bench="counts boots and browns out inside flash writes: needs the emulator")
 @pytest.mark.parametrize("seed", range(7, 7 + SHARDS))
 def test_power_cuts_during_dispensing_and_top_ups_keep_the_books(board, world, clock,
                                                                  provisioned, hil_fleet, seed):
@@ -120,6 +121,7 @@ def test_power_cuts_during_dispensing_and_top_ups_keep_the_books(board, world, c
     assert tot["delivered_ml"] == replay.delivered_ml
 
 
+@pytest.mark.hil(sim_s=14)  # a wait it needs: skips early on a bench
 def test_a_voucher_is_redeemed_once(board, world, clock, provisioned, hil_fleet):
     dev = kiosk(provisioned)
     v = mint(hil_fleet.signer("operator"), dev.id, 1, 250, issued=T0)
@@ -172,6 +174,7 @@ def test_forged_vouchers_are_refused(board, world, clock, provisioned, hil_fleet
     assert [rec[0] for _, rec in fetch_all(dev, ack=False)].count(1) == 1     # one TOPUP
 
 
+@pytest.mark.hil(sim_s=40)  # a wait it needs: skips early on a bench
 def test_over_run_is_charged_and_no_flow_refunds(board, world, clock, provisioned):
     dev = kiosk(provisioned, preset_l=5)
     uid = hexuid(CARDS[0])
@@ -203,6 +206,7 @@ def test_over_run_is_charged_and_no_flow_refunds(board, world, clock, provisione
     assert rec[0] == 4 and rec[4] >= 5000 and rec[6] == 0
 
 
+@pytest.mark.hil(sim_s=21)  # a wait it needs: skips early on a bench
 def test_pay_as_you_flow_stops_when_the_card_leaves(board, world, clock, provisioned):
     dev = kiosk(provisioned, mode="payf")
     uid = hexuid(CARDS[1])

@@ -50,6 +50,7 @@ def test_10000_litres_total_within_0_1_percent(board, world, clock, provisioned)
     assert volumes == sorted(volumes) and abs(volumes[-1] - truth) <= 0.001 * truth + 1
 
 
+@pytest.mark.hil(sim_s=7200)  # a wait it needs: skips early on a bench
 def test_telemetry_is_signed_by_the_device_key(board, world, clock, provisioned):
     dev = provisioned()
     world.set(flow_lpm=5)
@@ -65,6 +66,7 @@ def test_telemetry_is_signed_by_the_device_key(board, world, clock, provisioned)
         messages.open_body(bytes(forged), ring)
 
 
+@pytest.mark.hil(sim_s=7200)  # a wait it needs: skips early on a bench
 def test_dripping_tap_week_raises_and_clears_leak(board, world, clock, provisioned):
     dev = provisioned(config={"leak_window_h": 24})
     sync_clock(dev)
@@ -87,6 +89,7 @@ def test_dripping_tap_week_raises_and_clears_leak(board, world, clock, provision
     assert 26 * HOUR <= leak[-1][C.K_DURATION] <= 30 * HOUR  # how long the leak lasted
 
 
+@pytest.mark.hil(sim_s=180)  # a wait it needs: skips early on a bench
 def test_burst_closes_the_valve_automatically(board, world, clock, provisioned):
     dev = provisioned(config={"burst_lpm": 60.0, "burst_min": 5, "auto_shutoff": True})
     world.set(burst_lpm=150)
@@ -156,6 +159,7 @@ def test_valve_commands_forged_or_replayed_change_nothing(board, world, clock, p
 CUTS = 1000 if os.environ.get("EDGEKIT_NIGHTLY") else 200
 
 
+@pytest.mark.hil(sim_s=134)  # a wait it needs: skips early on a bench
 def test_power_cuts_never_decrease_the_totalizer(board, world, clock, provisioned):
     checkpoint_s, sample_s, lpm = 300, 60, 10.0
     dev = provisioned(config={"checkpoint_s": checkpoint_s, "sample_s": sample_s})
@@ -181,6 +185,7 @@ def test_power_cuts_never_decrease_the_totalizer(board, world, clock, provisione
     assert board.boots() >= CUTS
 
 
+@pytest.mark.hil(sim_s=180)  # a wait it needs: skips early on a bench
 def test_backflow_low_battery_and_no_flow(board, world, clock, provisioned):
     dev = provisioned(config={"backflow_l": 1.0, "low_battery_mv": 3300, "no_flow_days": 2})
     world.set(flow_lpm=-2.0)              # water running back into the main

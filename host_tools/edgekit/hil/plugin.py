@@ -43,8 +43,10 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "hil(kind=None, time='paused', boards=1): a hardware-in-"
-                            "the-loop test; kind picks the app and the emulator's world model")
+    config.addinivalue_line("markers", "hil(kind=None, time='paused', boards=1, bench=None, "
+                            "sim_s=0): a hardware-in-the-loop test; kind picks the app and the "
+                            "emulator's world model; bench='reason' skips it on a bench, sim_s "
+                            "(simulated seconds it needs) skips it there past --max-real-wait")
     config._edgekit_specs = [BoardSpec(s) for s in (config.getoption("--board")
                                                     or [DEFAULT_BOARD])]
     # A damaged rig file is a usage error, said once before any test runs (not a traceback
@@ -93,8 +95,24 @@ def edgekit_rig(pytestconfig):
 
 
 def _marker(request):
-    m = request.node.get_closest_marker("hil")
-    return dict(m.kwargs) if m else {}
+    """The test's hil() options: every hil marker merged, the closest (the test's own, then
+    its class, then its module) winning, so `@pytest.mark.hil(bench=...)` on a test keeps
+    the module's kind."""
+    out = {}
+    for m in reversed(list(request.node.iter_markers("hil"))):
+        out.update(m.kwargs)
+    return out
+
+
+def _bench_skip(opts, max_wait):
+    """Skip before a bench board is claimed and reset (seconds of real time each) when the
+    test says it needs what a bench cannot give: `bench="reason"`, or `sim_s=N` seconds of
+    simulated time beyond --max-real-wait."""
+    if opts.get("bench"):
+        pytest.skip(opts["bench"])
+    if opts.get("sim_s", 0) > max_wait:
+        pytest.skip(f"needs {opts['sim_s']:.0f} s of real time on a bench (limit "
+                    f"--max-real-wait={max_wait:.0f}); run it on the emulator")
 
 
 _turn = [0]         # where this process starts looking for a free tray board next
@@ -139,6 +157,7 @@ def boards(request, pytestconfig, edgekit_rig):
     targets, locks = [], []
     try:
         if not specs[0].emulated:
+            _bench_skip(opts, pytestconfig.getoption("--max-real-wait"))
             for target, lock in _tray_boards(request, pytestconfig, opts, wanted):
                 targets.append(target)
                 locks.append(lock)
