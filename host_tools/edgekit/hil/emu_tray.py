@@ -23,11 +23,7 @@ from edgekit.firmware_tree import KINDS
 
 # Tests this run leaves out, each with the reason (printed): open bugs found by running the
 # suite on serial ports, so that the rest keeps proving something in `make test`.
-KNOWN = {
-    "test_mpremote_fails_cleanly_until_maintenance_then_works_then_locks_again":
-        "open: mpremote against a locked board on a pty path hangs until its 90 s timeout "
-        "instead of failing with 'could not enter raw repl' (over socket:// it fails at once)",
-}
+KNOWN = {}
 
 
 def _edgekit(env, *args):
