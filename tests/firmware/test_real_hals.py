@@ -136,23 +136,24 @@ def test_deep_sleep_zero_sleeps_until_reset_on_both_ports(tmp_path):
 
 # --- light sleep -----------------------------------------------------------------------------
 def test_esp32_wait_light_sleeps_with_the_uart_and_wake_inputs_armed(tmp_path):
+    tamper = json.loads((BOARDS_DIR / "esp32.json").read_text())["pins"]["tamper"]["pin"]
     out = boot(tmp_path, "esp32", r"""
 hal.wake_on("tamper")
 t0 = time.ticks_ms()
 out["idle"] = hal.wait(5000)
-C.schedule(time.ticks_ms() + 1000, 32, 0)      # a magnet on the housing
+C.schedule(time.ticks_ms() + 1000, %d, 0)      # a magnet on the housing
 out["woke"] = hal.wait(5000)
 out["wakes"] = list(hal.wakes())
 out["held"] = hal.wait(3000)                   # the magnet stays: no instant re-wake
 out["power"] = hal.power_stats()
-""", cause=1)
+""" % tamper, cause=1)
     sleeps = calls(out, "lightsleep")
     assert out["idle"] is False and sleeps[0][0] == 5000
-    assert 3 in sleeps[0][1] and 32 in sleeps[0][1]    # UART RX and tamper wake on low
+    assert 3 in sleeps[0][1] and tamper in sleeps[0][1]    # UART RX and tamper wake on low
     assert out["woke"] is True and out["wakes"] == ["tamper"]
     held = sleeps[-1]
     assert out["held"] is False and held[0] == 3000
-    assert 32 not in held[1] and 32 in held[2]         # now armed for its release (ext1)
+    assert tamper not in held[1] and tamper in held[2]     # armed for its release (ext1)
     assert out["power"]["sleeps"] == len(sleeps) and out["power"]["asleep_ms"] >= 8000
 
 

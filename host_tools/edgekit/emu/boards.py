@@ -24,8 +24,8 @@ class BoardError(EdgekitError):
 # flashing tool's runtime image, the host's energy model. A device (and the emulator, which
 # must show the firmware what a board holds) gets the definition without them: as dicts in
 # the VM they would cost a 110 KB ESP32 about 5 KB of heap for nothing.
-HOST_ONLY_FIELDS = ("description", "mcu", "peripherals", "power", "rom_banner", "runtime_image",
-                    "machine_suffix", "rtc_drift_ppm")
+HOST_ONLY_FIELDS = ("description", "mcu", "module", "peripherals", "power", "rom_banner",
+                    "runtime_image", "machine_suffix", "rtc_drift_ppm")
 HOST_ONLY_PIN_FIELDS = ("note",)
 
 
