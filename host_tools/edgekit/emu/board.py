@@ -76,6 +76,7 @@ class Board:
         self.pending = None         # parked sleep/wait: (req_id, op)
         self.watch = []             # reads prefetched with each wake in paused time (hal_ops)
         self.side_msgs = 0          # side-channel requests handled (progress, for _busy)
+        self.side_replies = 0       # of which answered: the VM waited a round trip
         self.parks = 0              # times the board went to sleep or off (a wake ended)
         self._advancing = None      # paused time: (target world ms, future) of an advance
         self._kicked = False
@@ -322,6 +323,7 @@ class Board:
     def reply(self, req_id, value=None, error=None, extra=None):
         if not req_id or self.vm is None:
             return
+        self.side_replies += 1
         msg = [req_id, self.clock.device_ms(), value]
         if error is not None or extra is not None:
             msg.append(error)
@@ -352,7 +354,9 @@ class Board:
             rtc_ms = int(rtc_ms)
         k = (1.0 + (c.ppm + c.rtc_ppm) * 1e-6) / rate
         return {"mode": c.mode, "rate": rate, "rtc_ms": rtc_ms, "rtc_dev": rtc_dev,
-                "rtc_ppb": int(round((k - 1.0) * 1e9))}
+                "rtc_ppb": int(round((k - 1.0) * 1e9)),
+                # flash operations ask (a round trip) only while a brown-out is armed
+                "flash_sync": self.brownout_after is not None}
 
     def _send_side(self, msg):
         body = json.dumps(msg, separators=(",", ":")).encode()
@@ -594,6 +598,7 @@ class Board:
             "sim_s": round(self.clock.now() / 1000.0, 3),
             "device_ms": self.clock.device_ms(), "rtc": None if rtc is None else rtc / 1000.0,
             "reset_cause": self.cause, "boots": self.boots, "resets": dict(self.resets),
+            "side_msgs": self.side_msgs, "side_replies": self.side_replies, "parks": self.parks,
             "repl": self.repl.mode, "drift_ppm": self.clock.ppm,
             "rtc_drift_ppm": self.clock.rtc_ppm, "wdt_ms": self.wdt_ms,
             "flash_ops": self.flash_ops, "uid": self.uid.hex(),

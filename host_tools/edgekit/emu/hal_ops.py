@@ -189,6 +189,12 @@ def _flash(board, req_id, kind, nbytes=0):
         board.brownout_after -= 1
         if board.brownout_after <= 0:
             board.brownout_after = None
+            board.push_clock()              # back to counting only
+            if not req_id:
+                # Counted, not asked (the VM had not seen the brown-out armed yet): the
+                # operation is done; the power fails right after it.
+                board.reset("brownout")
+                return
             # A torn write keeps a random strict prefix; a rename/remove does not happen.
             cut = board.rng.randrange(int(nbytes)) if kind == "write" and nbytes > 0 else 0
             board.reply(req_id, cut)

@@ -281,6 +281,7 @@ class Supervisor:
             raise EmuError("brownout: after_writes must be >= 1 (the Nth flash operation "
                            "from now fails)")
         b.brownout_after = int(after_writes)
+        b.push_clock()          # the VM asks before each flash operation from now on
         return {"id": board_id, "after_writes": b.brownout_after}
 
     def reset(self, board_id, cause="hard"):

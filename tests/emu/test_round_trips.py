@@ -1,0 +1,32 @@
+"""What makes simulated years cheap, as a count rather than a time (the machine's speed does
+not enter): a provisioned meter in paused time waits for one answer from the supervisor per
+wake. Its flash operations are counted without a round trip unless a brown-out is armed,
+when each asks again, so a cut still tears the write it picked."""
+from pathlib import Path
+
+from edgekit.hil.devices import HilFleet, provision
+from edgekit.hil.targets import BoardSpec, EmulatedTarget
+
+
+def test_a_provisioned_meter_waits_one_round_trip_per_wake(emu, tmp_path):
+    t = EmulatedTarget(emu, BoardSpec("emu:esp32s3_psram:water_meter"), time_mode="paused")
+    try:
+        provision(t, HilFleet(Path(tmp_path)), "water_meter").close()
+        b = t.handle
+        b.set(flow_lpm=2)
+        b.advance(3600)
+        i0 = b.info()
+        b.advance(86400)
+        i1 = b.info()
+        wakes = i1["parks"] - i0["parks"]
+        trips = (i1["side_replies"] - i0["side_replies"]) / wakes
+        assert wakes >= 1440 and trips <= 1.01, (wakes, trips)     # before: 1.33
+        # armed, each flash operation asks: the next one is torn, the board browns out
+        boots = i1["boots"]
+        b.brownout(1)
+        b.advance(3600)
+        after = b.info()
+        assert after["resets"].get("brownout", 0) == 1 and after["boots"] == boots + 1
+        assert (after["side_replies"] - i1["side_replies"]) > (after["parks"] - i1["parks"])
+    finally:
+        t.close()
