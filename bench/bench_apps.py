@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from edgekit import catalog as C  # noqa: E402
 from edgekit.emu import Emulator  # noqa: E402
-from edgekit.emu.boards import load_board  # noqa: E402
+from edgekit.board_defs import load_board  # noqa: E402
 from edgekit.hil.devices import HilFleet, provision  # noqa: E402
 from edgekit.hil.targets import BoardSpec, EmulatedTarget  # noqa: E402
 

@@ -88,7 +88,7 @@ def board_dict_heap():
     """Heap the board definition takes as a dict in the VM (hal.BOARD): the whole file, and
     the device view a flashed board and the emulated firmware get."""
     import json
-    from edgekit.emu.boards import device_view, load_board
+    from edgekit.board_defs import device_view, load_board
     from edgekit.testing import mp
     full = load_board("esp32")
     code = ("import gc, json\ngc.collect()\na = gc.mem_alloc()\nd = json.loads(TEXT)\n"
@@ -110,7 +110,7 @@ def _roms():
 
 
 def main(argv):
-    from edgekit.emu.boards import load_board, parse_size
+    from edgekit.board_defs import load_board, parse_size
     board_dict_heap()
     wanted = set(argv)
     kinds = [k for k in apps() if not wanted or k in wanted or not wanted & set(apps())]

@@ -76,7 +76,7 @@ def main():
     with Emulator() as emu:
         fleet = HilFleet(Path(tempfile.mkdtemp()))
         for board_name in ("esp32", "rp2040"):
-            from edgekit.emu.boards import load_board
+            from edgekit.board_defs import load_board
             power = load_board(board_name)["power"]
             before, after, wall, sent, info = measure(emu, fleet, board_name)
             ops = (after["flash_ops"] - before["flash_ops"]) / DAYS

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from edgekit import catalog as C
-from edgekit.emu.boards import known_boards, load_board, parse_size
+from edgekit.board_defs import known_boards, load_board, parse_size
 from edgekit.errors import LinkError
 from edgekit.flash import flow, heap, image as image_mod, installer
 from edgekit.flash.device import Connection, TargetError, guess_board, probe

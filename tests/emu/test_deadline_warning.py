@@ -1,7 +1,7 @@
 """`edgekit ota push` warns before pushing to an emulated board in virtual time: its trial
 deadline is device time, and a board in virtual time skips its idle time between the host's
 frames (the demo's update rolled back so on a loaded machine)."""
-from edgekit.emu.registry_lookup import deadline_warning
+from edgekit.emu.port_names import deadline_warning
 
 
 def test_virtual_time_board_gets_the_warning_with_the_command_that_fixes_it():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from edgekit.emu import frozen_rom
-from edgekit.emu.boards import load_board, parse_size
+from edgekit.board_defs import load_board, parse_size
 from edgekit.emu.supervisor import EmuError
 from edgekit.frozen import unixvm
 from edgekit.testing import frozenvm

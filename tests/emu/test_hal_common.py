@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.emu.boards import BoardError, known_boards, load_board, parse_size, validate
+from edgekit.board_defs import BoardError, known_boards, load_board, parse_size, validate
 from edgekit.paths import BOARDS_DIR
 from edgekit.testing import mp
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from edgekit.emu.boards import load_board
+from edgekit.board_defs import load_board
 from edgekit.emu.world import HardwareFault
 from edgekit.emu.worlds import make_world
 from edgekit.emu.worlds.smart_bin import ocv_mv

@@ -5,7 +5,7 @@ import os
 import re
 
 from conftest import mpremote
-from edgekit.emu.boards import load_board, parse_size
+from edgekit.board_defs import load_board, parse_size
 
 
 def test_reset_is_a_cold_boot_on_the_same_flash(emu):

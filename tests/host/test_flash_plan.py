@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from edgekit.emu import boards
+from edgekit import board_defs as boards
 from edgekit.flash import heap, image as image_mod, installer
 from edgekit.flash.device import DeviceInfo, TargetError, check_target
 from edgekit.flash.image import ImageError, ImageFile

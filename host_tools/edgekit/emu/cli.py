@@ -3,10 +3,10 @@ import json
 import sys
 
 from edgekit.emu import frozen_rom
-from edgekit.emu.boards import known_boards
+from edgekit.board_defs import known_boards
 from edgekit.emu.clock import MODES
 from edgekit.emu.control import Control
-from edgekit.emu.link import NOISE_KINDS
+from edgekit.emu.uart import NOISE_KINDS
 from edgekit.emu.supervisor import EmuError
 
 

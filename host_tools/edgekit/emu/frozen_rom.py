@@ -10,7 +10,7 @@
 
 The launcher (boards/emu_launch.py) sees which one it runs in by where `hal_emu` comes from.
 """
-from edgekit.emu.boards import parse_size
+from edgekit.board_defs import parse_size
 
 DEFAULT = "mpy"
 FROZEN32 = "frozen32"

@@ -6,7 +6,7 @@ brown-out). A Refused error becomes hal.HalError on the device with the same mes
 """
 import math
 
-from edgekit.emu.boards import device_view
+from edgekit.board_defs import device_view
 from edgekit.emu.world import HardwareFault
 
 _STRAP = "maint_strap"      # the maintenance strap (SPEC 12), in every world

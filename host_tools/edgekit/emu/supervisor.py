@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 from edgekit.emu.rom import build_rom
-from edgekit.emu.board import Board
+from edgekit.emu.emulated_board import Board
 from edgekit.emu import frozen_rom
-from edgekit.emu.boards import load_board
+from edgekit.board_defs import load_board
 from edgekit.emu.clock import MODES
-from edgekit.emu.link import NOISE_KINDS
+from edgekit.emu.uart import NOISE_KINDS
 from edgekit.errors import EdgekitError
 from edgekit.paths import BOARDS_DIR, FIRMWARE_DIR, PROTOCOL_DIR
 

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from edgekit.emu.boards import parse_size
+from edgekit.board_defs import parse_size
 from edgekit.paths import BOARDS_DIR, micropython_binary
 
 WORKING_SHARE = 0.7

@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 
 from edgekit import catalog as C
-from edgekit.emu.boards import device_view
+from edgekit.board_defs import device_view
 from edgekit.errors import EdgekitError
 from edgekit.ota import bundle as bundle_mod
 from edgekit.ota import manifest as man

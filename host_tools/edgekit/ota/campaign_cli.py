@@ -35,7 +35,7 @@ def _run(args, cid, bundle, keystore, operator):
     if not args.port:
         raise EdgekitError("give the devices' ports: --port PORT (repeat; serial ports, "
                            "socket://HOST:PORT or emu:ID); each is asked which device it is")
-    from edgekit.emu.registry_lookup import warn_deadlines
+    from edgekit.emu.port_names import warn_deadlines
     warn_deadlines(args.port)
     ports = campaign.discover(args.port, keystore, operator, args.parallel)
     if not args.json:

@@ -90,7 +90,7 @@ def cmd_push(args):
     bundle = Bundle.load(args.bundle)
     bundle.verify(trusted_firmware_keys(keystore))   # a bad bundle never reaches a device
     if not args.stage_only:
-        from edgekit.emu.registry_lookup import warn_deadlines
+        from edgekit.emu.port_names import warn_deadlines
         warn_deadlines([args.target])
     link = Link(args.target, keystore, operator)
     try:

@@ -17,7 +17,7 @@ def parse_port(spec: str) -> str:
     if spec.startswith("serial:"):
         return spec[len("serial:"):]
     if spec.startswith("emu:"):
-        from edgekit.emu.registry_lookup import url_for  # only needed for emulated boards
+        from edgekit.emu.port_names import url_for  # only needed for emulated boards
         return url_for(spec[len("emu:"):])
     return spec
 

@@ -18,12 +18,12 @@ import os
 import random
 import signal
 
-from edgekit.emu.boards import parse_size
+from edgekit.board_defs import parse_size
 from edgekit.emu.rom import frozen_allowance
 from edgekit.emu import frozen_rom
 from edgekit.emu import hal_ops
 from edgekit.emu.clock import Clock
-from edgekit.emu.link import Uart
+from edgekit.emu.uart import Uart
 from edgekit.emu.repl import ReplFilter
 from edgekit.emu.vm import VM
 from edgekit.emu.world import HardwareFault
