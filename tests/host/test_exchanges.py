@@ -136,3 +136,19 @@ def test_an_expect_outside_the_table_is_a_bug_in_the_caller(keys):
     with pytest.raises(ValueError, match="COMMAND .* is never answered with ACK"):
         s.request(C.COMMAND, {}, expect=C.ACK)
     assert link.sent == []
+
+
+def test_spec_8_1_lists_the_same_pairs():
+    spec = (FIRMWARE.parent / "protocol" / "SPEC.md").read_text()
+    section = spec[spec.index("### 8.1"):spec.index("### 8.2")]
+    written = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 2 or not cells[0].startswith("`"):
+            continue
+        answers = set(re.findall(r"`([A-Z_]+)`", cells[1]))
+        for request in re.findall(r"`([A-Z_]+)`", cells[0]):
+            written[request] = answers
+    table = {C.type_name(e.request): {C.type_name(t) for t in e.answers}
+             for e in exchanges.EXCHANGES}
+    assert written == table
