@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from edgekit.emu.boards import known_boards, load_board
+from edgekit.board_defs import known_boards, load_board
 from edgekit.paths import BOARDS_DIR
 
 TABLE = json.loads((BOARDS_DIR / "modules" / "reserved_pins.json").read_text())
