@@ -345,6 +345,15 @@ def random_bytes(n):
     return os.urandom(n)
 
 
+# The network seam (SPEC 13): the unix VM's sockets reach the host network, so an emulated
+# board's "Wi-Fi" is up unless the emulator takes it down (an outage seen from the board).
+net_down = False
+
+
+def net_up(cfg):
+    return not net_down
+
+
 def wdt_start(timeout_ms):
     timeout_ms = int(timeout_ms)
     if timeout_ms < 1:

@@ -240,3 +240,6 @@ K_CARD = 60             # voucher: the card UID it may be credited to (bstr), op
 VOUCHER_MAX = 384       # largest voucher (COSE_Sign1 bytes) a kiosk accepts
 VOUCHER_WINDOW = 512    # serials accepted below the highest redeemed (older: refused)
 VOUCHER_PREFIX = "EKV1:"    # QR text: prefix + standard base64 of the COSE_Sign1 bytes
+
+# --- The network path (SPEC section 13; appended by the fleet issue) ----------------------
+K_NET = 61              # PROV_COMMIT: the device's network config (SPEC 13.5), never answered

@@ -75,11 +75,21 @@ class Provisioner:
             config = schema.validate(app_schema, p.get(C.K_CONFIG, {}))
         except ValueError as exc:
             refuse(C.E_BAD_REQUEST, "config: %s" % exc)
+        records = {"config": config}
+        net = p.get(C.K_NET)
+        if net is not None:
+            import netcfg   # only a device given a network config needs it
+            try:
+                records["net"] = netcfg.validate(net)
+            except ValueError as exc:
+                refuse(C.E_BAD_REQUEST, "network: %s" % exc)
         identity = {"id": fields[C.K_DEVICE_ID], "seed": pend["seed"], "pub": pend["pub"],
                     "kind": pend["kind"], "fleet": pend["fleet"],
                     "site": fields.get(C.K_SITE, "")}
-        self.rt.dev.store.commit({"identity": identity, "cert": cert, "anchors": anchors,
-                                  "config": config})
+        records["identity"] = identity
+        records["cert"] = cert
+        records["anchors"] = anchors
+        self.rt.dev.store.commit(records)
         self.pending = None
         payload = {C.K_RE: msg.seq, C.K_DEVICE_ID: identity["id"], C.K_STATE: "provisioned"}
         body = envelope.signed(C.PROV_DONE, payload, pend["seed"], pend["pub"],

@@ -97,9 +97,11 @@ class Runtime:
         self.app = None
         self.schema = {}
         self.telemetry = self.events = self.logs = None
+        self.net = None
         self._boot_clock()
         if self.dev.provisioned:
             self._start_app()
+            self._start_net()
         else:
             # Only a factory-state device needs the responder: a provisioned one never loads
             # it (its functions would sit in RAM for ten years on a board with frozen code).
@@ -145,6 +147,23 @@ class Runtime:
             tuple(getattr(mod, "READ_ONLY_COMMANDS", ()))
         self.dev.config = self._migrate_config(self.dev.config)
         self.app = mod.App(self) if mod is not MinimalApp else MinimalApp(self)
+
+    def _start_net(self):
+        # SPEC 13: a device provisioned with a network config also talks MQTT to the fleet
+        # service; one without loads none of it (a serial-only device keeps its heap).
+        cfg = self.dev.store.load("net")
+        if not cfg:
+            return
+        from netlink import NetLink
+        self.net = NetLink(self.hal, self.agent, self.dev.device_id, cfg, self.max_frame)
+        self.sched.every("net", cfg.get("poll_s", 5) * 1000, self.net.poll, deadline_ms=15000)
+
+    def push(self, body):
+        """Send an unsolicited body (telemetry, event): to the fleet service over the
+        network when connected, else on the serial link (a gateway may be listening)."""
+        if self.net is not None and self.net.send(body):
+            return
+        self.link.send(body)
 
     def _migrate_config(self, stored):
         # After an update the schema may have new keys (take defaults) or drop old ones
@@ -215,7 +234,7 @@ class Runtime:
         seq = self.events.append(cbor.dumps(payload))
         payload[C.K_FROM] = seq
         try:
-            self.link.send(self.dev.body_view(C.EVENT, payload))
+            self.push(self.dev.body_view(C.EVENT, payload))
         except OSError:
             pass    # link down: the host fetches it later (store-and-forward)
 

@@ -112,8 +112,8 @@ def push_telemetry(rt):
     """Send pending telemetry unsolicited (the reporting schedule); False if none pending."""
     if not rt.telemetry.pending_count():
         return False
-    rt.link.send(rt.dev.body_view(C.TELEMETRY, records_payload(rt, rt.telemetry, C.TELEMETRY,
-                                                               None, _FETCH_MAX)))
+    rt.push(rt.dev.body_view(C.TELEMETRY, records_payload(rt, rt.telemetry, C.TELEMETRY,
+                                                          None, _FETCH_MAX)))
     return True
 
 
@@ -218,6 +218,7 @@ def reprovision(rt, msg):
     # state from that one delete on, and a power cut mid-way cannot leave it half provisioned.
     for name in device_mod.PROVISION_RECORDS:
         dev.store.delete(name)
+    dev.store.delete("net")     # network credentials go with the identity (SPEC 13.5)
     rt.log("reprovision: back to factory state")
     rt.agent.after_reply = lambda: rt.hal.reset("reprovision")
     return C.ACK, {C.K_STATE: "factory"}
@@ -242,6 +243,9 @@ def diag(rt):
         # draws at the board's currents: the battery-life estimate's inputs.
         import power    # small (power.py): not battery's tables, which needed a 1.3 KB block
         out["power"] = power.power_report(hal.power_stats(), hal.BOARD.get("power"))
+    if rt.net is not None:
+        # The broker and the link's counters; never the credentials (SPEC 13.5).
+        out["net"] = rt.net.stats()
     if hasattr(hal, "reset_reason"):
         out["reset_reason"] = hal.reset_reason()
     for name in ("telemetry", "events", "logs"):

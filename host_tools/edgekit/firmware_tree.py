@@ -7,6 +7,7 @@ device runs.
     firmware/crypto/               Ed25519, SHA-512, COSE, trust anchors
     firmware/storage/              crash-safe records, journals, the flash I/O seam
     firmware/ota/                  OTA agent, slots, boot-time slot choice
+    firmware/net/                  the network transport: MQTT client, link, its config
     firmware/kinds/<kind>/         the kind's app (<kind>.py), its settings schema
                                    (<kind>_schema.py) and the modules only it imports
 
@@ -20,7 +21,7 @@ from edgekit.errors import EdgekitError
 from edgekit.paths import FIRMWARE_DIR
 
 # Every device runs these folders, in this order.
-CORE_DIRS = ("core", "codec", "crypto", "storage", "ota")
+CORE_DIRS = ("core", "codec", "crypto", "storage", "ota", "net")
 # The device kinds, each with its folder firmware/kinds/<kind>/ and its device-id prefix.
 # firmware/core/runtime.py KNOWN_KINDS repeats the names for the development tree (a built
 # image names its kind in build_info); tests/host/test_firmware_tree.py keeps them equal.

@@ -18,8 +18,9 @@ from edgekit.testing.mpycache import compile_tree
 # modules (docs/FACTS: present on the ports we run), the board image's HAL, and the two
 # files every build adds (the protocol catalog, build_info).
 BUILT_IN = {"array", "binascii", "deflate", "gc", "hashlib", "json", "math", "micropython",
-            "os", "struct", "sys", "time"}
-BOARD_IMAGE = {"hal"}
+            "os", "socket", "struct", "sys", "time"}
+# umqtt: frozen into the ESP32 / Pico W images (netlink falls back to firmware/net/mqtt.py)
+BOARD_IMAGE = {"hal", "umqtt"}
 BUILD_ADDS = {"catalog", "build_info"}
 
 

@@ -8,6 +8,7 @@ that device as sender -> its seq is above the last one the registry accepted (pe
 store in one transaction (registry/telemetry.py) -> only then the operator-signed ack.
 A message refused at any step changes nothing and is counted under the reason, never stored.
 """
+import sys
 import time
 
 from edgekit import catalog as C
@@ -36,6 +37,9 @@ class Ingest:
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.counts = {"received": 0, "accepted": 0, "records_stored": 0, "events_stored": 0,
                        "acks_sent": 0, "answers": 0}
+        self.last_device_error = None
+        self.pending = {}       # device id -> records left on it, as its last ACK said
+        self._last_ack = {}     # device id -> (seq, type, payload) of our last ack to it
         self._rings = {}        # device id -> (public key, Keyring), rebuilt if the key changes
 
     # -- verification -----------------------------------------------------------------
@@ -95,10 +99,41 @@ class Ingest:
             # A record this host cannot store (malformed seq): nothing stored, nothing acked.
             return self._drop("malformed")
         self.counts["answers"] += 1     # ACK of our ack, COMMAND_RESULT, ERROR, ...
+        if msg.type == C.ACK and isinstance(msg.payload.get(C.K_COUNT), int):
+            self.pending[who] = msg.payload[C.K_COUNT]
+        if msg.type == C.ERROR:
+            resend = self._resign(who, msg.payload)
+            if resend:
+                return resend
+            # The device refused something we sent (an ack it cannot apply, a replay):
+            # worth a line, its records stay on the device and come again.
+            self.counts["device_errors"] = self.counts.get("device_errors", 0) + 1
+            self.last_device_error = (who, msg.payload)
+            print(f"fleet: {who} refused request #{msg.payload.get(C.K_RE)}: "
+                  f"{C.error_name(msg.payload.get(C.K_CODE))}: {msg.payload.get(C.K_MSG, '')}",
+                  file=sys.stderr, flush=True)
         return []
 
     def _sign(self, msg_type, payload):
         return messages.signed(msg_type, payload, self.signer, self.next_seq(), self.sender)
+
+    def _ack_body(self, device_id, msg_type, payload):
+        seq = self.next_seq()
+        self._last_ack[device_id] = (seq, msg_type, payload)
+        self.counts["acks_sent"] += 1
+        return messages.signed(msg_type, payload, self.signer, seq, self.sender)
+
+    def _resign(self, device_id, error):
+        """Our ack was refused as replayed: another operator message (a technician's command,
+        another worker) reached the device first with a higher seq. The same ack, signed
+        again with a fresh seq, once (the device's next push is acked anyway)."""
+        last = self._last_ack.get(device_id)
+        if last is None or error.get(C.K_CODE) != C.E_REPLAYED or error.get(C.K_RE) != last[0]:
+            return []
+        del self._last_ack[device_id]
+        self.counts["acks_resigned"] = self.counts.get("acks_resigned", 0) + 1
+        body = messages.signed(last[1], last[2], self.signer, self.next_seq(), self.sender)
+        return [(topics.down(device_id), body)]
 
     def _journal(self, device_id, msg, journal):
         """A telemetry push or fetch answer, or an events answer: store, then ack its upto
@@ -113,8 +148,8 @@ class Ingest:
         self._new_events(device_id, evs)
         out = []
         if rows:
-            out.append((topics.down(device_id), self._sign(ack, {C.K_UPTO: rows[-1][0]})))
-            self.counts["acks_sent"] += 1
+            out.append((topics.down(device_id),
+                        self._ack_body(device_id, ack, {C.K_UPTO: rows[-1][0]})))
             if msg.payload.get(C.K_MORE):
                 out.append((topics.down(device_id), self._sign(fetch, {})))
         return out

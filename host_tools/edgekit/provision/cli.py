@@ -71,6 +71,7 @@ def provision_one(port, fleet, args, config, location, progress):
             session = Session(transport, timeout=args.timeout)
             row = flow.provision(session, fleet, registry, args.kind, args.site, config=config,
                                  location=location, reprovision=args.reprovision,
+                                 net=getattr(args, "net_config", None),
                                  progress=lambda step, detail="": progress(port, step, detail))
             clock = _sync_clock(session, fleet, registry, row["device_id"])
     finally:
@@ -93,6 +94,10 @@ def cmd_provision(args):
             raise
         raise EdgekitError(f"{args.config}: {exc}") from None
     location = _location(args.location)
+    if args.broker or args.net:
+        from edgekit.fleet import netconfig
+        extra = appschema.load_config_file(args.net) if args.net else {}
+        args.net_config = netconfig.build(args.broker, extra)
     if location and len(ports) > 1:
         raise EdgekitError("--location names one place: provision one device at a time, or "
                            "set locations afterwards with `edgekit devices set`")
@@ -133,6 +138,12 @@ def register(subparsers):
     p.add_argument("--config", metavar="FILE", help="app settings (TOML or JSON), validated "
                                                     "against the app's schema before sending")
     p.add_argument("--location", metavar="LAT,LON")
+    p.add_argument("--broker", metavar="URL",
+                   help="the fleet's MQTT broker, mqtt://HOST[:PORT]: the device also reports "
+                        "over its network (docs/fleet.md)")
+    p.add_argument("--net", metavar="FILE",
+                   help="network settings (TOML/JSON: password, ssid, psk, apn, keepalive, "
+                        "poll_s); stored on the device, never returned")
     p.add_argument("--reprovision", action="store_true",
                    help="wipe an already provisioned device first (operator-signed)")
     p.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")

@@ -93,8 +93,9 @@ def wait_for_boot(session, public_key, timeout=20.0):
 
 
 def provision(session, fleet, registry, kind, site, config=None, location=None,
-              reprovision=False, progress=lambda step, detail="": None):
-    """Provision the device behind `session`; return its registry row."""
+              reprovision=False, progress=lambda step, detail="": None, net=None):
+    """Provision the device behind `session`; return its registry row. `net`: the network
+    config (fleet/netconfig.build, SPEC 13.5) the device stores apart and never answers."""
     appschema.check_kind(kind)
     full_config = appschema.validate(kind, config or {})
     progress("hello")
@@ -138,9 +139,11 @@ def provision(session, fleet, registry, kind, site, config=None, location=None,
     ring = messages.Keyring()
     ring.add(public_key, C.ROLE_DEVICE)
     session.device_keys = ring
-    session.request(C.PROV_COMMIT, {C.K_NONCE: nonce, C.K_CERT: cert,
-                                    C.K_ANCHORS: fleet.anchors, C.K_EPOCH: fleet.epoch,
-                                    C.K_REVOKED: fleet.revoked, C.K_CONFIG: full_config},
+    commit = {C.K_NONCE: nonce, C.K_CERT: cert, C.K_ANCHORS: fleet.anchors,
+              C.K_EPOCH: fleet.epoch, C.K_REVOKED: fleet.revoked, C.K_CONFIG: full_config}
+    if net:
+        commit[C.K_NET] = net
+    session.request(C.PROV_COMMIT, commit,
                     # verify the certificate, commit, sign: about 1.5 s on an ESP32
                     sign=False, expect=C.PROV_DONE, timeout=max(2 * session.timeout, 2.0))
     progress("reboot")

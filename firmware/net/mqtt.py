@@ -1,0 +1,263 @@
+# MQTT 3.1.1 client with the API of micropython-lib's umqtt.simple (MQTTClient: connect,
+# disconnect, ping, publish, subscribe, set_callback, set_last_will, wait_msg, check_msg),
+# for images that lack it (the unix VM): netlink imports umqtt.simple when present, this
+# otherwise. Differences: every length from the broker is bounded (max_packet) before
+# anything is allocated, a malformed packet closes the connection with OSError instead of an
+# assert, and no wait is longer than `timeout` seconds. The socket is non-blocking once
+# connected and a wait for the broker polls it: the board stays busy rather than asleep in
+# the kernel for the round trip (the emulator takes a board asleep in the kernel for idle
+# and moves its clock on, and a watchdog would fire in the middle of a publish).
+import socket
+import struct
+import time
+
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(0x90)
+_PINGREQ = b"\xc0\x00"
+_PINGRESP = const(0xD0)
+_DISCONNECT = b"\xe0\x00"
+
+
+class MQTTException(Exception):
+    pass
+
+
+class MQTTClient:
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
+                 ssl=None, max_packet=4096 + 256, timeout=10):
+        self.client_id = client_id
+        self.server = server
+        self.port = port or (8883 if ssl else 1883)
+        self.user = user
+        self.pswd = password
+        self.keepalive = keepalive
+        self.ssl = ssl
+        self.max_packet = max_packet
+        self.timeout = timeout
+        self.sock = None
+        self.pid = 0
+        self.cb = None
+        self.lw_topic = None
+        self.lw_msg = None
+        self.lw_qos = 0
+        self.lw_retain = False
+        self._hdr = bytearray(5)
+
+    # -- wire helpers -------------------------------------------------------------------
+    def _write(self, data):
+        mv = memoryview(data)
+        deadline = time.ticks_add(time.ticks_ms(), self.timeout * 1000)
+        while mv:
+            n = self.sock.write(mv)
+            if not n:           # send buffer full: poll again until the timeout
+                if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                    raise OSError(110)
+                continue
+            mv = mv[n:]
+
+    def _read(self, n):
+        out = b""
+        deadline = time.ticks_add(time.ticks_ms(), self.timeout * 1000)
+        while len(out) < n:
+            chunk = self.sock.read(n - len(out))
+            if chunk is None:
+                if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                    raise OSError(110)      # ETIMEDOUT: a packet that never finishes
+                continue
+            if not chunk:
+                raise OSError(-1)   # the broker closed the connection
+            out += chunk
+        return out
+
+    def _send_str(self, s):
+        self._write(struct.pack("!H", len(s)))
+        self._write(s)
+
+    def _recv_len(self):
+        n = 0
+        sh = 0
+        for _ in range(4):
+            b = self._read(1)[0]
+            n |= (b & 0x7F) << sh
+            if not b & 0x80:
+                if n > self.max_packet:
+                    raise OSError(-2)   # larger than anything we accept: hostile or broken
+                return n
+            sh += 7
+        raise OSError(-2)           # a 5th length byte: malformed (MQTT 3.1.1 2.2.3)
+
+    def _head(self, op, n):
+        h = self._hdr
+        h[0] = op
+        i = 1
+        while n > 0x7F:
+            h[i] = (n & 0x7F) | 0x80
+            n >>= 7
+            i += 1
+        h[i] = n
+        self._write(memoryview(h)[:i + 1])
+
+    def _next_pid(self):
+        self.pid = self.pid % 65535 + 1
+        return self.pid
+
+    # -- umqtt.simple API -----------------------------------------------------------------
+    def set_callback(self, f):
+        self.cb = f
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        if not 0 <= qos <= 2 or not topic:
+            raise ValueError("last will needs a topic and a qos of 0..2")
+        self.lw_topic, self.lw_msg, self.lw_qos, self.lw_retain = topic, msg, qos, retain
+
+    def connect(self, clean_session=True, timeout=None):
+        addr = socket.getaddrinfo(self.server, self.port)[0][-1]
+        self.sock = socket.socket()
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            self.sock.connect(addr)
+            if self.ssl:
+                self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+            # variable header: protocol name "MQTT", level 4, flags, keepalive (3.1.2)
+            msg = bytearray(b"\0\x04MQTT\x04\x02\0\0")
+            sz = 10 + 2 + len(self.client_id)
+            msg[7] = clean_session << 1
+            if self.user:
+                sz += 2 + len(self.user) + 2 + len(self.pswd or b"")
+                msg[7] |= 0xC0
+            if self.keepalive:
+                msg[8] |= self.keepalive >> 8
+                msg[9] |= self.keepalive & 0xFF
+            if self.lw_topic:
+                sz += 2 + len(self.lw_topic) + 2 + len(self.lw_msg)
+                msg[7] |= 0x4 | (self.lw_qos & 0x1) << 3 | (self.lw_qos & 0x2) << 3
+                msg[7] |= self.lw_retain << 5
+            self._head(_CONNECT, sz)
+            self._write(msg)
+            self._send_str(self.client_id)
+            if self.lw_topic:
+                self._send_str(self.lw_topic)
+                self._send_str(self.lw_msg)
+            if self.user:
+                self._send_str(self.user)
+                self._send_str(self.pswd or b"")
+            self.sock.setblocking(False)
+            resp = self._read(4)
+            if resp[0] != _CONNACK or resp[1] != 2:
+                raise OSError(-2)
+            if resp[3] != 0:
+                raise MQTTException(resp[3])    # 4: bad credentials, 5: not authorised
+            return resp[2] & 1      # session present
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    def disconnect(self):
+        try:
+            self._write(_DISCONNECT)
+        finally:
+            self.close()
+
+    def ping(self):
+        self._write(_PINGREQ)
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        if qos not in (0, 1):
+            raise ValueError("qos 0 or 1 (this client has no QoS 2)")
+        sz = 2 + len(topic) + len(msg)
+        if qos:
+            sz += 2
+        self._head(_PUBLISH | qos << 1 | retain, sz)
+        self._send_str(topic)
+        if qos:
+            pid = self._next_pid()
+            self._write(struct.pack("!H", pid))
+        self._write(msg)
+        if qos == 1:
+            deadline = time.ticks_add(time.ticks_ms(), self.timeout * 1000)
+            while time.ticks_diff(deadline, time.ticks_ms()) > 0:
+                op = self.wait_msg()
+                if op == _PUBACK:
+                    if self._last_pid == pid:
+                        return
+            raise OSError(110)      # ETIMEDOUT: no PUBACK; the caller reconnects and resends
+
+    def subscribe(self, topic, qos=0):
+        if self.cb is None:
+            raise ValueError("set_callback before subscribe")
+        pid = self._next_pid()
+        self._head(_SUBSCRIBE, 2 + 2 + len(topic) + 1)
+        self._write(struct.pack("!H", pid))
+        self._send_str(topic)
+        self._write(bytes((qos,)))
+        deadline = time.ticks_add(time.ticks_ms(), self.timeout * 1000)
+        while time.ticks_diff(deadline, time.ticks_ms()) > 0:
+            op = self.wait_msg()
+            if op == _SUBACK:
+                if self._last_pid == pid:
+                    if self._last_code == 0x80:
+                        raise MQTTException(0x80)   # the broker's ACL refused the topic
+                    return
+        raise OSError(110)
+
+    _last_pid = 0
+    _last_code = 0
+
+    def wait_msg(self, block=True):
+        """One packet from the broker: a PUBLISH goes to the callback (and is acked when
+        QoS 1); returns the packet type, or None when nothing came (at once when not
+        `block`, else within the timeout)."""
+        b = self.sock.read(1)
+        if b is None and block:
+            deadline = time.ticks_add(time.ticks_ms(), self.timeout * 1000)
+            while b is None and time.ticks_diff(deadline, time.ticks_ms()) > 0:
+                b = self.sock.read(1)
+        if b is None:
+            return None
+        if b == b"":
+            raise OSError(-1)
+        op = b[0]
+        kind = op & 0xF0
+        if kind == _PUBLISH:
+            n = self._recv_len()
+            tl = struct.unpack("!H", self._read(2))[0]
+            if tl + 2 > n:
+                raise OSError(-2)
+            topic = self._read(tl)
+            n -= tl + 2
+            qos = (op >> 1) & 3
+            pid = 0
+            if qos:
+                if qos > 1 or n < 2:
+                    raise OSError(-2)   # we subscribe at QoS 1: a broker never sends QoS 2
+                pid = struct.unpack("!H", self._read(2))[0]
+                n -= 2
+            msg = self._read(n)
+            self.cb(topic, msg)
+            if qos == 1:
+                self._write(struct.pack("!BBH", _PUBACK, 2, pid))
+            return _PUBLISH
+        n = self._recv_len()
+        data = self._read(n) if n else b""
+        if kind == _PUBACK or kind == _SUBACK:
+            if len(data) < 2:
+                raise OSError(-2)
+            self._last_pid = struct.unpack("!H", data[:2])[0]
+            self._last_code = data[2] if kind == _SUBACK and len(data) > 2 else 0
+        return kind
+
+    def check_msg(self, attempts=2):
+        """What arrived since, without waiting (umqtt.simple's non-blocking read)."""
+        return self.wait_msg(block=False)

@@ -1,0 +1,123 @@
+"""firmware/net/mqtt.py (the device's MQTT 3.1.1 client, umqtt.simple's API) in the real
+MicroPython VM: against the embedded broker, a QoS 1 publish is acknowledged and a message
+published for the device while it was away is delivered on reconnect (persistent session);
+against a hostile broker, an oversized or malformed packet is an OSError, never an
+allocation of the size it claims. And netcfg: what a device may show of its network config
+never holds the password or Wi-Fi passphrase."""
+import socket
+import threading
+import time
+
+import pytest
+
+from edgekit.errors import EdgekitError
+from edgekit.fleet import netconfig
+from edgekit.testing import mp
+
+DEVICE = r'''
+from mqtt import MQTTClient
+import time
+got = []
+c = MQTTClient(b"wm-1", "127.0.0.1", PORT, user=b"wm-1", keepalive=30, timeout=5)
+c.set_callback(lambda t, m: got.append((t, m)))
+print("present", c.connect(clean_session=False))
+c.subscribe(b"ek/wm-1/down", 1)
+c.publish(b"ek/wm-1/up", b"\xd2" + b"x" * 900, qos=1)
+c.disconnect()
+print("away")
+import sys
+sys.stdin.readline()            # the host publishes while the device is away
+print("present", c.connect(clean_session=False))
+t = time.ticks_ms()
+while not got and time.ticks_diff(time.ticks_ms(), t) < 5000:
+    c.check_msg()
+print("got", got)
+'''
+
+
+def test_publish_and_a_message_kept_while_away(tmp_path):
+    pytest.importorskip("amqtt", reason="amqtt (the embedded broker) is not installed")
+    mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+    import subprocess
+
+    from edgekit.fleet.broker import EmbeddedBroker
+    from edgekit.paths import micropython_binary
+    with EmbeddedBroker() as broker:
+        up = []
+        svc = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edgekit-fleet")
+        svc.username_pw_set("edgekit-fleet")
+        svc.on_message = lambda c, u, m: up.append(len(m.payload))
+        svc.connect(broker.host, broker.port)
+        svc.loop_start()
+        svc.subscribe("ek/+/up", 1)
+        time.sleep(0.3)
+        script = tmp_path / "dev.py"
+        script.write_text(mp._prelude(()) + DEVICE.replace("PORT", str(broker.port)))
+        vm = subprocess.Popen([micropython_binary(), str(script)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+        try:
+            assert vm.stdout.readline().split() == ["present", "0"]
+            assert vm.stdout.readline().strip() == "away"
+            svc.publish("ek/wm-1/down", b"\xd2queued", qos=1).wait_for_publish(3)
+            vm.stdin.write("\n")
+            vm.stdin.flush()
+            out, _ = vm.communicate(timeout=20)
+        finally:
+            vm.kill()
+            svc.loop_stop()
+        assert out.split("\n")[0].split() == ["present", "1"]      # the session was kept
+        assert "got [(b'ek/wm-1/down', b'\\xd2queued')]" in out
+        assert up == [901]
+
+
+HOSTILE = r'''
+from mqtt import MQTTClient
+import gc
+c = MQTTClient(b"wm-1", "127.0.0.1", PORT, user=b"wm-1", timeout=2, max_packet=2048)
+c.set_callback(lambda t, m: print("cb", len(m)))
+c.connect(clean_session=False)
+gc.collect()
+free = gc.mem_free()
+for i in range(3):
+    try:
+        print("op", c.check_msg() if i else c.wait_msg())
+    except OSError as e:
+        print("oserror", e.args[0], free - gc.mem_free() < 4096)
+        break
+'''
+
+
+@pytest.mark.parametrize("packet, expect", [
+    (b"\x30\xff\xff\xff\x7f", "oserror -2 True"),       # claims 256 MB: refused unread
+    (b"\x30\x80\x80\x80\x80\x01", "oserror -2 True"),   # a 5th length byte: malformed
+    (b"\x30\x05\x00\x09ab", "oserror -2 True"),         # topic longer than the packet
+    (b"\x34\x06\x00\x01a\x00\x01b", "oserror -2 True"),  # QoS 2: never subscribed to
+])
+def test_a_hostile_broker_gets_an_oserror_not_an_allocation(packet, expect):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def broker():
+        conn, _ = srv.accept()
+        conn.recv(1024)                                 # CONNECT
+        conn.sendall(b"\x20\x02\x00\x00" + packet)      # CONNACK, then the hostile packet
+        time.sleep(3)
+        conn.close()
+    threading.Thread(target=broker, daemon=True).start()
+    out = mp.run(HOSTILE.replace("PORT", str(port)), timeout=30)
+    srv.close()
+    assert expect in out, out
+
+
+def test_network_credentials_never_in_what_a_device_shows():
+    net = netconfig.build("mqtt://broker.example:8883", {"password": "s3cret", "ssid": "city",
+                                                         "psk": "wifi-pass", "poll_s": 10})
+    shown = repr(netconfig.public(net))
+    assert "broker.example" in shown and "s3cret" not in shown and "wifi-pass" not in shown
+    for bad in ({"broker": "http://x"}, {"broker": "mqtt://x:99999"}, {"broker": "mqtt://"},
+                {"broker": "mqtt://x", "token": "y"}, {"broker": "mqtt://x", "keepalive": 1},
+                {"broker": "mqtt://x", "password": ""}):
+        with pytest.raises(EdgekitError):
+            netconfig.build(None, bad)
