@@ -184,3 +184,56 @@ def test_a_meter_reports_over_mqtt_and_nothing_is_lost(board, world, clock, flee
         stop.set()
         thread.join(5)
         broker.stop()
+
+
+def test_a_command_waits_in_the_broker_until_the_device_takes_it(board, world, clock,
+                                                                 fleet_home, capsys, tmp_path):
+    from edgekit.fleet import command as fleet_command
+    broker = EmbeddedBroker().start()
+    try:
+        (tmp_path / "net.json").write_text(json.dumps({"poll_s": 2}))
+        assert edgekit(["provision", board.url, "--kind", "water_meter", "--site", "x",
+                        "--broker", broker.url, "--net", str(tmp_path / "net.json")]) == 0
+        capsys.readouterr()
+        device_id = Registry(fleet_home / "registry.sqlite").list()[0]["device_id"]
+        step_until(clock, lambda: diag(board, capsys)["net"]["connected"], "first connect")
+        assert edgekit(["command", board.url, "read", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["result"]["valve"] is True
+        # The board's clock stands still: its network task does not run, as in a sleep. No
+        # serial command until it has run the queued one: signed later by the same operator
+        # key, it would make the queued one a replay (docs/fleet.md).
+        ring = fleet_command.device_keyring(Registry(fleet_home / "registry.sqlite"), device_id)
+        spy = Spy(broker, device_id)
+        try:
+            assert edgekit(["command", "--via", "fleet", device_id, "valve", "open=false",
+                            "--broker", broker.url, "--json"]) == 0
+            assert json.loads(capsys.readouterr().out)["queued"] is True
+            time.sleep(0.5)
+            assert spy.up.empty()                           # still waiting in the broker
+            step_until(clock, lambda: not spy.up.empty(), "the wake")
+            msg = messages.open_body(spy.up.get(), ring)
+            assert (msg.type, msg.payload[C.K_RESULT]) == (
+                C.COMMAND_RESULT, {"valve": "closed", "requested": False})
+        finally:
+            spy.close()
+        assert edgekit(["command", board.url, "read", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["result"]["valve"] is False
+
+        # Waiting for the answer: verified with the device's key from its up-topic.
+        keys = KeyStore(fleet_home / "keys")
+        answer = {}
+
+        def ask():
+            with Registry(fleet_home / "registry.sqlite") as reg:
+                answer["msg"] = fleet_command.send(
+                    reg, device_id, "valve", {"open": True}, keys.signer(C.ROLE_OPERATOR, PASS),
+                    lambda: keys.next_seq(C.ROLE_OPERATOR), broker.host, broker.port,
+                    wait_s=30)
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
+        step_until(clock, lambda: not asker.is_alive(), "the answer")
+        msg = answer["msg"]
+        assert msg.type == C.COMMAND_RESULT and msg.sender == device_id
+        assert msg.payload[C.K_RESULT] == {"valve": "open", "requested": True}
+    finally:
+        broker.stop()
