@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 
 from edgekit.errors import EdgekitError
+from edgekit.registry import export, location, platform_export
 from edgekit.registry import telemetry as store
 from edgekit.registry.db import Registry
 
@@ -66,17 +67,33 @@ def _print_text(device_id, records, events):
         print(f"{len(events)} event(s)")
 
 
+def _published_location(device):
+    """(lat, lon) as the public register shows it (coarsened per privacy), or None."""
+    if device.get("lat") is None or device.get("lon") is None:
+        return None
+    level = device.get("privacy") or export.PRIVACY_DEFAULT.get(device["kind"], "block")
+    lat, lon, _ = location.coarsen(device["lat"], device["lon"], level)
+    return lat, lon
+
+
 def cmd_telemetry(args):
-    if args.json and args.csv:
-        raise EdgekitError("give --csv or --json, not both")
+    if sum(bool(x) for x in (args.json, args.csv, args.senml, args.ngsi_ld)) > 1:
+        raise EdgekitError("give one of --csv, --json, --senml, --ngsi-ld")
     since = parse_since(args.since) if args.since is not None else None
     with Registry(args.registry) as reg:
-        if reg.get(args.device_id) is None:
+        device = reg.get(args.device_id)
+        if device is None:
             raise EdgekitError(f"no device {args.device_id!r} in {reg.path}: see `edgekit "
                                "devices list`")
         records = store.telemetry(reg, args.device_id, since=since)
         events = store.device_events(reg, args.device_id, since=since)
-    if args.json:
+    if args.senml:
+        sys.stdout.write(json.dumps(platform_export.senml_json(args.device_id, records),
+                                    indent=1) + "\n")
+    elif args.ngsi_ld:
+        sys.stdout.write(json.dumps(platform_export.ngsi_ld(
+            device, records, _published_location(device)), indent=1) + "\n")
+    elif args.json:
         sys.stdout.write(json.dumps({"device": args.device_id, "telemetry": records,
                                      "events": events}, indent=2, sort_keys=True) + "\n")
     elif args.csv:
@@ -102,4 +119,9 @@ def register(sub, common):
                    help="only data from this time on (2026-12-03, 2026-12-03T14:00:00Z, or "
                         "unix seconds)")
     p.add_argument("--csv", action="store_true", help="the records as CSV")
+    p.add_argument("--senml", action="store_true",
+                   help="the records as SenML JSON (RFC 8428) for a data platform")
+    p.add_argument("--ngsi-ld", action="store_true",
+                   help="the latest values as FIWARE NGSI-LD entities of the smart data "
+                        "models in docs/data-mapping.md, at the register's location")
     p.set_defaults(func=cmd_telemetry)
