@@ -4,6 +4,7 @@
     edgekit fleet serve [--broker mqtt://127.0.0.1:1883] [--webhook URL] [--duration S] [--json]
 """
 import json
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,10 @@ from edgekit.fleet.service import AlarmSink, FleetService, parse_url
 from edgekit.keys.store import KeyStore, edgekit_home
 from edgekit.provision.cli import _passphrase
 from edgekit.registry.db import Registry
+
+
+# The service's broker password (a deployment's broker, SPEC 13.4), never on the command line.
+PASSWORD_ENV = "EDGEKIT_MQTT_PASSWORD"
 
 
 def _need(module, package):
@@ -56,7 +61,9 @@ def cmd_serve(args):
     stop = threading.Event()
     try:
         ingest = build_ingest(args, registry)
-        service = FleetService(ingest, host, port, client_id=args.client_id, group=args.group)
+        service = FleetService(ingest, host, port, client_id=args.client_id, group=args.group,
+                               username=args.username,
+                               password=os.environ.get(PASSWORD_ENV) or None)
         if args.duration:
             timer = threading.Timer(args.duration, stop.set)
             timer.daemon = True
@@ -106,6 +113,8 @@ def register(subparsers):
     s.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")
     s.add_argument("--registry", metavar="FILE", help="registry database")
     s.add_argument("--webhook", metavar="URL", help="POST each alarm (JSON) to this URL")
+    s.add_argument("--username", default="edgekit-fleet",
+                   help="the service's broker user (password: $EDGEKIT_MQTT_PASSWORD)")
     s.add_argument("--client-id", default="edgekit-fleet",
                    help="MQTT client id: its persistent session holds what arrives meanwhile")
     s.add_argument("--group", help="share the load with other workers ($share/GROUP/...; "

@@ -1,0 +1,60 @@
+"""A Mosquitto configuration enforcing SPEC 13.4: named users with passwords (no anonymous
+client), client id = username (use_username_as_clientid: one device cannot take over another's
+session), and the ACL that pins each device to its own two topics. Used by the tests against
+a real Mosquitto and as the starting point of a deployment (docs/fleet.md)."""
+import getpass
+import shutil
+import subprocess
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+from edgekit.fleet.broker_acl import SERVICE_USER
+
+ACL = f"""# SPEC 13.4: the fleet service reads every up-topic and writes every down-topic;
+# a device (username = its id) writes only ek/<id>/up and reads only ek/<id>/down.
+user {SERVICE_USER}
+topic read ek/+/up
+topic write ek/+/down
+
+pattern write ek/%u/up
+pattern read ek/%u/down
+"""
+
+
+def binary():
+    """The mosquitto executable, or None (Debian: /usr/sbin is not always on PATH)."""
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()),
+        None)
+
+
+def write_config(folder, port, users, host="127.0.0.1"):
+    """Write mosquitto.conf, its password file and ACL into `folder` for `users`
+    ({username: password}); return the config's path."""
+    passwd = shutil.which("mosquitto_passwd")
+    if passwd is None:
+        raise EdgekitError("mosquitto_passwd is not installed: apt-get install mosquitto")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pw_file = folder / "passwd"
+    pw_file.write_text("")
+    pw_file.chmod(0o600)
+    for user, password in users.items():
+        if ":" in user or not user:
+            raise EdgekitError(f"MQTT username {user!r}: no ':' and not empty")
+        subprocess.run([passwd, "-b", str(pw_file), user, password], check=True,
+                       capture_output=True)
+    (folder / "acl").write_text(ACL)
+    conf = folder / "mosquitto.conf"
+    # Started as root, mosquitto drops to user "mosquitto", who cannot read files written
+    # here: it stays the user who wrote them.
+    conf.write_text(f"""user {getpass.getuser()}
+per_listener_settings false
+allow_anonymous false
+password_file {pw_file}
+acl_file {folder / 'acl'}
+persistence false
+listener {port} {host}
+use_username_as_clientid true
+""")
+    return conf
