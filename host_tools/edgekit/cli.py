@@ -30,6 +30,7 @@ COMMANDS = [
     "edgekit.ports_cli",
     "edgekit.doctor",
     "edgekit.completion",
+    "edgekit.view.server",
     "edgekit.vouchers.cli",
     "edgekit.protocol.cli",
 ]

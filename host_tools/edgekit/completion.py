@@ -55,7 +55,12 @@ complete -o filenames -F _edgekit edgekit
 
 def cmd_completion(args):
     from edgekit.cli import build_parser
-    print(bash_script(build_parser()), end="")
+    script = bash_script(build_parser())
+    if args.json:
+        import json
+        print(json.dumps({"shell": args.shell, "script": script}))
+    else:
+        print(script, end="")
     return 0
 
 
@@ -67,4 +72,5 @@ def register(subparsers):
                     'bashcompinit && bashcompinit, then the same line.')
     p.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh (zsh uses the bash "
                    "script through bashcompinit)")
+    p.add_argument("--json", action="store_true", help="the script inside a JSON object")
     p.set_defaults(func=cmd_completion)
