@@ -13,8 +13,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from edgekit.fleet import topics
-
-SERVICE_USER = "edgekit-fleet"
+from edgekit.fleet.topics import SERVICE_USER
 
 
 def allowed(username, topic, action):

@@ -9,7 +9,7 @@ import threading
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, LinkError, ProtocolError
 from edgekit.fleet import topics
-from edgekit.fleet.broker_acl import SERVICE_USER
+from edgekit.fleet.topics import SERVICE_USER
 from edgekit.protocol import messages
 
 

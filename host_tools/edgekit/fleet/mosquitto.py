@@ -8,17 +8,15 @@ import subprocess
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.fleet.broker_acl import SERVICE_USER
+from edgekit.fleet.topics import SERVICE_USER
 
-ACL = f"""# SPEC 13.4: the fleet service reads every up-topic and writes every down-topic;
-# a device (username = its id) writes only ek/<id>/up and reads only ek/<id>/down.
-user {SERVICE_USER}
-topic read ek/+/up
-topic write ek/+/down
-
-pattern write ek/%u/up
-pattern read ek/%u/down
-"""
+def acl(service_users=(SERVICE_USER,)):
+    """SPEC 13.4: each service user (one per worker: Mosquitto makes the client id the
+    username) reads every up-topic and writes every down-topic; a device (username = its id)
+    writes only ek/<id>/up and reads only ek/<id>/down."""
+    blocks = "".join(f"user {u}\ntopic read ek/+/up\ntopic write ek/+/down\n\n"
+                     for u in service_users)
+    return blocks + "pattern write ek/%u/up\npattern read ek/%u/down\n"
 
 
 def binary():
@@ -28,9 +26,10 @@ def binary():
         None)
 
 
-def write_config(folder, port, users, host="127.0.0.1"):
+def write_config(folder, port, users, host="127.0.0.1", service_users=(SERVICE_USER,)):
     """Write mosquitto.conf, its password file and ACL into `folder` for `users`
-    ({username: password}); return the config's path."""
+    ({username: password}; `service_users` among them are the fleet service's workers);
+    return the config's path."""
     passwd = shutil.which("mosquitto_passwd")
     if passwd is None:
         raise EdgekitError("mosquitto_passwd is not installed: apt-get install mosquitto")
@@ -44,7 +43,7 @@ def write_config(folder, port, users, host="127.0.0.1"):
             raise EdgekitError(f"MQTT username {user!r}: no ':' and not empty")
         subprocess.run([passwd, "-b", str(pw_file), user, password], check=True,
                        capture_output=True)
-    (folder / "acl").write_text(ACL)
+    (folder / "acl").write_text(acl(service_users))
     conf = folder / "mosquitto.conf"
     # Started as root, mosquitto drops to user "mosquitto", who cannot read files written
     # here: it stays the user who wrote them.

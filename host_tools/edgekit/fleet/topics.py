@@ -8,6 +8,7 @@ from edgekit.registry.db import check_device_id
 PREFIX = "ek"
 UP_FILTER = f"{PREFIX}/+/up"       # what a fleet service subscribes to
 QOS = 1                             # SPEC 13: at-least-once; duplicates are replays
+SERVICE_USER = "edgekit-fleet"      # the fleet service's broker user (SPEC 13.4)
 
 
 def up(device_id: str) -> str:
