@@ -345,13 +345,10 @@ def random_bytes(n):
     return os.urandom(n)
 
 
-# The network seam (SPEC 13): the unix VM's sockets reach the host network, so an emulated
-# board's "Wi-Fi" is up unless the emulator takes it down (an outage seen from the board).
-net_down = False
-
-
+# The network seam (SPEC 13): the unix VM's sockets reach the host network; whether the
+# board's "Wi-Fi" is up is the world's (quantity `network`: `emu set ID network=false`).
 def net_up(cfg):
-    return not net_down
+    return bool(_rt("net")) if _ch is not None else True
 
 
 def wdt_start(timeout_ms):

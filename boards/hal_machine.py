@@ -155,27 +155,11 @@ def random_bytes(n):
     return _port.random_bytes(int(n))
 
 
-_wlan = None
-
-
 def net_up(cfg):
-    """True when the board's network can carry a connection to the broker (SPEC 13). With
-    an SSID: Wi-Fi station, joined in the background (a poll that finds it still joining
-    says False and the link tries again after its backoff). Without one the board's network
-    (a cellular modem's PPP link, Ethernet) is brought up by its own driver: True."""
-    global _wlan
-    ssid = cfg.get("ssid")
-    if ssid is None:
-        return True
-    import network
-    if _wlan is None:
-        _wlan = network.WLAN(network.STA_IF)
-        _wlan.active(True)
-    if _wlan.isconnected():
-        return True
-    if _wlan.status() != network.STAT_CONNECTING:
-        _wlan.connect(ssid, cfg.get("psk"))
-    return False
+    """True when the board's network can carry a connection to the broker (SPEC 13):
+    hal_net.py, imported by a device that has a network config only."""
+    import hal_net
+    return hal_net.up(cfg)
 
 
 _wdt = None

@@ -165,6 +165,21 @@ def test_a_meter_reports_over_mqtt_and_nothing_is_lost(board, world, clock, flee
         assert diag(board, capsys)["rejected"] == rejected + 1
         assert stored(registry_path, device_id) == list(range(1, first + 1))
 
+        # The board's network goes down (its Wi-Fi) while it keeps measuring and reporting.
+        world.set(network=False)
+        clock.advance(HOUR + 60)
+        during = diag(board, capsys)
+        assert during["telemetry"]["pending"] >= 1 and not during["net"]["connected"]
+        svc.ingest.pending.pop(device_id, None)
+        world.set(network=True)
+        acked = Settled(svc.ingest, device_id)
+        step_until(clock, acked, "the backlog after the network came back", step_s=20,
+                   limit_s=90, show=svc.ingest.stats)
+        d = diag(board, capsys)
+        first = d["telemetry"]["last"]
+        assert d["telemetry"]["pending"] == 0
+        assert stored(registry_path, device_id) == list(range(1, first + 1))
+
         # The broker goes down while the meter keeps measuring and reporting.
         broker.stop()
         clock.advance(2 * HOUR)

@@ -92,6 +92,9 @@ class NetLink:
     def poll(self):
         """Connect if due, take what the broker holds for us, answer it, keep alive."""
         hal = self.hal
+        if self.connected and not hal.net_up(self.cfg):
+            self._fail()        # the network went: the session waits in the broker
+            return
         if not self.connected:
             if hal.ticks_diff(self._next_try, hal.ticks_ms()) > 0 or not self._connect():
                 return
@@ -118,6 +121,9 @@ class NetLink:
         """Publish one body (QoS 1, PUBACK awaited); False when not connected or it failed:
         the caller's data stays journaled and goes again on its retry."""
         if not self.connected:
+            return False
+        if not self.hal.net_up(self.cfg):
+            self._fail()
             return False
         try:
             self.client.publish(self.up, body, qos=1)

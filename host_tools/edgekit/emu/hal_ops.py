@@ -234,6 +234,12 @@ def _sensor_value(board, name):
 _READS = {"pulse": _pulse_value, "adc": _adc_value, "input": _input_value}
 
 
+def _net(board, req_id):
+    """Is the board's network up (world quantity `network`, SPEC 13)?"""
+    _now_world(board)
+    board.reply(req_id, bool(board.world.values.get("network", True)))
+
+
 def _pulse(board, req_id, name):
     board.reply(req_id, _pulse_value(board, name))
 
@@ -301,5 +307,5 @@ _OPS = {
     "wdt_feed": _wdt_feed, "maint_guard": _maint_guard, "flash": _flash, "pulse": _pulse,
     "adc": _adc, "input": _input,
     "sensor": _sensor, "output": _output, "output_state": _output_state, "card": _card,
-    "wake_on": _wake_on, "wakes": _wakes, "sensor_alert": _sensor_alert,
+    "wake_on": _wake_on, "wakes": _wakes, "sensor_alert": _sensor_alert, "net": _net,
 }

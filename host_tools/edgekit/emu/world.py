@@ -29,6 +29,7 @@ class HardwareFault(Exception):
 
 
 STRAP = "maint_strap"
+NETWORK = "network"
 
 
 class World:
@@ -43,6 +44,9 @@ class World:
         # The maintenance strap (a jumper on the board, SPEC 12) exists in every world: it is
         # the bench's, not the street's.
         self.values.setdefault(STRAP, False)
+        # The board's network (Wi-Fi, cellular; SPEC 13): up unless a test or `emu set ID
+        # network=false` takes it down. The firmware sees it through hal.net_up.
+        self.values.setdefault(NETWORK, True)
         self.t = 0.0                # world ms the state has been integrated to
         self.outputs = {}
         self.faults = {}            # read name -> [kind, value]

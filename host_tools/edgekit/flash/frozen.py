@@ -13,7 +13,7 @@ from edgekit.flash.device import TargetError
 # Modules an image carries for itself: the frozen ones answer for the board (its identity,
 # its HAL alias), whatever the bundle's copies hold.
 _IMAGE_OWN = ("build_info", "frozen_fw")
-_HAL = ("hal", "hal_common", "hal_machine", "rc522")
+_HAL = ("hal", "hal_common", "hal_machine", "hal_net", "rc522")
 
 
 def split(image, frozen: dict):

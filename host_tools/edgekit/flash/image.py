@@ -33,7 +33,7 @@ LIB = "/lib"
 MAIN = "/main.py"
 # The HAL each MicroPython port gets (boards/HAL.md).
 HAL_FOR_PORT = {"esp32": "hal_esp32", "rp2": "hal_rp2040"}
-HAL_SUPPORT = ("hal_common", "hal_machine", "rc522")
+HAL_SUPPORT = ("hal_common", "hal_machine", "hal_net", "rc522")
 # A version with seq 1: a factory image is below every OTA update (SPEC 9.5 floor starts at 0)
 # and, built twice from the same sources, byte-identical (so a rerun skips every file).
 FACTORY_SEQ = 1

@@ -18,8 +18,8 @@ KINDS = firmware_tree.KINDS
 # also freezes the emulator's stand-ins for the port's built-in `machine` and `vfs`, which
 # cost no heap on a board.
 HALS = {"unix": ("hal_emu", "hal_common", "emu_machine", "emu_vfs"),
-        "esp32": ("hal_esp32", "hal_common", "hal_machine", "rc522"),
-        "rp2": ("hal_rp2040", "hal_common", "hal_machine", "rc522")}
+        "esp32": ("hal_esp32", "hal_common", "hal_machine", "hal_net", "rc522"),
+        "rp2": ("hal_rp2040", "hal_common", "hal_machine", "hal_net", "rc522")}
 
 
 def kinds_of(kind):
