@@ -149,3 +149,23 @@ def test_device_ids_that_would_widen_an_acl_are_not_topics():
     for bad in ("ek/wm+1/up", "ek/#/up", "ek//up", "ek/a/b/up", "xx/wm-1/up", "ek/wm-1/up/x",
                 "ek/" + "a" * 33 + "/up", "ek/wm 1/up"):
         assert topics.device_of_up(bad) is None, bad
+
+
+def test_an_ack_refused_as_replayed_is_signed_again_once(setup):
+    """A technician's command signed after our ack reached the device first: the device
+    refuses the ack as replayed; the service signs the same ack again, with a fresh seq, once."""
+    ingest, dev, _, reg, ring, _ = setup
+    ack = messages.open_body(ingest.handle(topics.up(DEV), dev.telemetry(1, 2))[0][1], ring)
+
+    def refused(re):
+        return dev.body(C.ERROR, {C.K_RE: re, C.K_CODE: C.E_REPLAYED, C.K_MSG: "replayed"})
+    assert ingest.handle(topics.up(DEV), refused(ack.seq + 999)) == []    # not our last ack
+    again = ingest.handle(topics.up(DEV), refused(ack.seq))
+    resent = messages.open_body(again[0][1], ring)
+    assert (resent.type, resent.payload) == (C.TELEMETRY_ACK, {C.K_UPTO: 2})
+    assert resent.seq > ack.seq
+    assert ingest.handle(topics.up(DEV), refused(resent.seq)) == []       # once only
+    # The device's ACK says how much it still holds.
+    ingest.handle(topics.up(DEV), dev.body(C.ACK, {C.K_RE: resent.seq, C.K_UPTO: 2,
+                                                    C.K_COUNT: 0}))
+    assert ingest.pending[DEV] == 0 and ingest.counts["acks_resigned"] == 1
