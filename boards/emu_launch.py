@@ -16,6 +16,8 @@
 # it and the VM's banner, sends Ctrl-A, and forwards from "raw REPL; CTRL-B to exit".
 _EMU_RAW_MARK = "\x1b_edgekit-raw-repl\x1b\\"
 
+import micropython  # noqa: E402
+
 
 def _emu_flash_vfs(os, fs_size, block):
     class EmuFlash(os.VfsPosix):
@@ -97,6 +99,9 @@ def _emu_run(name, bare):
         except OSError:
             return
     try:
+        # A port arms Ctrl-C for each script it runs, and for nothing else: a pending
+        # interrupt is raised at the script's first jump, inside boot.py's guard.
+        micropython.kbd_intr(3)
         execfile(path)  # noqa: F821 - a MicroPython unix builtin
     except SystemExit:
         raise              # the supervisor soft-reboots the board, as a port does
@@ -104,11 +109,28 @@ def _emu_run(name, bare):
         _emu_print_exception(exc)
         if name == "main.py" or isinstance(exc, KeyboardInterrupt):
             return "repl"
+    finally:
+        _emu_no_ctrl_c()
+
+
+def _emu_no_ctrl_c():
+    # What a port's C code does between scripts cannot be interrupted, and this launcher
+    # plays that code: with Ctrl-C armed here (the unix port arms it for the whole -i script)
+    # a Ctrl-C streamed through a reset stopped the launcher and `-i` gave a provisioned
+    # board's REPL to whoever sent it. An interrupt already pending is raised by the `if`
+    # (a jump) inside the try, and dropped.
+    try:
+        micropython.kbd_intr(-1)
+        if micropython:
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def _emu_launch():
     import os
     import sys
+    _emu_no_ctrl_c()
     fd, flash, rom, start, bare, fs_size, block = sys.argv[1:8]
     bare = bare == "1"
     os.umount("/")
@@ -147,4 +169,4 @@ def _emu_launch():
 
 _emu_launch()
 del _emu_launch, _emu_run, _emu_print_exception, _emu_flash_vfs, _emu_relative_paths
-del _EMU_RAW_MARK
+del _EMU_RAW_MARK, _emu_no_ctrl_c
