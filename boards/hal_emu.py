@@ -421,9 +421,10 @@ def adc_read(name):
 
 
 def sensor_read(name):
-    # Never prefetched: a sensor read can change the world (a scanner's queued code is read
-    # once, a noisy sensor draws its noise), so it happens at its own read.
-    return _rt("sensor", name)
+    # Prefetched only where the world says the read is pure (an SHT3x's temperature at an
+    # instant); a scanner's queued code or a noisy echo is read at its own read: the
+    # supervisor sends no value ahead for those, and this asks.
+    return _read("sensor", name)
 
 
 def input(name):  # noqa: A001 - the HAL contract names it so
@@ -441,7 +442,9 @@ def output_state(name):
 
 
 def card_uid():
-    uid = _rt("card")
+    # A pure read (the card on the reader, or none): prefetched with each wake in paused
+    # time like a pin, so a kiosk polling its reader costs one round trip a wake, not two.
+    uid = _read("card", "reader")
     return None if uid is None else unhexlify(uid)
 
 

@@ -229,8 +229,9 @@ def _sensor_value(board, name):
     return _read(board, None, "sensor", name)
 
 
-# What may be prefetched: reads that are functions of the world's state at an instant. Not
-# sensors: a scanner's queued code is read once, a noisy sensor draws its noise per read.
+# What may be prefetched: reads that are functions of the world's state at an instant. Of the
+# sensors only those the world names pure: a scanner's queued code is read once, a noisy
+# sensor draws its noise per read.
 _READS = {"pulse": _pulse_value, "adc": _adc_value, "input": _input_value}
 
 
@@ -268,12 +269,26 @@ def _output_state(board, req_id, name):
     board.reply(req_id, board.world.output_state(name))
 
 
-def _card(board, req_id):
+def _card_value(board, name=None):
     if "card_reader" not in board.board:
         raise Refused(f"board {board.board['name']} has no card reader")
-    _now_world(board)
     uid = board.world.card_uid()
-    board.reply(req_id, None if uid is None else bytes(uid).hex())
+    return None if uid is None else bytes(uid).hex()
+
+
+def _card(board, req_id, name=None):
+    _now_world(board)
+    board.reply(req_id, _card_value(board, name))
+
+
+def _pure_sensor_value(board, name):
+    if not board.world.pure_read(name):
+        raise Refused("read at its own instant")       # not prefetched: the firmware asks
+    return _sensor_value(board, name)
+
+
+_READS["card"] = _card_value
+_READS["sensor"] = _pure_sensor_value
 
 
 # --- wake sources -------------------------------------------------------------------------

@@ -102,6 +102,13 @@ class World:
         self.advance_to(t)
         self.values.update(coerced)
 
+    # Sensors whose read is a function of the world at an instant (no queue popped, no noise
+    # drawn): answered ahead with each wake in paused time, like pins (emu.hal_ops.prefetch).
+    PURE_SENSORS = ()
+
+    def pure_read(self, name):
+        """True when reading sensor `name` now changes nothing (see PURE_SENSORS)."""
+        return name in self.PURE_SENSORS
     MAX_DRIVE_S = 10 * 366 * 86400      # a CSV row further ahead than ten years is a typo
 
     def drive_csv(self, t, text):

@@ -56,6 +56,8 @@ class EnvSensorWorld(World):
                 self.pm_on_ms += self.t - self.pm_on_at
                 self.pm_on_at = None
 
+    PURE_SENSORS = ("env", "pm", "noise")
+
     def sensor(self, name):
         v = self.values
         if name == "env":
