@@ -212,6 +212,10 @@ def test_a_command_waits_in_the_broker_until_the_device_takes_it(board, world, c
         capsys.readouterr()
         device_id = Registry(fleet_home / "registry.sqlite").list()[0]["device_id"]
         step_until(clock, lambda: diag(board, capsys)["net"]["connected"], "first connect")
+        # A latching valve keeps its position through a reflash: on a tray board an earlier
+        # test may have left it shut (the serial tray did, seed 108898). Open it first.
+        assert edgekit(["command", board.url, "valve", "open=true", "--json"]) == 0
+        capsys.readouterr()
         assert edgekit(["command", board.url, "read", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["result"]["valve"] is True
         # The board's clock stands still: its network task does not run, as in a sleep. No
