@@ -96,6 +96,17 @@ MIGRATIONS = (
         # NULL: the kind's default (registry/export.py PRIVACY_DEFAULT).
         "ALTER TABLE devices ADD COLUMN privacy TEXT",
     )),
+    (7, "a water ATM's ledger, stored before the kiosk may forget it (registry/ledger.py)", (
+        # One row per ledger record, keyed by the kiosk's ledger sequence: a page fetched again
+        # after a lost acknowledgement is stored once. `record` is the kiosk's CBOR, as sent.
+        """CREATE TABLE ledger (
+            device_id TEXT NOT NULL REFERENCES devices(device_id),
+            seq INTEGER NOT NULL,
+            kind INTEGER,
+            record BLOB NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (device_id, seq)) WITHOUT ROWID""",
+    )),
 )
 LATEST = MIGRATIONS[-1][0]
 
