@@ -59,11 +59,25 @@ def until_up(board, timeout=30.0):
         try:
             Session(transport, timeout=2).hello()
             return
-        except Exception:  # noqa: BLE001 - still booting
+        except Exception as exc:  # noqa: BLE001 - still booting
             if time.monotonic() > end:
-                raise
+                raise AssertionError(f"no HELLO answer within {timeout:.0f} s ({exc}); the "
+                                     f"board says: {listen(board.url)!r}") from exc
         finally:
             transport.close()
+
+
+def listen(url, seconds=3.0):
+    """The last of what the board says to a line feed (a prompt would answer it)."""
+    port = serial.serial_for_url(url, baudrate=115200, timeout=0.2)
+    try:
+        port.write(b"\r\n")
+        said, end = b"", time.monotonic() + seconds
+        while time.monotonic() < end:
+            said += port.read(4096)
+        return said[-600:]
+    finally:
+        port.close()
 
 
 def mpremote(url, *args, timeout=90):
