@@ -251,6 +251,7 @@ class Uart:
     def attach_vm(self, fd):
         self.vm_fd = fd
         self.to_vm.clear()      # bytes in flight when the board reset are lost, as on a UART
+        self._resume_host()
         self._start_reading_vm()
 
     def detach_vm(self):
@@ -261,6 +262,14 @@ class Uart:
             if timer:
                 timer.cancel()
         self._rx_timer = self._tx_timer = None
+        self._resume_host()
+
+    def _resume_host(self):
+        # The backlog that paused the host's readers is gone with the VM: read the host again.
+        # (Missed before: a reset under a flood left them paused for good, and the board never
+        # heard the host again; the serial tray's Ctrl-C stream test found it.)
+        if self._host_paused:
+            self._pause_host_readers(False)
 
     def drain_vm(self):
         """Read whatever the VM wrote before it exited, ignoring the pace (it is gone)."""

@@ -23,12 +23,7 @@ from edgekit.firmware_tree import KINDS
 
 # Tests this run leaves out, each with the reason (printed): open bugs found by running the
 # suite on serial ports, so that the rest keeps proving something in `make test`.
-KNOWN = {
-    "test_no_repl_through_a_reset_under_a_stream_of_ctrl_c":
-        "open: on this tray the board now and then stays silent for 30 s after three rig "
-        "resets under a stream of Ctrl-C (about 1 run in 8; never through the emulator's "
-        "API, where the suite runs it every time); its failure prints what the board says",
-}
+KNOWN = {}
 
 
 def _edgekit(env, *args):
