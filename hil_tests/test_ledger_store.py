@@ -116,7 +116,7 @@ def test_a_host_cut_during_a_fetch_loses_and_doubles_nothing(board, world, clock
     assert stored(registry) == list(range(1, last + 1))     # once each
 
 
-def test_show_names_a_device_the_registry_does_not_hold(board, fleet_home, capsys):
+def test_show_names_a_device_the_registry_does_not_hold(fleet_home, capsys):
     code = edgekit(["ledger", "show", "nobody-here"])
     err = capsys.readouterr().err
     assert code != 0 and "no device 'nobody-here'" in err

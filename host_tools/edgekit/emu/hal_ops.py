@@ -270,6 +270,8 @@ def _output_state(board, req_id, name):
 
 
 def _card_value(board, name=None):
+    # `name` is unused (one reader a board): the HAL's prefetch key, and absent from images
+    # built before card reads were prefetched, which still ask plain "card".
     if "card_reader" not in board.board:
         raise Refused(f"board {board.board['name']} has no card reader")
     uid = board.world.card_uid()

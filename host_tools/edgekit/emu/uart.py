@@ -298,11 +298,9 @@ class Uart:
                 pass
 
     def _read_vm(self):
+        allowed = self.tx_pacer.refill()
         if self.tx_unpaced is not None and self.tx_unpaced():
             allowed = 1 << 16
-            self.tx_pacer.refill()
-        else:
-            allowed = self.tx_pacer.refill()
         if allowed < 1:
             self._stop_reading_vm()
             self._tx_timer = self.loop.call_later(self.tx_pacer.delay_for(CHUNK),

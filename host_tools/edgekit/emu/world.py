@@ -109,6 +109,7 @@ class World:
     def pure_read(self, name):
         """True when reading sensor `name` now changes nothing (see PURE_SENSORS)."""
         return name in self.PURE_SENSORS
+
     MAX_DRIVE_S = 10 * 366 * 86400      # a CSV row further ahead than ten years is a typo
 
     def drive_csv(self, t, text):
