@@ -87,12 +87,14 @@ def cmd_telemetry(args):
                                "devices list`")
         records = store.telemetry(reg, args.device_id, since=since)
         events = store.device_events(reg, args.device_id, since=since)
+        # An alarm set before --since may still be active: its state needs every event.
+        all_events = store.device_events(reg, args.device_id) if args.ngsi_ld else events
     if args.senml:
         sys.stdout.write(json.dumps(platform_export.senml_json(args.device_id, records),
                                     indent=1) + "\n")
     elif args.ngsi_ld:
         sys.stdout.write(json.dumps(platform_export.ngsi_ld(
-            device, records, _published_location(device)), indent=1) + "\n")
+            device, records, _published_location(device), all_events), indent=1) + "\n")
     elif args.json:
         sys.stdout.write(json.dumps({"device": args.device_id, "telemetry": records,
                                      "events": events}, indent=2, sort_keys=True) + "\n")
