@@ -55,10 +55,36 @@ def cmd_start(args):
 
 
 def cmd_fleet(args):
+    if args.broker and not args.kind:
+        raise EmuError("--broker provisions the boards: give their --kind too")
+    if args.broker and args.time == "paused":
+        raise EmuError("--broker boards report on their own schedule: use --time virtual "
+                       "(the default) or real, not paused")
+    if (args.site or args.config or args.net) and not args.broker:
+        raise EmuError("--site, --config and --net go with --broker (a networked fleet)")
     ctl = _control(args, start=True)
     infos = ctl.request("fleet", count=args.count, board=args.board, kind=args.kind,
                         time=args.time, speed=args.speed)
-    _print(args, infos, _show_boards)
+    if not args.broker:
+        _print(args, infos, _show_boards)
+        return None
+    if not args.json:
+        _show_boards(infos)
+    return _provision_networked(args, infos)
+
+
+def _provision_networked(args, infos):
+    """A networked fleet: each new board provisioned (the technician's `edgekit provision`,
+    through its port) with the broker, so it reports over MQTT from its first schedule."""
+    from edgekit.cli import main as edgekit
+    argv = ["provision", "--ports", *[f"emu:{i['id']}" for i in infos], "--kind", args.kind,
+            "--site", args.site or "emu-street", "--broker", args.broker]
+    for flag, value in (("--config", args.config), ("--net", args.net)):
+        if value:
+            argv += [flag, value]
+    if args.json:
+        argv.append("--json")
+    return edgekit(argv)
 
 
 def cmd_list(args):
@@ -235,9 +261,21 @@ def register(subparsers):
                         "allowance) or frozen32 (the 32-bit VM with the firmware frozen, "
                         "the board's heap exactly; build it with `make frozen-vm`)")
 
-    p = add("fleet", cmd_fleet, "start COUNT boards at once")
+    p = add("fleet", cmd_fleet, "start COUNT boards at once; with --broker, provisioned to "
+                                "report over the network (a networked street)")
     p.add_argument("--count", type=int, required=True, help="how many boards")
     board_options(p, "virtual", ", capped at 60x unless --speed")
+    p.add_argument("--broker", metavar="URL",
+                   help="provision every board (edgekit provision, with the operator key) to "
+                        "the fleet's broker, mqtt://HOST[:PORT]: they publish to it as "
+                        "devices in the street do (docs/fleet.md); needs --kind")
+    p.add_argument("--site", help="with --broker: the site in their certificates (default "
+                                  "emu-street)")
+    p.add_argument("--config", metavar="FILE",
+                   help="with --broker: app settings for every board (TOML or JSON), e.g. "
+                        "report_s = 300 for a street that reports every 5 simulated minutes")
+    p.add_argument("--net", metavar="FILE",
+                   help="with --broker: network settings (keepalive, poll_s, ...)")
 
     add("list", cmd_list, "list running boards")
 
