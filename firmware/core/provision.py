@@ -3,8 +3,9 @@
 # commit on it trusts only the anchors it was given, and leaving that state needs an
 # operator-signed REPROVISION.
 #
-#   PROV_BEGIN {nonce, fleet, kind}  -> the device makes its Ed25519 key pair from the board
-#                                       RNG (the private half never leaves it) and answers
+#   PROV_BEGIN {nonce, fleet, kind[, ca]}  -> the device makes its Ed25519 key pair from the
+#                                       board RNG (the private half never leaves it), holds
+#                                       the broker's CA if given, and answers
 #   PROV_KEY {pub, hwid, board, nonce}  signed by the new key (proof of possession)
 #   PROV_COMMIT {nonce, cert, anchors, config}  -> checks everything, commits identity, cert,
 #                                       anchors and config in ONE atomic store commit
@@ -38,6 +39,7 @@ class Provisioner:
         if kind not in self.rt.kinds:
             refuse(C.E_BAD_REQUEST, "kind %r is not in this firmware (it has: %s); flash the "
                    "firmware for that kind" % (kind, ", ".join(self.rt.kinds)))
+        ca = self._ca(p.get(C.K_CA))
         pend = self.pending
         if pend is not None and pend["nonce"] == nonce and pend["kind"] == kind:
             # A retransmission (the host missed our answer): the same key again, or the host
@@ -55,6 +57,7 @@ class Provisioner:
                        "or Ed25519 code is faulty; do not provision it" % exc)
             self.pending = {"seed": seed, "pub": pub, "nonce": nonce, "kind": kind,
                             "fleet": fleet}
+        self.pending["ca"] = ca
         payload = {C.K_RE: msg.seq, C.K_PUB: pub, C.K_HWID: self.rt.hal.unique_id(),
                    C.K_BOARD: self.rt.hal.NAME, C.K_NONCE: nonce}
         return envelope.signed(C.PROV_KEY, payload, seed, pub, self.rt.dev.next_seq(),
@@ -80,7 +83,7 @@ class Provisioner:
         if net is not None:
             import netcfg   # only a device given a network config needs it
             try:
-                records["net"] = netcfg.validate(net)
+                records["net"] = netcfg.validate(self._with_ca(net, pend["ca"]))
             except ValueError as exc:
                 refuse(C.E_BAD_REQUEST, "network: %s" % exc)
         identity = {"id": fields[C.K_DEVICE_ID], "seed": pend["seed"], "pub": pend["pub"],
@@ -96,6 +99,31 @@ class Provisioner:
                                self.rt.dev.next_seq(), identity["id"])
         self.rt.agent.after_reply = lambda: self.rt.hal.reset("provisioned")   # then the app
         return body
+
+    def _ca(self, ca):
+        # SPEC 13.6: the mqtts broker's CA rides in PROV_BEGIN (PROV_COMMIT is full on a
+        # 1 KB-frame board); held in RAM until the commit names it, written only then.
+        if ca is None:
+            return None
+        import netcfg
+        try:
+            return netcfg.ca_der(ca)
+        except ValueError as exc:
+            refuse(C.E_BAD_REQUEST, "PROV_BEGIN: %s" % exc)
+
+    def _with_ca(self, net, ca):
+        """K_NET names the CA by its SHA-256: the one this session's PROV_BEGIN carried."""
+        if not isinstance(net, dict) or "ca_sha256" not in net:
+            return net
+        import hashlib
+        want = net["ca_sha256"]
+        if ca is None or hashlib.sha256(ca).digest() != want:
+            raise ValueError("ca_sha256 names no CA this session received: send it in "
+                             "PROV_BEGIN (K_CA)")
+        net = dict(net)
+        del net["ca_sha256"]
+        net["ca"] = ca
+        return net
 
     def _anchors(self, anchors, epoch, revoked, pend_pub):
         if not isinstance(anchors, dict) or not isinstance(epoch, int):

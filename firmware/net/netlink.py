@@ -13,6 +13,7 @@ except ImportError:
     from mqtt import MQTTClient             # ours, same API (the unix VM has none)
 
 import netcfg
+import nettls
 
 _TAG_SIGN1 = const(0xD2)    # CBOR tag 18: only signed bodies cross a broker (SPEC 13.2)
 _INBOX = const(4)           # bodies taken per poll; more wait in the broker (QoS 1)
@@ -29,7 +30,9 @@ class NetLink:
         self.down = ("ek/%s/down" % device_id).encode()
         host, port = netcfg.host_port(cfg["broker"])
         self.client = MQTTClient(device_id.encode(), host, port, user=device_id.encode(),
-                                 password=_b(cfg.get("password")), keepalive=cfg["keepalive"])
+                                 password=_b(cfg.get("password")), keepalive=cfg["keepalive"],
+                                 ssl=nettls.context(cfg))
+        nettls.check(self.client)
         self.client.set_callback(self._on_message)
         self.max_frame = max_frame
         self.connected = False

@@ -18,7 +18,8 @@ from edgekit.testing.mpycache import compile_tree
 # modules (docs/FACTS: present on the ports we run), the board image's HAL, and the two
 # files every build adds (the protocol catalog, build_info).
 BUILT_IN = {"array", "binascii", "deflate", "gc", "hashlib", "json", "math", "micropython",
-            "os", "socket", "struct", "sys", "time"}
+            "os", "socket", "struct", "sys", "time",
+            "tls"}     # mbedTLS: the unix VM, ESP32, Pico W (nettls, only for mqtts://)
 # umqtt: frozen into the ESP32 / Pico W images (netlink falls back to firmware/net/mqtt.py)
 BOARD_IMAGE = {"hal", "umqtt"}
 BUILD_ADDS = {"catalog", "build_info"}

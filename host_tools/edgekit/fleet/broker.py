@@ -15,11 +15,17 @@ import threading
 from edgekit.errors import EdgekitError
 
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
 
 
-def config(host="127.0.0.1", port=DEFAULT_PORT):
+def config(host="127.0.0.1", port=DEFAULT_PORT, tls_cert=None, tls_key=None):
+    listener = {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}
+    if tls_cert:
+        # mqtts:// (SPEC 13.6): clients verify this chain; the broker asks for no client
+        # certificate (a device is named by its username, believed by its signatures).
+        listener.update(ssl=True, certfile=str(tls_cert), keyfile=str(tls_key))
     return {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
+        "listeners": {"default": listener},
         # Sessions of a device that sleeps for a day must outlive it (its queued commands).
         "session_expiry_interval": None,
         # SPEC 13.4's rules (fleet/broker_acl.py): named clients, each device on its topics.
@@ -45,16 +51,19 @@ class EmbeddedBroker:
     """An amqtt broker on its own thread and event loop. `start()` returns once it listens;
     `stop()` closes every connection (what a broker restart looks like to clients)."""
 
-    def __init__(self, host="127.0.0.1", port=0):
+    def __init__(self, host="127.0.0.1", port=0, tls_cert=None, tls_key=None):
+        if bool(tls_cert) != bool(tls_key):
+            raise EdgekitError("a TLS listener needs both the certificate and its key")
         self.host = host
         self.port = port or free_port(host)
+        self.tls_cert, self.tls_key = tls_cert, tls_key
         self._loop = None
         self._broker = None
         self._thread = None
 
     @property
     def url(self):
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls_cert else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout=10.0):
         from amqtt.broker import Broker      # here: the rest of edgekit runs without amqtt
@@ -66,7 +75,8 @@ class EmbeddedBroker:
             loop = self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             try:
-                self._broker = Broker(config(self.host, self.port), loop=loop)
+                self._broker = Broker(config(self.host, self.port, self.tls_cert,
+                                             self.tls_key), loop=loop)
                 loop.run_until_complete(self._broker.start())
             except Exception as exc:  # noqa: BLE001 — reported to the caller below
                 failed.append(exc)
@@ -110,9 +120,9 @@ class EmbeddedBroker:
         self.stop()
 
 
-def serve_forever(host="127.0.0.1", port=DEFAULT_PORT):
+def serve_forever(host="127.0.0.1", port=DEFAULT_PORT, tls_cert=None, tls_key=None):
     """`edgekit fleet broker`: run until interrupted."""
-    broker = EmbeddedBroker(host, port).start()
+    broker = EmbeddedBroker(host, port, tls_cert, tls_key).start()
     try:
         threading.Event().wait()
     finally:

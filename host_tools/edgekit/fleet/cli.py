@@ -1,7 +1,8 @@
 """`edgekit fleet ...`: the fleet on the network (docs/fleet.md, SPEC 13).
 
-    edgekit fleet broker [--host 127.0.0.1] [--port 1883]
-    edgekit fleet serve [--broker mqtt://127.0.0.1:1883] [--webhook URL] [--duration S] [--json]
+    edgekit fleet broker [--host 127.0.0.1] [--port 1883] [--tls-cert F --tls-key F]
+    edgekit fleet serve [--broker mqtt[s]://127.0.0.1:1883] [--ca F] [--webhook URL]
+                        [--duration S] [--json]
 """
 import json
 import os
@@ -33,7 +34,12 @@ def _need(module, package):
 
 def cmd_broker(args):
     _need("amqtt", "amqtt")
-    broker = broker_mod.EmbeddedBroker(args.host, args.port).start()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise EdgekitError("a TLS listener needs both --tls-cert FILE and --tls-key FILE")
+    port = args.port if args.port is not None else (
+        broker_mod.DEFAULT_TLS_PORT if args.tls_cert else broker_mod.DEFAULT_PORT)
+    broker = broker_mod.EmbeddedBroker(args.host, port, tls_cert=args.tls_cert,
+                                       tls_key=args.tls_key).start()
     if args.json:   # for a script that starts the broker and reads where it listens
         print(json.dumps({"url": broker.url, "host": broker.host, "port": broker.port}),
               flush=True)
@@ -56,20 +62,21 @@ def build_ingest(args, registry):
 
 def cmd_serve(args):
     _need("paho.mqtt", "paho-mqtt")
-    host, port = parse_url(args.broker)
+    broker = parse_url(args.broker, args.ca)
+    host, port = broker
     registry = Registry(args.registry)
     stop = threading.Event()
     try:
         ingest = build_ingest(args, registry)
         service = FleetService(ingest, host, port, client_id=args.client_id, group=args.group,
                                username=args.username,
-                               password=os.environ.get(PASSWORD_ENV) or None)
+                               password=os.environ.get(PASSWORD_ENV) or None, broker=broker)
         if args.duration:
             timer = threading.Timer(args.duration, stop.set)
             timer.daemon = True
             timer.start()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        print(f"fleet service on {host}:{port}, storing into {registry.path} "
+        print(f"fleet service on {broker!r}, storing into {registry.path} "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         try:
             service.run(stop)
@@ -100,7 +107,12 @@ def register(subparsers):
                        description="An MQTT 3.1.1 broker for a demo, a test or one site; "
                                    "deploy Mosquitto/EMQX with the ACL of SPEC 13.4.")
     b.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    b.add_argument("--port", type=int, default=broker_mod.DEFAULT_PORT, help="TCP port")
+    b.add_argument("--port", type=int, default=None,
+                   help="TCP port (default 1883, 8883 with --tls-cert; 0: any free port)")
+    b.add_argument("--tls-cert", metavar="FILE",
+                   help="serve mqtts:// (TLS) with this certificate chain (PEM); devices "
+                        "verify it against the CA given to them with provision --ca")
+    b.add_argument("--tls-key", metavar="FILE", help="the private key (PEM) of --tls-cert")
     b.add_argument("--json", action="store_true", help="print where it listens as JSON")
     b.set_defaults(func=cmd_broker)
     s = sub.add_parser("serve", help="verify, store and acknowledge what devices publish",
@@ -109,7 +121,10 @@ def register(subparsers):
                                    "replayed; store the rest in the registry, then publish "
                                    "the signed ack. Alarms: a log line and --webhook.")
     s.add_argument("--broker", default=f"mqtt://127.0.0.1:{broker_mod.DEFAULT_PORT}",
-                   help="broker URL mqtt://HOST[:PORT]")
+                   help="broker URL mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)")
+    s.add_argument("--ca", metavar="FILE",
+                   help="with mqtts://: the CA certificate (PEM or DER) the broker's must chain "
+                        "to (default: the system's trust store)")
     s.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")
     s.add_argument("--registry", metavar="FILE", help="registry database")
     s.add_argument("--webhook", metavar="URL", help="POST each alarm (JSON) to this URL")

@@ -24,10 +24,14 @@ def device_keyring(registry, device_id):
 
 
 def send(registry, device_id, name, args, signer, next_seq, host, port, wait_s=0.0,
-         username=SERVICE_USER, password=None):
+         username=SERVICE_USER, password=None, broker=None):
     """Publish the command; return the device's verified answer (a Message), or None when
-    `wait_s` is 0 or passes first (the command stays queued for the device)."""
+    `wait_s` is 0 or passes first (the command stays queued for the device). `broker`: a
+    BrokerAddress (fleet/service.parse_url) for an mqtts:// broker."""
     import paho.mqtt.client as mqtt
+
+    from edgekit.fleet.service import BrokerAddress
+    broker = broker or BrokerAddress(host, port)
     ring = device_keyring(registry, device_id)
     seq = next_seq()
     body = messages.signed(C.COMMAND, {C.K_NAME: name, C.K_ARGS: args}, signer, seq, "host")
@@ -47,11 +51,8 @@ def send(registry, device_id, name, args, signer, next_seq, host, port, wait_s=0
     client.on_message = on_message
     subscribed = threading.Event()
     client.on_subscribe = lambda *a: subscribed.set()
-    try:
-        client.connect(host, port, keepalive=30)
-    except OSError as exc:
-        raise LinkError(f"cannot reach the MQTT broker at {host}:{port}: {exc}; check "
-                        "--broker") from None
+    broker.apply(client)
+    broker.connect(client)      # a failed TLS verification or an unreachable broker: said
     client.loop_start()
     try:
         if wait_s:

@@ -18,19 +18,29 @@ def _load():
 
 
 _netcfg = _load()
+CA_MAX = _netcfg.CA_MAX     # the largest CA certificate (DER) a device keeps
 
 
-def build(broker, extra=None):
-    """The K_NET map for PROV_COMMIT from --broker and a --net file's settings."""
+def build(broker, extra=None, ca=None):
+    """The K_NET map for PROV_COMMIT from --broker, a --net file's settings and --ca (the
+    mqtts:// broker's CA certificate file, checked here in full: fleet/tls.read_ca)."""
     net = dict(extra or {})
     if broker:
         net["broker"] = broker
     if "broker" not in net:
-        raise EdgekitError("a network config needs the broker: --broker mqtt://HOST[:PORT]")
+        raise EdgekitError("a network config needs the broker: --broker mqtt://HOST[:PORT] "
+                           "or mqtts://HOST[:PORT] with --ca FILE")
+    if ca:
+        from edgekit.fleet.tls import read_ca
+        net["ca"] = read_ca(ca)
+    elif isinstance(net.get("ca"), str):
+        raise EdgekitError("the --net file cannot hold the CA certificate: give it with "
+                           "--ca FILE")
     try:
         return _netcfg.validate(net)
     except ValueError as exc:
-        raise EdgekitError(f"{exc}: fix --broker or the --net file (docs/fleet.md)") from None
+        raise EdgekitError(f"{exc}: fix --broker, --ca or the --net file (docs/fleet.md)") \
+            from None
 
 
 def public(net):

@@ -14,17 +14,59 @@ from edgekit.errors import EdgekitError
 from edgekit.fleet import topics
 
 
-def parse_url(url):
-    """mqtt://HOST[:PORT] -> (host, port)."""
+class BrokerAddress:
+    """Where the broker is and how to reach it: host, port, and for mqtts:// the TLS context
+    (CERT_REQUIRED, host name checked, against `ca` or the system's trust store). Unpacks as
+    (host, port) for code written before TLS."""
+
+    def __init__(self, host, port, tls=False, ca=None):
+        self.host, self.port, self.tls, self.ca = host, port, tls, ca
+
+    def __iter__(self):
+        return iter((self.host, self.port))
+
+    def __repr__(self):
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def apply(self, client):
+        """Give a paho client this address's TLS settings (nothing for mqtt://)."""
+        if self.tls:
+            from edgekit.fleet.tls import client_context
+            client.tls_set_context(client_context(self.ca))
+
+    def connect(self, client, keepalive=30):
+        """client.connect with the errors a user can act on: a certificate that fails
+        verification (fleet/tls.refused) or a broker that cannot be reached (LinkError)."""
+        import ssl
+        from edgekit.errors import LinkError
+        from edgekit.fleet.tls import refused
+        try:
+            client.connect(self.host, self.port, keepalive=keepalive)
+        except ssl.SSLCertVerificationError as exc:
+            raise refused(exc, self.host, self.port, self.ca) from None
+        except OSError as exc:
+            raise LinkError(f"cannot reach the MQTT broker at {self!r}: {exc}; check "
+                            "--broker") from None
+
+
+def parse_url(url, ca=None):
+    """mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883, TLS) -> BrokerAddress. `ca`:
+    the broker's CA certificate file, for mqtts:// only (default: the system's trust store)."""
     parts = urllib.parse.urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise EdgekitError(f"broker URL {url!r}: write mqtt://HOST[:PORT] (mqtts is not "
-                           "supported by this client yet)")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise EdgekitError(f"broker URL {url!r}: write mqtt://HOST[:PORT] or "
+                           "mqtts://HOST[:PORT] (TLS)")
+    tls = parts.scheme == "mqtts"
+    if ca and not tls:
+        raise EdgekitError(f"--ca is for a TLS broker: write mqtts://{parts.netloc}")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if tls else 1883)
     except ValueError:
         raise EdgekitError(f"broker URL {url!r}: the port is not a number") from None
-    return parts.hostname, port
+    if ca:
+        from edgekit.fleet.tls import read_ca
+        read_ca(ca)             # refused now, with the reason, not at the first connect
+    return BrokerAddress(parts.hostname, port, tls, ca)
 
 
 class AlarmSink:
@@ -63,13 +105,15 @@ class AlarmSink:
 
 class FleetService:
     """Runs an Ingest against a broker. `run(stop)` blocks until `stop` (a threading.Event)
-    is set; reconnection to a broker that went away is paho's (1 s .. 30 s backoff)."""
+    is set; reconnection to a broker that went away is paho's (1 s .. 30 s backoff).
+    `broker`: a BrokerAddress (parse_url) when it says more than host and port (mqtts://)."""
 
     def __init__(self, ingest, host, port, client_id="edgekit-fleet", group=None,
-                 log=None, username="edgekit-fleet", password=None):
+                 log=None, username="edgekit-fleet", password=None, broker=None):
         import paho.mqtt.client as mqtt     # here: the rest of edgekit runs without paho
         self.ingest = ingest
         self.host, self.port = host, port
+        self.broker = broker or BrokerAddress(host, port)
         self.log = log
         self.filter = topics.shared(topics.UP_FILTER, group) if group else topics.UP_FILTER
         self.connected = threading.Event()
@@ -80,6 +124,7 @@ class FleetService:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.broker.apply(self.client)
 
     def _on_connect(self, client, userdata, flags, reason, properties=None):
         if reason.is_failure:
@@ -97,16 +142,37 @@ class FleetService:
         for topic, body in self.ingest.handle(message.topic, message.payload):
             client.publish(topic, body, qos=topics.QOS)
 
+    def _first_connect(self, stop):
+        """Connect, waiting for a broker that is not up yet (a service started before its
+        broker, or during a restart); False if told to stop first. A certificate that fails
+        verification is not waited out: it is a wrong --ca or host, or not our broker."""
+        import ssl
+        from edgekit.fleet.tls import refused
+        delay, told = 0.5, False
+        while not stop.is_set():
+            try:
+                self.client.connect(self.host, self.port, keepalive=30)
+                return True
+            except ssl.SSLCertVerificationError as exc:
+                raise refused(exc, self.host, self.port, self.broker.ca) from None
+            except OSError as exc:
+                if not told:
+                    print(f"fleet: waiting for the broker at {self.broker!r} ({exc})",
+                          file=self.log or sys.stderr, flush=True)
+                    told = True
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        return False
+
     def run(self, stop):
         """Serve until `stop` is set. paho's loop runs on this thread, so the registry
         connection (sqlite) is used only here; a watcher ends the loop when told."""
-        self.client.connect_async(self.host, self.port, keepalive=30)
+        if not self._first_connect(stop):
+            return
 
         def watch():
             stop.wait()
             self.client.disconnect()
 
         threading.Thread(target=watch, name="fleet-stop", daemon=True).start()
-        # retry_first_connection: a broker that is not up yet is waited for, not an error
-        # (a service started before its broker, or during a broker restart).
-        self.client.loop_forever(retry_first_connection=True)
+        self.client.loop_forever()

@@ -50,14 +50,15 @@ def cmd_via_fleet(args):
     from edgekit.keys.store import KeyStore, edgekit_home
     from edgekit.provision.cli import _passphrase
     from edgekit.registry.db import Registry
-    host, port = parse_url(args.broker)
+    broker = parse_url(args.broker, args.ca)
+    host, port = broker
     store = KeyStore(args.keys or edgekit_home() / "keys").require()
     signer = store.signer(C.ROLE_OPERATOR, _passphrase())
     device_id = args.port
     with Registry(args.registry) as registry:
         msg = fleet_command.send(registry, device_id, args.name, _args(args.args), signer,
                                  lambda: store.next_seq(C.ROLE_OPERATOR), host, port,
-                                 wait_s=args.wait)
+                                 wait_s=args.wait, broker=broker)
         if msg is None:
             state = {"device": device_id, "command": args.name, "queued": True}
             if args.json:
@@ -99,7 +100,11 @@ def register(subparsers):
                    help="fleet: PORT is a device id, the command goes through the MQTT broker "
                         "and waits there for the device (docs/fleet.md)")
     c.add_argument("--broker", default="mqtt://127.0.0.1:1883",
-                   help="with --via fleet: the broker URL mqtt://HOST[:PORT]")
+                   help="with --via fleet: the broker URL mqtt://HOST[:PORT] or "
+                        "mqtts://HOST[:PORT] (TLS)")
+    c.add_argument("--ca", metavar="FILE",
+                   help="with an mqtts:// broker: the CA certificate (PEM or DER) its "
+                        "certificate must chain to (default: the system's trust store)")
     c.add_argument("--wait", type=float, default=0,
                    help="with --via fleet: seconds to wait for the answer (0: queue and return)")
     c.set_defaults(func=cmd_command)

@@ -246,3 +246,5 @@ VOUCHER_PREFIX = "EKV1:"    # QR text: prefix + standard base64 of the COSE_Sign
 
 # --- The network path (SPEC section 13; appended by the fleet issue) ----------------------
 K_NET = 61              # PROV_COMMIT: the device's network config (SPEC 13.5), never answered
+K_CA = 62               # PROV_BEGIN: the mqtts:// broker's CA certificate (DER), held until the
+                        # commit's K_NET names its SHA-256 (it does not fit PROV_COMMIT's frame)

@@ -94,10 +94,10 @@ def cmd_provision(args):
             raise
         raise EdgekitError(f"{args.config}: {exc}") from None
     location = _location(args.location)
-    if args.broker or args.net:
+    if args.broker or args.net or args.ca:
         from edgekit.fleet import netconfig
         extra = appschema.load_config_file(args.net) if args.net else {}
-        args.net_config = netconfig.build(args.broker, extra)
+        args.net_config = netconfig.build(args.broker, extra, args.ca)
     if location and len(ports) > 1:
         raise EdgekitError("--location names one place: provision one device at a time, or "
                            "set locations afterwards with `edgekit devices set`")
@@ -139,8 +139,12 @@ def register(subparsers):
                                                     "against the app's schema before sending")
     p.add_argument("--location", metavar="LAT,LON")
     p.add_argument("--broker", metavar="URL",
-                   help="the fleet's MQTT broker, mqtt://HOST[:PORT]: the device also reports "
-                        "over its network (docs/fleet.md)")
+                   help="the fleet's MQTT broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] "
+                        "(TLS, with --ca): the device also reports over its network "
+                        "(docs/fleet.md)")
+    p.add_argument("--ca", metavar="FILE",
+                   help="with an mqtts:// broker: the CA certificate (PEM or DER) that issued "
+                        "the broker's; the device trusts it alone")
     p.add_argument("--net", metavar="FILE",
                    help="network settings (TOML/JSON: password, ssid, psk, apn, keepalive, "
                         "poll_s); stored on the device, never returned")

@@ -6,6 +6,7 @@ first signed hello) -> record (registry). Power loss or unplugging at any step l
 device factory-fresh or fully provisioned: rerunning finishes (a device already holding the
 certificate we issued is recognised from the registry's pending row) or starts over.
 """
+import hashlib
 import os
 import time
 from datetime import datetime, timezone
@@ -114,8 +115,18 @@ def provision(session, fleet, registry, kind, site, config=None, location=None,
 
     progress("begin")
     nonce = os.urandom(16)
-    key_msg = session.request(C.PROV_BEGIN, {C.K_NONCE: nonce, C.K_FLEET: fleet.fleet_id,
-                                             C.K_KIND: kind}, sign=False, expect=C.PROV_KEY)
+    begin = {C.K_NONCE: nonce, C.K_FLEET: fleet.fleet_id, C.K_KIND: kind}
+    if net and net.get("ca") is not None:
+        # SPEC 13.6: the broker's CA goes in PROV_BEGIN, the commit names its SHA-256 (the
+        # commit with certificate and anchors leaves no room for it in a 1 KB frame).
+        begin[C.K_CA] = net["ca"]
+        net = {k: v for k, v in net.items() if k != "ca"}
+        net["ca_sha256"] = hashlib.sha256(begin[C.K_CA]).digest()
+        if len(begin[C.K_CA]) + 96 > session.max_frame:
+            raise EdgekitError(f"the CA certificate ({len(begin[C.K_CA])} bytes of DER) does "
+                               f"not fit this device's {session.max_frame}-byte frames: use "
+                               "an ECDSA P-256 CA (about 400 bytes)")
+    key_msg = session.request(C.PROV_BEGIN, begin, sign=False, expect=C.PROV_KEY)
     p = key_msg.payload
     if p.get(C.K_NONCE) != nonce or p.get(C.K_BOARD) != board:
         raise ProtocolError("PROV_KEY does not answer this session (nonce/board mismatch); "
