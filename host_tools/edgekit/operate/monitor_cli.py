@@ -2,6 +2,7 @@
 then acknowledge, operate/forward.py).
 
     edgekit monitor /dev/ttyUSB0 [--ack] [--duration 60] [--json]
+    edgekit monitor --via fleet DEVICE_ID [--since T] [--follow] [--json]   (fleet/monitor.py)
 
 Every frame is verified with the device key the registry holds for that device (found from
 the certificate in its CAPS, which must be signed by this fleet's root).
@@ -11,7 +12,7 @@ import sys
 import time
 
 from edgekit import catalog as C
-from edgekit.errors import LinkError
+from edgekit.errors import EdgekitError, LinkError
 from edgekit.operate import forward, render
 from edgekit.operate.connect import add_common_options, connect, reconnect
 from edgekit.registry.db import now_iso
@@ -41,7 +42,41 @@ def _acked(device_id):
     return acked
 
 
+def cmd_via_fleet(args):
+    """What the fleet service stored for a device on the network (fleet/monitor.py)."""
+    from edgekit.fleet import monitor as fleet_monitor
+    from edgekit.registry.db import Registry
+    from edgekit.registry.telemetry_cli import parse_since
+    if args.ack:
+        raise EdgekitError("--ack is the gateway's job on a port; with --via fleet the fleet "
+                           "service acknowledges (edgekit fleet serve): drop --ack")
+    if args.interval <= 0:
+        raise EdgekitError("--interval must be a number of seconds above 0")
+    since = parse_since(args.since) if args.since is not None else None
+    device_id = args.port
+    with Registry(args.registry) as registry:
+        if args.follow and not args.json:
+            print(f"following what the fleet service stores for {device_id} in "
+                  f"{registry.path} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        try:
+            shown = fleet_monitor.run(registry, device_id,
+                                      fleet_monitor.printer(device_id, args.json), since=since,
+                                      follow=args.follow, interval=args.interval,
+                                      duration=args.duration)
+        except KeyboardInterrupt:
+            return 0
+    if not shown and not args.json:
+        print(f"nothing stored for {device_id} yet: `edgekit fleet serve` stores what it "
+              "publishes", file=sys.stderr)
+    return 0
+
+
 def cmd_monitor(args):
+    if args.via == "fleet":
+        return cmd_via_fleet(args)
+    if args.since is not None or args.follow:
+        raise EdgekitError("--since and --follow are for --via fleet (a port is followed "
+                           "live already)")
     end = time.monotonic() + args.duration if args.duration else None
     link = connect(args, need_operator=True)   # a first connection that fails is an error
     shown = set()           # (journal, seq) printed: a batch sent again is printed once
@@ -84,4 +119,13 @@ def register(subparsers):
     p.add_argument("--ack", action="store_true",
                    help="acknowledge telemetry and events once shown (the gateway's job)")
     p.add_argument("--duration", type=float, default=0, help="stop after SECONDS (0: never)")
+    p.add_argument("--via", choices=("port", "fleet"), default="port",
+                   help="fleet: PORT is a device id; print what the fleet service stored for "
+                        "it (its registry), never acknowledging anything (docs/fleet.md)")
+    p.add_argument("--since", metavar="ISO|UNIX",
+                   help="with --via fleet: only records from this time on")
+    p.add_argument("--follow", action="store_true",
+                   help="with --via fleet: keep printing records as the service stores them")
+    p.add_argument("--interval", type=float, default=1.0,
+                   help="with --via fleet --follow: seconds between looks at the registry")
     p.set_defaults(func=cmd_monitor)

@@ -161,14 +161,18 @@ def store(registry, device_id, packs=(), events=(), received=None):
     return rows, evs
 
 
-def telemetry(registry, device_id, since=None, limit=None):
+def telemetry(registry, device_id, since=None, limit=None, after_seq=None):
     """Stored records of a device in the device's journal order (packs oldest first, records
-    as in the pack); `since` is unix seconds; `limit` keeps the last N."""
+    as in the pack); `since` is unix seconds; `limit` keeps the last N; `after_seq` only
+    packs beyond that journal seq (what was stored since a reader last looked)."""
     sql = "SELECT * FROM telemetry WHERE device_id = ?"
     args = [device_id]
     if since is not None:
         sql += " AND unix >= ?"
         args.append(since)
+    if after_seq is not None:
+        sql += " AND journal_seq > ?"
+        args.append(after_seq)
     sql += " ORDER BY journal_seq DESC, idx DESC"
     if limit is not None:
         sql += " LIMIT ?"
@@ -176,14 +180,18 @@ def telemetry(registry, device_id, since=None, limit=None):
     return [dict(r) for r in registry._db.execute(sql, args)][::-1]
 
 
-def device_events(registry, device_id, since=None):
+def device_events(registry, device_id, since=None, after_seq=None):
     """Stored journaled events of a device, in journal order; `since` filters on time
-    (events without a device time are kept: their time is unknown, not old)."""
+    (events without a device time are kept: their time is unknown, not old); `after_seq`
+    keeps events beyond that journal seq."""
     sql = "SELECT * FROM device_events WHERE device_id = ?"
     args = [device_id]
     if since is not None:
         sql += " AND (unix IS NULL OR unix >= ?)"
         args.append(since)
+    if after_seq is not None:
+        sql += " AND journal_seq > ?"
+        args.append(after_seq)
     rows = [dict(r) for r in registry._db.execute(sql + " ORDER BY journal_seq", args)]
     for row in rows:
         row["detail"] = json.loads(row["detail"])
