@@ -74,3 +74,54 @@ def test_a_meter_reports_over_mqtts(board, world, clock, fleet_home, capsys, tmp
         stop.set()
         thread.join(10)
         broker.stop()
+
+
+def test_the_commit_takes_only_the_ca_its_session_received(board, hil_fleet, tmp_path):
+    """PROV_BEGIN's K_CA is held, not written; PROV_COMMIT's net config must name it by its
+    SHA-256. A CA that is not DER, a hash of another CA, or an mqtts broker without a CA is
+    refused (bad_request) and leaves the board factory-fresh."""
+    import os
+
+    from edgekit.errors import ProtocolError
+    from edgekit.protocol import messages
+    from edgekit.protocol.session import Session
+    from edgekit.provision import flow
+    ca, other = CA(tmp_path / "a"), CA(tmp_path / "b", "other CA")
+    with board.transport() as t:
+        s = Session(t, timeout=5)
+        caps = s.hello()
+        if caps.payload[C.K_STATE] != "factory":
+            pytest.skip("needs a factory-fresh board (reprovision it first)")
+        fleet = hil_fleet.fleet
+        nonce = os.urandom(16)
+        begin = {C.K_NONCE: nonce, C.K_FLEET: fleet.fleet_id, C.K_KIND: "water_meter"}
+        with pytest.raises(ProtocolError) as info:
+            s.request(C.PROV_BEGIN, {**begin, C.K_CA: b"\x30\x82\x00\x10" + bytes(9)},
+                      sign=False, expect=C.PROV_KEY)
+        assert info.value.code == C.E_BAD_REQUEST and "DER certificate" in str(info.value)
+        key_msg = s.request(C.PROV_BEGIN, {**begin, C.K_CA: ca.der}, sign=False,
+                            expect=C.PROV_KEY)
+        pub = key_msg.payload[C.K_PUB]
+        cert = flow.issue_certificate(fleet, flow.device_id_for("water_meter", pub), pub,
+                                      "water_meter", caps.payload[C.K_BOARD],
+                                      key_msg.payload[C.K_HWID], "hil")
+        commit = {C.K_NONCE: nonce, C.K_CERT: cert, C.K_ANCHORS: fleet.anchors,
+                  C.K_EPOCH: fleet.epoch, C.K_REVOKED: fleet.revoked, C.K_CONFIG: {}}
+        broker = "mqtts://fleet.example:8883"
+        for net, what in [
+                ({"broker": broker, "ca_sha256": hashlib.sha256(other.der).digest()},
+                 "ca_sha256 names no CA"),
+                ({"broker": broker}, "needs its CA certificate"),
+                ({"broker": "mqtt://fleet.example", "ca_sha256":
+                  hashlib.sha256(ca.der).digest()}, "only for an mqtts:// broker")]:
+            with pytest.raises(ProtocolError) as info:
+                s.request(C.PROV_COMMIT, {**commit, C.K_NET: net}, sign=False,
+                          expect=C.PROV_DONE, timeout=10)
+            assert info.value.code == C.E_BAD_REQUEST and what in str(info.value)
+            assert s.hello().payload[C.K_STATE] == "factory"      # nothing was committed
+        s.device_keys = messages.Keyring()
+        s.device_keys.add(pub, C.ROLE_DEVICE)
+        net = {"broker": broker, "ca_sha256": hashlib.sha256(ca.der).digest()}
+        done = s.request(C.PROV_COMMIT, {**commit, C.K_NET: net}, sign=False,
+                         expect=C.PROV_DONE, timeout=10)
+        assert done.role == C.ROLE_DEVICE

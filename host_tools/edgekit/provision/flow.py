@@ -122,7 +122,8 @@ def provision(session, fleet, registry, kind, site, config=None, location=None,
         begin[C.K_CA] = net["ca"]
         net = {k: v for k, v in net.items() if k != "ca"}
         net["ca_sha256"] = hashlib.sha256(begin[C.K_CA]).digest()
-        if len(begin[C.K_CA]) + 96 > session.max_frame:
+        # The largest seq the envelope could carry: the size never grows past this.
+        if len(messages.unsigned(C.PROV_BEGIN, 0xFFFFFFFF, begin)) > session.max_frame:
             raise EdgekitError(f"the CA certificate ({len(begin[C.K_CA])} bytes of DER) does "
                                f"not fit this device's {session.max_frame}-byte frames: use "
                                "an ECDSA P-256 CA (about 400 bytes)")
