@@ -123,6 +123,7 @@ class FleetService:
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self._stopping = False
         self.client.on_message = self._on_message
         self.broker.apply(self.client)
 
@@ -135,6 +136,8 @@ class FleetService:
 
     def _on_disconnect(self, client, userdata, flags, reason, properties=None):
         self.connected.clear()
+        if self._stopping:
+            return                  # our own disconnect at the end of run(): no news
         print(f"fleet: broker connection lost ({reason}); reconnecting", file=self.log or sys.stderr,
               flush=True)
 
@@ -172,6 +175,7 @@ class FleetService:
 
         def watch():
             stop.wait()
+            self._stopping = True
             self.client.disconnect()
 
         threading.Thread(target=watch, name="fleet-stop", daemon=True).start()
