@@ -1,8 +1,9 @@
 """`make demo`: a field technician's day on emulated boards, narrated step by step:
 bare boards of every device kind are flashed, provisioned, live a simulated day, report
 signed telemetry; a pipe bursts and the alarm arrives; the valve is closed remotely; a
-replayed command is refused; an OTA update goes out; the registry and the public sensor
-register are shown.
+replayed command is refused; an OTA update goes out; the street goes on the network (an
+MQTT broker, the fleet service, boards reporting and a burst main's alarm over it:
+demo_street.py); the registry and the public sensor register are shown.
 
 Everything runs in a throwaway EDGEKIT_HOME with in-process emulated boards, and nothing is
 left running afterwards. Outputs (registry export, public sensor register) land in out/demo/.
@@ -265,9 +266,16 @@ def main():
         for d in devices:
             d.close()
 
+        networked = []
+        if os.environ.get("EDGEKIT_DEMO_STREET", "1") != "0":
+            from edgekit.demo_street import networked_street
+            networked = networked_street(say, emu, home, BOARD, PASSPHRASE, run_cli)
+
     say.step("the technician records where each device was installed")
-    spots = ["52.3731,4.8922", "52.3702,4.8952", "52.3745,4.8897", "52.3719,4.8940"]
-    for (dev_id, where) in zip([d["device_id"] for d in report["devices"]], spots):
+    spots = ["52.3731,4.8922", "52.3702,4.8952", "52.3745,4.8897", "52.3719,4.8940",
+             "52.3725,4.8931", "52.3710,4.8915", "52.3738,4.8960"]
+    installed = [d["device_id"] for d in report["devices"]] + networked
+    for (dev_id, where) in zip(installed, spots):
         code, _ = run_cli("devices", "set", dev_id, "--location", where, "--owner",
                           "City of Demo", "--purpose", "public service monitoring")
         assert code == 0
@@ -280,6 +288,8 @@ def main():
     for fmt in ("csv", "geojson"):
         target = OUT / f"sensor-register.{fmt}"
         code, _ = run_cli("devices", "export", "--format", fmt, "--out", str(target))
+        if code != 0:
+            raise SystemExit(f"demo: the public register ({fmt}) was not written")
         say.say(f"public register written: {os.path.relpath(target)}")
     print(f"\nDemo finished in {time.monotonic() - say.t0:.0f} s; no board left running.")
     return 0

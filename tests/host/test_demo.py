@@ -1,6 +1,7 @@
 """`make demo` is one of the two commands the README promises: run it (two device kinds, to
 keep the suite short) and check that each step of the technician's day did what it says."""
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,14 @@ def test_demo_runs_a_technicians_day_and_leaves_nothing_running():
                      "EVENT fire active=True",
                      "installed, booted in trial mode and confirmed",
                      "the meter now reports firmware 1.0.1",
+                     "provisioned with the broker in its network config",
+                     "burst journal #",          # the networked meter's alarm, via the broker
+                     "dropped 0",
                      "no board left running"):
         assert expected in out, f"demo output lacks {expected!r}:\n{out[-3000:]}"
+    # every networked board's records reached the fleet service's store
+    stored = re.findall(r"^ +\S+ +(\d+) records \((\w+)\)$", out, re.M)
+    assert sorted(k for _, k in stored) == ["env_sensor", "smart_bin", "water_meter"], out
+    assert all(int(n) > 0 for n, _ in stored), stored
     if "(verified: False)" in out:
         pytest.fail("the demo showed an unverified frame:\n" + out)
