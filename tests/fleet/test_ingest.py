@@ -1,7 +1,8 @@
 """The fleet service's verification and store-then-ack (edgekit.fleet.ingest), transport-free:
 a device's telemetry is stored and answered with an operator-signed ack that the device's
 anchor verifies; a forged, tampered, replayed, unsigned, misaddressed or unknown device's
-message is dropped under its reason and nothing of it is stored or answered."""
+message is dropped under its reason and nothing of it is stored or answered. Each test that
+takes `setup` runs on a SQLite registry and on the PostgreSQL store (tests/fleet/conftest.py)."""
 import os
 
 import pytest
@@ -12,7 +13,7 @@ from edgekit.fleet import topics
 from edgekit.fleet.ingest import Ingest
 from edgekit.protocol import cose, messages
 from edgekit.registry import telemetry as store
-from edgekit.registry.db import Registry
+from edgekit.registry.backends import open_registry
 
 DEV = "wm-0a0b0c0d0e0f"
 OTHER = "wm-111111111111"
@@ -51,10 +52,10 @@ class Seq:
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(store_url):
     operator = Ed25519PrivateKey.generate()
     dev, other = Device(DEV), Device(OTHER)
-    reg = Registry(tmp_path / "reg.sqlite")
+    reg = open_registry(store_url, migrate=True)
     reg.upsert_device(DEV, kind="water_meter", public_key=dev.pub)
     reg.upsert_device(OTHER, kind="water_meter", public_key=other.pub)
     alarms = []

@@ -1,7 +1,8 @@
 """`fleet serve` through a real broker (the embedded amqtt one): a device's telemetry crosses
 the broker, is stored and acknowledged on its down-topic; a forged and a replayed message
 injected straight into the broker are refused and counted; a broker restart loses nothing;
-an alarm makes a log line and reaches the webhook."""
+an alarm makes a log line and reaches the webhook. The first test runs on the PostgreSQL store
+as well (tests/fleet/conftest.py)."""
 import http.server
 import json
 import queue
@@ -23,7 +24,9 @@ from edgekit.fleet.ingest import Ingest  # noqa: E402
 from edgekit.fleet.service import AlarmSink, FleetService  # noqa: E402
 from edgekit.protocol import cose, messages  # noqa: E402
 from edgekit.registry import telemetry as store  # noqa: E402
+from edgekit.registry.backends import open_registry  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
+from edgekit.testing.pg_cluster import BACKENDS  # noqa: E402
 
 from test_ingest import DEV, Device, Seq  # noqa: E402
 
@@ -59,10 +62,13 @@ def wait(pred, timeout=8.0, what="condition"):
 
 
 @pytest.fixture
-def fleet(tmp_path, capsys):
+def fleet(make_store, request):
+    """A service on the embedded broker, storing into a SQLite registry, or the backend the
+    test names (parametrize "fleet" indirectly)."""
     operator = Ed25519PrivateKey.generate()
     dev = Device(DEV)
-    with Registry(tmp_path / "reg.sqlite") as reg:
+    where = make_store(getattr(request, "param", "sqlite"))
+    with open_registry(where, migrate=True) as reg:
         reg.upsert_device(DEV, kind="water_meter", public_key=dev.pub)
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
@@ -70,7 +76,7 @@ def fleet(tmp_path, capsys):
     stop, held = threading.Event(), {}
 
     def serve():
-        registry = Registry(tmp_path / "reg.sqlite")    # the service thread's own connection
+        registry = open_registry(where)    # the service thread's own connection
         ingest = Ingest(registry, operator, Seq(), on_alarm=AlarmSink(
             f"http://127.0.0.1:{hook.server_port}/alarm"))
         held["service"] = service = FleetService(ingest, broker.host, broker.port,
@@ -84,18 +90,19 @@ def fleet(tmp_path, capsys):
     wait(lambda: "service" in held and held["service"].connected.is_set(), what="service")
     ring = messages.Keyring()
     ring.add(cose.as_signer(operator).public_key_bytes, C.ROLE_OPERATOR)
-    yield broker, held["service"], dev, ring, tmp_path / "reg.sqlite"
+    yield broker, held["service"], dev, ring, where
     stop.set()
     thread.join(5)
     broker.stop()
     hook.shutdown()
 
 
-def stored(path):
-    with Registry(path) as reg:
+def stored(where):
+    with open_registry(where) as reg:
         return [r["journal_seq"] for r in store.telemetry(reg, DEV)]
 
 
+@pytest.mark.parametrize("fleet", BACKENDS, indirect=True)
 def test_telemetry_crosses_the_broker_is_stored_and_acked(fleet, capsys):
     broker, service, dev, ring, path = fleet
     down = queue.Queue()

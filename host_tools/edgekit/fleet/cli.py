@@ -2,7 +2,8 @@
 
     edgekit fleet broker [--host 127.0.0.1] [--port 1883] [--tls-cert F --tls-key F]
     edgekit fleet serve [--broker mqtt[s]://127.0.0.1:1883] [--ca F] [--webhook URL]
-                        [--duration S] [--json]
+                        [--registry FILE|postgresql://...] [--duration S] [--json]
+    edgekit fleet init-store postgresql://USER@HOST/DB [--registry FILE] [--json]
 """
 import json
 import os
@@ -17,7 +18,10 @@ from edgekit.fleet.ingest import Ingest
 from edgekit.fleet.service import AlarmSink, FleetService, parse_url
 from edgekit.keys.store import KeyStore, edgekit_home
 from edgekit.provision.cli import _passphrase
+from edgekit.registry.backends import open_registry
 from edgekit.registry.db import Registry
+from edgekit.registry.device_copy import copy_devices
+from edgekit.registry.postgres import PgRegistry, is_url
 
 
 # The service's broker password (a deployment's broker, SPEC 13.4), never on the command line.
@@ -64,7 +68,7 @@ def cmd_serve(args):
     _need("paho.mqtt", "paho-mqtt")
     broker = parse_url(args.broker, args.ca)
     host, port = broker
-    registry = Registry(args.registry)
+    registry = open_registry(args.registry)
     stop = threading.Event()
     try:
         ingest = build_ingest(args, registry)
@@ -97,6 +101,23 @@ def cmd_serve(args):
     return 0
 
 
+def cmd_init_store(args):
+    if not is_url(args.store):
+        raise EdgekitError(f"{args.store!r} is not a PostgreSQL URL: write "
+                           "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (a SQLite registry "
+                           "needs no init: it creates itself)")
+    with Registry(args.registry) as source, PgRegistry(args.store, migrate=True) as store:
+        counts = copy_devices(source, store)
+        result = dict(counts, store=store.path, source=str(source.path),
+                      schema_version=store.schema_version)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"fleet store {result['store']}: schema v{result['schema_version']}; devices from "
+              f"{result['source']}: {counts['added']} added, {counts['updated']} updated")
+    return 0
+
+
 def register(subparsers):
     p = subparsers.add_parser("fleet", help="the fleet on the network: MQTT broker and service",
                               description="Devices publish signed bodies to ek/<id>/up; the "
@@ -126,7 +147,10 @@ def register(subparsers):
                    help="with mqtts://: the CA certificate (PEM or DER) the broker's must chain "
                         "to (default: the system's trust store)")
     s.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")
-    s.add_argument("--registry", metavar="FILE", help="registry database")
+    s.add_argument("--registry", metavar="FILE|URL",
+                   help="where devices' keys are and data goes: a SQLite registry FILE "
+                        "(default $EDGEKIT_HOME/registry.sqlite) or the fleet's PostgreSQL "
+                        "store, postgresql://USER@HOST/DB (see init-store)")
     s.add_argument("--webhook", metavar="URL", help="POST each alarm (JSON) to this URL")
     s.add_argument("--username", default="edgekit-fleet",
                    help="the service's broker user (password: $EDGEKIT_MQTT_PASSWORD)")
@@ -137,3 +161,18 @@ def register(subparsers):
     s.add_argument("--duration", type=float, default=0, help="stop after SECONDS (0: never)")
     s.add_argument("--json", action="store_true", help="print the final counts as JSON")
     s.set_defaults(func=cmd_serve)
+    i = sub.add_parser("init-store", help="create the fleet's PostgreSQL store, copy devices in",
+                       description="Create or upgrade the registry schema on a PostgreSQL "
+                                   "server and copy every device of the SQLite registry (the "
+                                   "provisioning laptop's) into it: keys, status, site; the "
+                                   "replay counter only ever rises. Run again after "
+                                   "provisioning more devices. Workers then run "
+                                   "`fleet serve --registry URL` (docs/fleet.md). Needs "
+                                   "psycopg: pip install 'psycopg[binary]'.")
+    i.add_argument("store", metavar="URL", help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+                                                "(or PGPASSWORD for the password)")
+    i.add_argument("--registry", metavar="FILE",
+                   help="the SQLite registry to copy devices from (default "
+                        "$EDGEKIT_HOME/registry.sqlite)")
+    i.add_argument("--json", action="store_true", help="print the counts as JSON")
+    i.set_defaults(func=cmd_init_store)

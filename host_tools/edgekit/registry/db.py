@@ -59,7 +59,7 @@ MIGRATIONS = (
     )),
     (4, "stored telemetry and device events (registry/telemetry.py)", (
         # One row per SenML record, keyed by the device's journal position: a pack re-sent
-        # after a lost ack is stored once (registry/telemetry.py inserts OR IGNORE).
+        # after a lost ack is stored once (registry/telemetry.py: ON CONFLICT DO NOTHING).
         """CREATE TABLE telemetry (
             device_id TEXT NOT NULL REFERENCES devices(device_id),
             journal_seq INTEGER NOT NULL,
@@ -258,6 +258,9 @@ class _Connection(sqlite3.Connection):
 class Registry:
     """The registry database at `path` (default $EDGEKIT_HOME/registry.sqlite)."""
 
+    # What a broken foreign key or primary key raises; the PostgreSQL store has its own.
+    IntegrityError = sqlite3.IntegrityError
+
     def __init__(self, path=None, timeout: float = 30.0):
         self.path = Path(path) if path else default_registry_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -402,11 +405,19 @@ class Registry:
             if row is None:
                 return TouchResult(TouchResult.UNKNOWN, device_id, seq, None)
             last = row["last_seq"]
-            if last is not None and seq <= last:
+            # The seq test is in the UPDATE itself, not only in Python: on PostgreSQL (fleet
+            # workers, registry/postgres.py) the SELECT above takes no lock, and two workers
+            # may both read last_seq 5 for a message with seq 6. The second UPDATE waits for
+            # the first's row lock, then re-checks its WHERE on the committed row (READ
+            # COMMITTED re-evaluation), finds 6 < 6 false and changes nothing: one accepts.
+            cur = db.execute("UPDATE devices SET last_seq = ?, last_seen = ?, "
+                             "fw_version = COALESCE(?, fw_version) WHERE device_id = ? "
+                             "AND (last_seq IS NULL OR last_seq < ?)",
+                             (seq, when or now_iso(), fw, device_id, seq))
+            if cur.rowcount != 1:
+                last = db.execute("SELECT last_seq FROM devices WHERE device_id = ?",
+                                  (device_id,)).fetchone()["last_seq"]
                 return TouchResult(TouchResult.REPLAYED, device_id, seq, last)
-            db.execute("UPDATE devices SET last_seq = ?, last_seen = ?, "
-                       "fw_version = COALESCE(?, fw_version) WHERE device_id = ?",
-                       (seq, when or now_iso(), fw, device_id))
         return TouchResult(TouchResult.OK, device_id, seq, last)
 
     def record_key_epoch(self, device_id: str, epoch: int) -> bool:
@@ -448,7 +459,7 @@ class Registry:
             try:
                 cur = db.execute("INSERT INTO events (device_id, time, type, detail) "
                                  "VALUES (?, ?, ?, ?)", (device_id, when or now_iso(), type, text))
-            except sqlite3.IntegrityError:
+            except self.IntegrityError:
                 raise EdgekitError(f"device {device_id} is not in the registry: add it "
                                    "before recording its events") from None
             return cur.lastrowid

@@ -14,7 +14,6 @@ derived from that, so the row keeps the device's figure in its detail and `time`
 """
 import json
 import math
-import sqlite3
 from datetime import datetime, timezone
 
 from edgekit import catalog as C
@@ -134,17 +133,18 @@ def store(registry, device_id, packs=(), events=(), received=None):
         try:
             for r in rows:
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO telemetry (device_id, journal_seq, idx, time, unix, "
-                    "clock, name, value, value_text, unit, received_at) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO telemetry (device_id, journal_seq, idx, time, unix, clock, name, "
+                    "value, value_text, unit, received_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (r["device_id"], r["journal_seq"], r["idx"], r["time"], r["unix"],
                      r["clock"], r["name"], r["value"], r["value_text"], r["unit"],
                      r["received_at"]))
                 r["new"] = bool(cur.rowcount)
             for e in evs:
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO device_events (device_id, journal_seq, time, unix, "
-                    "clock, name, active, detail, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO device_events (device_id, journal_seq, time, unix, clock, name, "
+                    "active, detail, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
                     (e["device_id"], e["journal_seq"], e["time"], e["unix"], e["clock"],
                      e["name"], e["active"], e["detail"], e["received_at"]))
                 e["new"] = bool(cur.rowcount)
@@ -154,7 +154,7 @@ def store(registry, device_id, packs=(), events=(), received=None):
                                "(?, ?, 'alarm', ?)", (device_id, e["received_at"], json.dumps(
                                    {"name": e["name"], "active": bool(e["active"]),
                                     "journal_seq": e["journal_seq"]}, sort_keys=True)))
-        except sqlite3.IntegrityError:
+        except registry.IntegrityError:
             raise EdgekitError(f"device {device_id} is not in the registry {registry.path}: "
                                "provision it (or pick its registry with --registry) before "
                                "storing its data") from None

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from edgekit.errors import EdgekitError
 from edgekit.registry import export, location, platform_export
 from edgekit.registry import telemetry as store
-from edgekit.registry.db import Registry
+from edgekit.registry.backends import open_registry
 
 CSV_COLUMNS = ("time", "name", "value", "value_text", "unit", "device_id", "journal_seq",
                "idx", "clock", "received_at")
@@ -80,7 +80,7 @@ def cmd_telemetry(args):
     if sum(bool(x) for x in (args.json, args.csv, args.senml, args.ngsi_ld)) > 1:
         raise EdgekitError("give one of --csv, --json, --senml, --ngsi-ld")
     since = parse_since(args.since) if args.since is not None else None
-    with Registry(args.registry) as reg:
+    with open_registry(args.registry) as reg:
         device = reg.get(args.device_id)
         if device is None:
             raise EdgekitError(f"no device {args.device_id!r} in {reg.path}: see `edgekit "
