@@ -2,7 +2,8 @@
 Mosquitto shared subscription ($share/edgekit/ek/+/up) on one registry; one is killed (-9)
 mid-load. Simulated devices keep pushing their unacknowledged records (as the firmware does,
 from the first unacknowledged one) until a signed ack covers them: at the end every record
-of every device is stored exactly once and every device's journal is empty."""
+of every device is stored exactly once and every device's journal is empty. Run on a SQLite
+registry and on the PostgreSQL store (filled by `fleet init-store` from the SQLite registry)."""
 import os
 import signal
 import socket
@@ -26,7 +27,9 @@ from edgekit.fleet import topics  # noqa: E402
 from edgekit.fleet.broker import free_port  # noqa: E402
 from edgekit.keys.store import KeyStore  # noqa: E402
 from edgekit.protocol import messages  # noqa: E402
+from edgekit.registry.backends import open_registry  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
+from edgekit.testing.pg_cluster import BACKENDS  # noqa: E402
 
 from test_ingest import Device  # noqa: E402
 
@@ -63,15 +66,17 @@ class Meter(Device):
         self.pushes += 1
 
 
-def start_worker(env, port, user):
+def start_worker(env, port, user, where):
     return subprocess.Popen(
         [sys.executable, "-m", "edgekit.cli", "fleet", "serve", "--broker",
          f"mqtt://127.0.0.1:{port}", "--group", "edgekit", "--username", user, "--client-id",
-         user, "--json"], env=dict(env, EDGEKIT_MQTT_PASSWORD="worker-pw"),
+         user, "--registry", where, "--json"], env=dict(env, EDGEKIT_MQTT_PASSWORD="worker-pw"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_three_workers_one_killed_nothing_lost_nothing_twice(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_three_workers_one_killed_nothing_lost_nothing_twice(tmp_path, monkeypatch, backend,
+                                                             make_store, capsys):
     monkeypatch.setenv("EDGEKIT_HOME", str(tmp_path))
     monkeypatch.setenv("EDGEKIT_KEY_PASSPHRASE", PASS)
     assert edgekit(["keys", "init"]) == 0
@@ -82,6 +87,11 @@ def test_three_workers_one_killed_nothing_lost_nothing_twice(tmp_path, monkeypat
     with Registry(tmp_path / "registry.sqlite") as reg:
         for m in meters:
             reg.upsert_device(m.id, kind="water_meter", public_key=m.pub)
+    where = str(tmp_path / "registry.sqlite")
+    if backend == "postgresql":
+        where = make_store(backend)
+        assert edgekit(["fleet", "init-store", where, "--json"]) == 0
+        assert '"added": 8' in capsys.readouterr().out
     users = dict({w: "worker-pw" for w in WORKERS}, **{m.id: "pw" for m in meters})
     port = free_port()
     conf = mosquitto.write_config(tmp_path / "mosq", port, users, service_users=WORKERS)
@@ -97,7 +107,7 @@ def test_three_workers_one_killed_nothing_lost_nothing_twice(tmp_path, monkeypat
             except OSError:
                 time.sleep(0.05)
         env = dict(os.environ)
-        workers = [start_worker(env, port, w) for w in WORKERS]
+        workers = [start_worker(env, port, w, where) for w in WORKERS]
         for m in meters:
             c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.id)
             c.username_pw_set(m.id, "pw")
@@ -121,7 +131,7 @@ def test_three_workers_one_killed_nothing_lost_nothing_twice(tmp_path, monkeypat
                 m.push(c)               # the device's retry of what is not acked yet
             time.sleep(0.3)
         assert [m.acked for m in meters] == [RECORDS] * N_DEVICES
-        with Registry(tmp_path / "registry.sqlite") as reg:
+        with open_registry(where) as reg:
             rows = reg._db.execute("SELECT device_id, journal_seq, COUNT(*) AS n FROM telemetry "
                                    "GROUP BY device_id, journal_seq").fetchall()
         assert sorted((r["device_id"], r["journal_seq"]) for r in rows) == sorted(
