@@ -21,3 +21,10 @@ class LinkError(EdgekitError):
     """The link (serial port, socket) failed or timed out."""
     exit_code = 3
     kind = "link"
+
+
+class StoreUnavailable(EdgekitError):
+    """The registry's database could not be reached or written (a server restart, a full
+    disk, a lock held too long): nothing was changed, and trying again later is right. The
+    CLI reports it as any EdgekitError; the fleet service tells it from a malformed message
+    (fleet/ingest.py: not acknowledged, the device sends it again)."""

@@ -115,6 +115,26 @@ def test_a_dropped_connection_fails_one_message_and_the_next_reconnects(pg):
         assert len(store.telemetry(worker, DEV)) == 1
 
 
+def test_the_service_counts_a_store_outage_acks_nothing_and_takes_the_retry(pg_server):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    import psycopg
+    from edgekit.fleet import topics
+    from edgekit.fleet.ingest import Ingest
+    from test_ingest import Device, Seq
+    url, dev = pg_server.database(), Device(DEV)
+    with PgRegistry(url, migrate=True) as reg:
+        reg.upsert_device(DEV, kind="water_meter", public_key=dev.pub)
+        ingest = Ingest(reg, Ed25519PrivateKey.generate(), Seq())
+        body = dev.telemetry(1, 2)
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (reg._db._conn.info.backend_pid,))
+        assert ingest.handle(topics.up(DEV), body) == []        # neither stored nor acked
+        assert ingest.counts["store_unavailable"] == 1 and not any(ingest.dropped.values())
+        assert len(ingest.handle(topics.up(DEV), body)) == 1     # the device's retry
+        assert [r["journal_seq"] for r in store.telemetry(reg, DEV)] == [1, 2]
+
+
 def test_a_store_without_schema_says_to_run_init_store(pg_server):
     url = pg_server.database()
     with pytest.raises(EdgekitError, match="has no edgekit schema.*fleet init-store"):

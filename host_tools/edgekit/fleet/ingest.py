@@ -12,7 +12,7 @@ import sys
 import time
 
 from edgekit import catalog as C
-from edgekit.errors import EdgekitError, ProtocolError
+from edgekit.errors import EdgekitError, ProtocolError, StoreUnavailable
 from edgekit.fleet import topics
 from edgekit.operate import forward
 from edgekit.protocol import messages
@@ -84,6 +84,16 @@ class Ingest:
     # -- handling ---------------------------------------------------------------------
     def handle(self, topic, payload):
         self.counts["received"] += 1
+        try:
+            return self._handle(topic, payload)
+        except StoreUnavailable as exc:
+            # The store is down or full (a database restart): this message is neither stored
+            # nor acknowledged, so the device sends it again; the service keeps running.
+            self.counts["store_unavailable"] = self.counts.get("store_unavailable", 0) + 1
+            print(f"fleet: {exc}", file=sys.stderr, flush=True)
+            return []
+
+    def _handle(self, topic, payload):
         msg, who = self.open(topic, payload)
         if msg is None:
             return self._drop(who)
@@ -95,6 +105,8 @@ class Ingest:
                 return self._journal(who, msg, "events")
             if msg.type == C.EVENT:
                 return self._event(who, msg)
+        except StoreUnavailable:
+            raise
         except EdgekitError:
             # A record this host cannot store (malformed seq): nothing stored, nothing acked.
             return self._drop("malformed")

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgekit.paths import edgekit_home
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, StoreUnavailable
 from edgekit.registry.export import KINDS
 
 STATUSES = ("factory", "provisioning", "provisioned", "lost", "retired")
@@ -306,7 +306,7 @@ class Registry:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise EdgekitError(f"registry {self.path} stayed locked by another writer "
+            raise StoreUnavailable(f"registry {self.path} stayed locked by another writer "
                                f"({exc}); retry, or look for a hung edgekit process") from None
         try:
             yield self._db
@@ -315,7 +315,7 @@ class Registry:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, lock timeout
-                raise EdgekitError(f"registry {self.path}: {exc}; nothing was changed. Check "
+                raise StoreUnavailable(f"registry {self.path}: {exc}; nothing was changed. Check "
                                    "free disk space and that no process hangs on it") from None
             raise
 

@@ -15,7 +15,7 @@ import contextlib
 import re
 import urllib.parse
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, StoreUnavailable
 from edgekit.registry.db import LATEST, MIGRATIONS, Registry, now_iso
 
 SCHEMES = ("postgresql", "postgres")
@@ -98,7 +98,15 @@ class _Connection:
 
     def execute(self, sql, args=()):
         # psycopg's placeholder is %s; a literal % would be one too, so it is doubled first.
-        return self._conn.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(args))
+        try:
+            return self._conn.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(args))
+        except self.errors.OperationalError as exc:
+            raise self.unavailable(exc) from None
+
+    def unavailable(self, exc):
+        """A lost server, a full disk, no free connection: retried later, not refused."""
+        return StoreUnavailable(f"fleet store {redact(self.url)}: {str(exc).strip()}; nothing "
+                                "was changed. Check that the server runs and has disk space")
 
     @contextlib.contextmanager
     def transaction(self):
@@ -148,14 +156,12 @@ class PgRegistry(Registry):
     @contextlib.contextmanager
     def _write(self):
         self._reconnect_if_broken()
-        psycopg = self._db.errors
+        db = self._db
         try:
-            with self._db.transaction() as db:
+            with db.transaction():
                 yield db
-        except psycopg.OperationalError as exc:   # server gone, disk full, out of connections
-            raise EdgekitError(f"fleet store {self.path}: {str(exc).strip()}; nothing was "
-                               "changed. Check that the server runs and has disk space") \
-                from None
+        except db.errors.OperationalError as exc:     # at BEGIN or COMMIT
+            raise db.unavailable(exc) from None
 
     def get(self, device_id):
         self._reconnect_if_broken()
