@@ -141,7 +141,7 @@ def test_a_store_without_schema_says_to_run_init_store(pg_server):
         open_registry(url)
 
 
-def test_an_unreachable_server_and_a_wrong_url_say_what_to_do(capsys):
+def test_an_unreachable_server_and_a_wrong_url_say_what_to_do(capsys, tmp_path):
     pytest.importorskip("psycopg", reason="psycopg is not installed")
     url = f"postgresql://edgekit:secret@127.0.0.1:{free_port()}/fleet"
     with pytest.raises(EdgekitError, match="cannot connect to the fleet store") as err:
@@ -151,6 +151,9 @@ def test_an_unreachable_server_and_a_wrong_url_say_what_to_do(capsys):
         open_registry("mysql://db/fleet")
     assert edgekit(["fleet", "init-store", "fleet.sqlite"]) != 0
     assert "not a PostgreSQL URL" in capsys.readouterr().err
+    # A mistyped source registry is not created empty and copied from.
+    assert edgekit(["fleet", "init-store", url, "--registry", str(tmp_path / "typo.sqlite")]) != 0
+    assert "no registry at" in capsys.readouterr().err and not (tmp_path / "typo.sqlite").exists()
 
 
 def test_without_the_driver_the_error_names_the_package(monkeypatch):

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
@@ -19,7 +20,7 @@ from edgekit.fleet.service import AlarmSink, FleetService, parse_url
 from edgekit.keys.store import KeyStore, edgekit_home
 from edgekit.provision.cli import _passphrase
 from edgekit.registry.backends import open_registry
-from edgekit.registry.db import Registry
+from edgekit.registry.db import Registry, default_registry_path
 from edgekit.registry.device_copy import copy_devices
 from edgekit.registry.postgres import PgRegistry, is_url
 
@@ -98,6 +99,9 @@ def cmd_serve(args):
               f"records and {c['events_stored']} events, sent {c['acks_sent']} acks")
         refused = ", ".join(f"{k} {v}" for k, v in d.items() if v)
         print(f"dropped: {refused or 'none'}")
+        if c.get("store_unavailable"):
+            print(f"not stored, the store being unavailable: {c['store_unavailable']} (not "
+                  "acknowledged: the devices send them again)")
     return 0
 
 
@@ -106,7 +110,11 @@ def cmd_init_store(args):
         raise EdgekitError(f"{args.store!r} is not a PostgreSQL URL: write "
                            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (a SQLite registry "
                            "needs no init: it creates itself)")
-    with Registry(args.registry) as source, PgRegistry(args.store, migrate=True) as store:
+    source_path = Path(args.registry) if args.registry else default_registry_path()
+    if not source_path.is_file():
+        raise EdgekitError(f"no registry at {source_path} to copy devices from: give the "
+                           "provisioning registry with --registry FILE")
+    with Registry(source_path) as source, PgRegistry(args.store, migrate=True) as store:
         counts = copy_devices(source, store)
         result = dict(counts, store=store.path, source=str(source.path),
                       schema_version=store.schema_version)
