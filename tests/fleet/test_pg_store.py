@@ -127,10 +127,16 @@ def test_the_service_counts_a_store_outage_acks_nothing_and_takes_the_retry(pg_s
         reg.upsert_device(DEV, kind="water_meter", public_key=dev.pub)
         ingest = Ingest(reg, Ed25519PrivateKey.generate(), Seq())
         body = dev.telemetry(1, 2)
-        with psycopg.connect(url, autocommit=True) as admin:
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(pg_server.base_url, autocommit=True) as admin:
+            # The database goes away (as in a restart) and stays away for a while.
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             admin.execute("SELECT pg_terminate_backend(%s)", (reg._db._conn.info.backend_pid,))
         assert ingest.handle(topics.up(DEV), body) == []        # neither stored nor acked
-        assert ingest.counts["store_unavailable"] == 1 and not any(ingest.dropped.values())
+        assert ingest.handle(topics.up(DEV), body) == []        # reconnecting fails too
+        assert ingest.counts["store_unavailable"] == 2 and not any(ingest.dropped.values())
+        with psycopg.connect(pg_server.base_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         assert len(ingest.handle(topics.up(DEV), body)) == 1     # the device's retry
         assert [r["journal_seq"] for r in store.telemetry(reg, DEV)] == [1, 2]
 

@@ -90,7 +90,8 @@ class _Connection:
             self._conn = psycopg.connect(url, autocommit=True, row_factory=_row_factory,
                                          connect_timeout=max(1, int(timeout)))
         except psycopg.Error as exc:
-            raise EdgekitError(
+            # StoreUnavailable: a worker reconnecting during a database restart keeps running.
+            raise StoreUnavailable(
                 f"cannot connect to the fleet store {redact(url)}: {str(exc).strip()}. Check "
                 "that the server runs and the URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DB;"
                 " PGPASSWORD works too); `edgekit fleet init-store URL` creates the schema") \
