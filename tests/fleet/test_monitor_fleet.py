@@ -2,7 +2,7 @@
 running fleet service: it prints what the service stored for the device, as monitor prints a
 port's records; with --follow (a real `edgekit` process) it prints each new record once the
 service has stored it, a replay injected into the broker never, and it acknowledges nothing
-itself: the device gets exactly the service's acks."""
+itself: the device gets exactly the service's acks. It reads the PostgreSQL store as well."""
 import json
 import queue
 import subprocess
@@ -19,6 +19,7 @@ from edgekit.cli import main as edgekit  # noqa: E402
 from edgekit.fleet import topics  # noqa: E402
 from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry.telemetry import iso  # noqa: E402
+from edgekit.testing.pg_cluster import BACKENDS  # noqa: E402
 
 from test_ingest import DEV, T0  # noqa: E402
 from test_service_broker import client, fleet, wait  # noqa: E402,F401 - a fixture
@@ -83,6 +84,7 @@ def test_follow_prints_what_the_service_stores_and_acks_nothing(fleet, device, t
     assert service.ingest.counts["acks_sent"] == 3
 
 
+@pytest.mark.parametrize("fleet", BACKENDS, indirect=True)
 def test_without_follow_it_prints_what_is_stored_like_monitor(fleet, device, capsys):
     broker, service, dev, ring, path = fleet
     c, down = device

@@ -45,7 +45,7 @@ def _acked(device_id):
 def cmd_via_fleet(args):
     """What the fleet service stored for a device on the network (fleet/monitor.py)."""
     from edgekit.fleet import monitor as fleet_monitor
-    from edgekit.registry.db import Registry
+    from edgekit.registry.backends import open_registry
     from edgekit.registry.telemetry_cli import parse_since
     if args.ack:
         raise EdgekitError("--ack is the gateway's job on a port; with --via fleet the fleet "
@@ -54,7 +54,7 @@ def cmd_via_fleet(args):
         raise EdgekitError("--interval must be a number of seconds above 0")
     since = parse_since(args.since) if args.since is not None else None
     device_id = args.port
-    with Registry(args.registry) as registry:
+    with open_registry(args.registry) as registry:     # a SQLite file or the PostgreSQL store
         if args.follow and not args.json:
             print(f"following what the fleet service stores for {device_id} in "
                   f"{registry.path} (Ctrl-C to stop)", file=sys.stderr, flush=True)
