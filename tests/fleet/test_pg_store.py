@@ -174,3 +174,13 @@ def test_every_migration_has_a_postgresql_form():
         "x DOUBLE PRECISION, n BIGINT")
     assert pg_ddl("CREATE TABLE t (a TEXT,\n PRIMARY KEY (a)) WITHOUT ROWID") == \
         "CREATE TABLE t (a TEXT,\n PRIMARY KEY (a))"
+
+
+def test_the_device_history_records_events_on_postgresql_too(pg):
+    """Registry.record_event returns the new event's id on both stores (psycopg has no
+    lastrowid), and the history reads it back."""
+    with PgRegistry(pg) as reg:
+        first = reg.record_event(DEV, "ledger", {"stored": 3})
+        second = reg.record_event(DEV, "ota_installed", {"version": "1.0.1"})
+        assert isinstance(first, int) and second > first
+        assert [e["type"] for e in reg.events(DEV)][-2:] == ["ledger", "ota_installed"]

@@ -457,12 +457,14 @@ class Registry:
                                f"{MAX_DETAIL}: store large data elsewhere and reference it")
         with self._write() as db:
             try:
+                # RETURNING, not lastrowid: the PostgreSQL store (psycopg) has no lastrowid.
                 cur = db.execute("INSERT INTO events (device_id, time, type, detail) "
-                                 "VALUES (?, ?, ?, ?)", (device_id, when or now_iso(), type, text))
+                                 "VALUES (?, ?, ?, ?) RETURNING id",
+                                 (device_id, when or now_iso(), type, text))
+                return cur.fetchone()[0]
             except self.IntegrityError:
                 raise EdgekitError(f"device {device_id} is not in the registry: add it "
                                    "before recording its events") from None
-            return cur.lastrowid
 
     def events(self, device_id: str, limit: int = None, type: str = None):
         """Events of a device, oldest first; `limit` keeps the most recent N."""
