@@ -127,10 +127,66 @@ class Journal:
         """Up to `max_count` records (seq, payload) with seq >= from_seq (default: the
         first unacknowledged), totalling at most `max_bytes` of payload (always at least
         one record if any is there, so an oversize record cannot stall delivery)."""
+        out = []
+        used = [0]
+
+        def take(f, pos, seq, length):
+            if out and used[0] + length > max_bytes:
+                return False
+            f.seek(pos)
+            data = f.read(length)
+            if len(data) != length:
+                return False
+            out.append((seq, data))
+            used[0] += length
+            return len(out) < max_count
+
+        self._walk(from_seq, take)
+        return out
+
+    def read_into(self, out, prefix, from_seq=None, max_count=16, max_bytes=1024):
+        """read() without an object per record: each record's payload is appended to the
+        bytearray `out`, after whatever `prefix(out, seq)` appends (the caller's framing),
+        while `out` grows by at most `max_bytes` (always one record if any is there).
+        Into a bytearray with that much capacity left (emptied with `out[:] = b""`, which
+        keeps it) nothing is allocated: an answer of many records needs no free block.
+        Returns (records appended, seq of the last or None)."""
+        start = len(out)
+        got = [0, None]
+
+        def take(f, pos, seq, length):
+            mark = len(out)
+            prefix(out, seq)
+            if got[0] and len(out) - start + length > max_bytes:
+                out[mark:] = b""
+                return False
+            mv = self._mv
+            if length > _BUF_LEN:       # else _valid_at left the whole payload in mv
+                f.seek(pos)
+                left = length
+                while left:
+                    k = f.readinto(mv[:min(left, _BUF_LEN)])
+                    if not k:
+                        out[mark:] = b""
+                        return False
+                    out.extend(mv[:k])
+                    left -= k
+            else:
+                out.extend(mv[:length])
+            got[0] += 1
+            got[1] = seq
+            return got[0] < max_count
+
+        self._walk(from_seq, take)
+        return got[0], got[1]
+
+    def _walk(self, from_seq, take):
+        """Call take(file, payload position, seq, payload length) for each valid record
+        with seq >= from_seq (default: the first unacknowledged), in order, until it
+        returns False. Every record is checked (its CRC read through the shared buffer)
+        before take sees it."""
         if from_seq is None:
             from_seq = self._ack + 1
-        out = []
-        used = 0
         prev = 0
         for seg in self._segs:
             if not seg[_COUNT] or seg[_LAST] < from_seq:
@@ -149,22 +205,12 @@ class Journal:
                             break
                         continue
                     seq = self._seq
-                    if seq >= from_seq:
-                        if out and used + n - _HDR_LEN > max_bytes:
-                            return out
-                        f.seek(pos + _HDR_LEN)
-                        data = f.read(n - _HDR_LEN)
-                        if len(data) != n - _HDR_LEN:
-                            break
-                        out.append((seq, data))
-                        used += len(data)
-                        if len(out) >= max_count:
-                            return out
+                    if seq >= from_seq and not take(f, pos + _HDR_LEN, seq, n - _HDR_LEN):
+                        return
                     prev = seq
                     pos += n
             finally:
                 f.close()
-        return out
 
     def ack(self, upto_seq):
         """The host has stored every record up to `upto_seq`: they may be deleted."""

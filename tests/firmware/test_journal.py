@@ -1,6 +1,7 @@
 """firmware/storage/journal.py in the real MicroPython VM (one VM run for the unit cases, one
 pair of runs for the 64 KB recovery under a board-sized heap)."""
 import json
+import random
 
 import pytest
 
@@ -632,3 +633,58 @@ def test_recovery_of_64k_journal_fits_board_heap(tmp_path, lib, heap):
     assert res["n"] == st["last_seq"] - st["first_seq"] + 1 == st["pending"]
     assert st["last_seq"] == 3000
     assert res["held"] < 4096, res       # index + buffers, not the data
+
+
+READ_INTO = r'''
+import sys
+sys.path.insert(0, %(lib)r)
+import json, journal, flashio
+
+j = journal.Journal(%(root)r, "into", 8192, 1024, flashio.PlainFlash())
+for q, n in enumerate(%(sizes)r, 1):
+    j.append((b"%%d:" %% q) + bytes((q + i) & 0xFF for i in range(n)))
+j.ack(10)
+
+
+def prefix(out, seq):
+    out.append(0xFE)
+    out += seq.to_bytes(2, "big")
+
+
+out = []
+buf = bytearray(700)
+for frm, count, budget in ((None, 16, 1024), (1, 5, 4096), (11, 64, 600), (40, 64, 50),
+                           (119, 64, 4096), (121, 8, 4096), (70, 1, 10)):
+    want = j.read(frm, count, budget)
+    buf[:] = b"head"
+    n, last = j.read_into(buf, prefix, frm, count, budget)
+    # The same records as read(), framed by prefix, within the budget counted with it.
+    got, pos = [], 4
+    while pos < len(buf):
+        q = int.from_bytes(buf[pos + 1:pos + 3], "big")
+        size = len(want[len(got)][1]) if len(got) < len(want) else 0
+        got.append([q, bytes(buf[pos + 3:pos + 3 + size])])
+        pos += 3 + size
+    out.append([[frm, count, budget], n, last, len(buf) - 4,
+                [[q, p.hex()] for q, p in got], [[q, p.hex()] for q, p in want]])
+print(json.dumps(out))
+'''
+
+
+def test_read_into_appends_what_read_returns_framed_and_bounded(tmp_path, lib):
+    """read_into: the payloads read() returns, each after the caller's prefix, in order;
+    the budget counts prefix and payload, a page holds at least one record, and records
+    longer than the shared 256-byte buffer are copied whole."""
+    rng = random.Random(SEED)
+    # Mostly small records, some beyond the 256-byte shared buffer (copied in chunks)
+    sizes = [rng.choice((3, 20, 90, 255, 256, 257, 600)) for _ in range(120)]
+    for (frm, count, budget), n, last, used, got, want in mp.run_json(
+            READ_INTO % {"root": str(tmp_path), "lib": lib, "sizes": sizes}, heap="1M"):
+        if got != want:
+            # read() counts only payload against the budget: read_into may stop earlier,
+            # never later, and then holds a prefix of read()'s records.
+            assert got == want[:len(got)] and used + 3 + len(bytes.fromhex(
+                want[len(got)][1])) > budget, (frm, count, budget)
+        assert n == len(got) and (last == got[-1][0] if got else last is None)
+        assert n <= count and (used <= budget or n == 1)
+        assert n or not want

@@ -199,3 +199,43 @@ for k in range(1, total + 1):
         assert after[4] == 0 and after[5] == 0
         seen.add(matches[-1])
     assert len(seen) >= len(states) // 2     # the cuts landed all through the day
+
+
+def test_a_fetched_page_is_the_stored_records_encoded_as_one_array(tmp_path):
+    import json
+    """tx_fetch's page (Ledger.fetch_page): the encoding of [[seq, record], ...] for the
+    records from `from`, in order and without a gap, as many as `count` and PAGE_BYTES allow
+    (at least one); array heads of 1 byte (< 24 items) and 2 bytes both."""
+    ops = _ops() + [["card", i % 4] for i in range(60)]    # small records: 24+ to a page
+    code = (OPS % {"root": str(tmp_path)}) + f"OPS = {ops!r}\n" + r"""
+OPS = [op for op in OPS if op[0] != "ack"]
+L = run(flashio.PlainFlash(), ROOT)
+print(json.dumps([L.j.last_seq, ledger.PAGE_BYTES]))
+for count in (1, 5, 23, 24, 64):
+    frm, pages = 1, []
+    while frm <= L.j.last_seq:
+        page, n, last = L.fetch_page(frm, count)
+        want = [[q, cbor.loads(p)] for q, p in L.j.read(frm, n, 4096)]
+        pages.append([n, last, len(page), bytes(page) == cbor.dumps(want),
+                      [q for q, _ in want]])
+        frm = last + 1
+    print(json.dumps([count, pages]))
+    pages = None
+page, n, last = L.fetch_page(L.j.last_seq + 1, 64)
+print(json.dumps([n, last, bytes(page).hex()]))
+"""
+    lines = mp.run(code, heap=HEAP, extra_paths=[SUPPORT]).splitlines()
+    (last_seq, page_bytes), *out = [json.loads(x) for x in lines if x.startswith("[")]
+    beyond = out.pop()
+    assert beyond == [0, None, "80"]
+    heads = set()
+    for count, pages in out:
+        seqs = [q for n, last, size, same, page_seqs in pages for q in page_seqs]
+        assert seqs == list(range(1, last_seq + 1)), count
+        for n, last, size, same, page_seqs in pages:
+            assert same and 1 <= n <= count and len(page_seqs) == n and last == page_seqs[-1]
+            assert size <= page_bytes + 2
+            heads.add(n >= 24)
+        # a page is full (or the count reached) before it stops short
+        assert all(n == count or size > page_bytes - 40 for n, last, size, *_ in pages[:-1])
+    assert heads == {False, True}

@@ -107,9 +107,11 @@ def run(app, name, args):
     if name == "tx_fetch":
         frm = _int(args, "from", 0, 0xFFFFFFFF, led.j.acked + 1)
         count = _int(args, "count", 1, 64, 32)
-        rows = led.fetch(frm, count, _BUDGET)
-        last = rows[-1][0] if rows else led.j.last_seq
-        return {"records": rows, "more": last < led.j.last_seq, "last": led.j.last_seq}
+        page, n, last = led.fetch_page(frm, count)
+        tail = led.j.last_seq
+        # Fewer records than `count` when the page is full: the host follows `more`.
+        return {"records": cbor.Raw(page), "more": (last if n else tail) < tail,
+                "last": tail}
     if name == "tx_ack":
         upto = _int(args, "upto", 0, led.j.last_seq)
         led.ack(upto)

@@ -33,6 +33,9 @@ T_CARD = const(5)
 T_PRICE = const(6)
 T_LEAK = const(7)
 _SNAP_EVERY = const(32)     # records between snapshots: bounds the replay at boot
+# A tx_fetch page: its [seq, record] items, as stored, at most this many bytes (plus the
+# array's 2-byte head), written into one buffer taken at boot (docs/memory.md rule 1).
+PAGE_BYTES = const(480)
 _DAY = const(86400)
 # Totals: delivered mL, charged, credited, leak mL
 _DELIVERED = const(0)
@@ -67,6 +70,11 @@ def cost(bands, day_ml, ml, up=False):
     return (total + 999999) // 1000000 if up else total // 1000000
 
 
+def _item_head(out, seq):
+    out.append(0x82)            # [seq, record]: the record follows as stored
+    cbor.encode_into(out, seq)
+
+
 class Ledger:
     def __init__(self, root, store, max_cards, max_bytes=65536, segment_bytes=4096,
                  flash=None):
@@ -81,6 +89,7 @@ class Ledger:
         self.since_snap = 0
         self.mismatches = 0     # replayed "balance after" that disagreed (a damaged record)
         self.lost = 0           # records gone before they were snapshotted (must stay 0)
+        self.page = bytearray(PAGE_BYTES + 2)
         self._load()
 
     # -- boot: snapshot + replay -------------------------------------------------------------
@@ -206,8 +215,23 @@ class Ledger:
         self._append([T_LEAK, t, ml])
 
     # -- store and forward -------------------------------------------------------------------
-    def fetch(self, from_seq, count, budget):
-        return [[seq, cbor.loads(p)] for seq, p in self.j.read(from_seq, count, budget)]
+    def fetch_page(self, from_seq, count):
+        """Up to `count` records from `from_seq` as one CBOR array of [seq, record] items
+        -> (memoryview of that array, records in it, seq of the last or None). The records
+        are copied as the journal holds them (each is the deterministic encoding the
+        ledger wrote) into the page buffer, never decoded: the answer costs no heap, where
+        a page of decoded records left a fragmented heap without a 256-byte block for
+        signing it (docs/memory.md). Fewer than `count` when PAGE_BYTES is full; always
+        one if any is there. Valid until the next call."""
+        page = self.page
+        page[:] = b"\0\0"     # room for the array's head (1 or 2 bytes, known at the end)
+        n, last = self.j.read_into(page, _item_head, from_seq, count, PAGE_BYTES)
+        if n < 24:
+            page[1] = 0x80 | n
+            return memoryview(page)[1:], n, last
+        page[0] = 0x98
+        page[1] = n
+        return memoryview(page), n, last
 
     def ack(self, upto):
         # The snapshot first: acknowledged segments are deleted, and a boot must never need
