@@ -37,6 +37,34 @@ def device_view(board):
     return view
 
 
+# The protocol's link is the port's REPL stream (boards/HAL.md, "Which link carries the
+# protocol"): a UART (baud, and the RX pin that wakes the board from light sleep) or the
+# chip's USB CDC / USB-serial-JTAG port, which has no baud rate.
+LINK_KINDS = ("uart", "usb_cdc")
+# What the emulator paces a USB CDC link to: USB full speed (12 Mbit/s), as a baud rate.
+USB_CDC_EMU_BAUD = 12_000_000
+
+
+def _check_link(link, bad):
+    kind = link.get("kind")
+    if kind not in LINK_KINDS:
+        bad(f"link.kind must be one of {', '.join(LINK_KINDS)} (the port's REPL stream)")
+    if kind == "uart":
+        if not isinstance(link.get("baud"), int) or link["baud"] <= 0:
+            bad("link.baud must be a positive integer (the UART's baud rate)")
+        if not isinstance(link.get("rx"), int):
+            bad("link.rx must be the UART's RX GPIO (it wakes the board from light sleep)")
+    elif "baud" in link or "rx" in link:
+        bad("a usb_cdc link has no baud rate and no RX pin: remove link.baud and link.rx")
+
+
+def link_baud(board):
+    """The link's bits per second as the emulator paces it: the UART's baud, or USB full
+    speed for a USB CDC link."""
+    link = board["link"]
+    return link["baud"] if link["kind"] == "uart" else USB_CDC_EMU_BAUD
+
+
 def known_boards():
     """Names of the boards defined in boards/*.json, sorted."""
     return sorted(p.stem for p in BOARDS_DIR.glob("*.json"))
@@ -79,8 +107,7 @@ def validate(board, where="board definition"):
         bad("flash.fs must be 'littlefs2' (the only filesystem edgekit supports)")
     if flash["fs_size"] > flash["size"]:
         bad("flash.fs_size is larger than flash.size")
-    if not isinstance(board["link"].get("baud"), int) or board["link"]["baud"] <= 0:
-        bad("link.baud must be a positive integer")
+    _check_link(board["link"], bad)
     for key in ("max_frame", "window", "wdt_ms", "wdt_max_ms"):
         if not isinstance(board.get(key), int) or board[key] <= 0:
             bad(f"{key} must be a positive integer")

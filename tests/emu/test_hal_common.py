@@ -71,7 +71,10 @@ def test_board_definitions_load_and_validate():
                      "rp2040": 190 * 1024}
     for name in known_boards():
         b = load_board(name)
-        assert b["runtime"] == "1.29.0" and b["link"]["baud"] == 115200
+        assert b["runtime"] == "1.29.0"
+        # The port's REPL stream: UART0 on the ESP32, USB (no baud) on the Pico W and S3
+        uart0 = {"kind": "uart", "baud": 115200, "format": "8N1", "rx": 3}
+        assert b["link"] == (uart0 if name == "esp32" else {"kind": "usb_cdc"}), name
         assert b["flash"]["fs"] == "littlefs2" and b["max_frame"] in (1024, 2048)
         assert {"flow", "flow_rev", "valve", "tamper", "battery"} <= set(b["pins"])
     with pytest.raises(BoardError, match="unknown board 'esp8266'.*esp32, esp32s3, esp32s3_psram, rp2040"):
@@ -87,6 +90,17 @@ def test_board_definitions_load_and_validate():
     bad = json.loads((BOARDS_DIR / "esp32.json").read_text())
     bad["pins"]["temp_alert"]["pin"] = bad["pins"]["lid"]["pin"]
     with pytest.raises(BoardError, match="both on pin"):
+        validate(bad)
+    # The Pico W's link is USB CDC, where its stock build has the REPL: no baud, no RX pin
+    bad = json.loads((BOARDS_DIR / "rp2040.json").read_text())
+    bad["link"]["baud"] = 115200
+    with pytest.raises(BoardError, match="usb_cdc link has no baud rate"):
+        validate(bad)
+    bad["link"] = {"kind": "uart", "baud": 115200}
+    with pytest.raises(BoardError, match="link.rx must be the UART's RX GPIO"):
+        validate(bad)
+    bad["link"] = {"kind": "spi"}
+    with pytest.raises(BoardError, match="link.kind must be one of uart, usb_cdc"):
         validate(bad)
     bad = json.loads((BOARDS_DIR / "rp2040.json").read_text())
     del bad["pins"]["temp_alert"]["wake"]

@@ -18,7 +18,7 @@ import os
 import random
 import signal
 
-from edgekit.board_defs import parse_size
+from edgekit.board_defs import link_baud, parse_size
 from edgekit.emu.rom import frozen_allowance
 from edgekit.emu import frozen_rom
 from edgekit.emu import hal_ops
@@ -56,7 +56,7 @@ class Board:
         self.rng = random.Random(seed)
         self.clock = Clock(time_mode, speed)
         self.world = make_world(kind, board_def)
-        self.uart = Uart(loop, board_def["link"]["baud"],
+        self.uart = Uart(loop, link_baud(board_def),
                          tty_link=os.path.join(self.state_dir, "tty"), port=port)
         self.uart.on_output = self._filter_output
         self.uart.on_interrupt = self._interrupt
