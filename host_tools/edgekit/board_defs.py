@@ -65,6 +65,13 @@ def link_baud(board):
     return link["baud"] if link["kind"] == "uart" else USB_CDC_EMU_BAUD
 
 
+def serial_baud(board):
+    """The baud rate the host sets on its serial port for this board's link: the UART's;
+    for USB CDC any value does (the port ignores it), pyserial's usual 115200."""
+    link = board["link"]
+    return link["baud"] if link["kind"] == "uart" else 115200
+
+
 def known_boards():
     """Names of the boards defined in boards/*.json, sorted."""
     return sorted(p.stem for p in BOARDS_DIR.glob("*.json"))

@@ -255,3 +255,24 @@ def test_cli_refuses_a_bundle_of_another_kind_before_touching_a_board(tmp_path, 
                  "--bundle", str(path)])
     assert code == 2
     assert "is a water_meter bundle, not env_sensor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("board, baud", [("esp32", 57600), ("rp2040", None)])
+def test_flash_sets_the_serial_port_for_the_boards_link(monkeypatch, board, baud):
+    """The port is opened at the board's UART baud (here a definition at 57600), and at
+    pyserial's usual 115200 for the Pico W's USB CDC link, which has no baud."""
+    from edgekit.flash import flow
+    opened = []
+
+    def open_repl(port, baudrate):
+        opened.append(baudrate)
+        raise TargetError("stop here")
+    monkeypatch.setattr(flow, "_open_repl", open_repl)
+    board_def = boards.load_board(board)
+    if baud:
+        board_def["link"]["baud"] = baud
+    img = types.SimpleNamespace(board=board, kind="water_meter", version="1.0.0",
+                                board_def=board_def)
+    with pytest.raises(TargetError):
+        flow.flash("emu:x", img)
+    assert opened == [baud or 115200]

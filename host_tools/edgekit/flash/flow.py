@@ -13,6 +13,7 @@ the end) or the finished install; rerunning the same call completes it.
 import time
 
 from edgekit import catalog as C
+from edgekit.board_defs import serial_baud
 from edgekit.errors import EdgekitError, LinkError, ProtocolError
 from edgekit.flash import frozen as frozen_mod
 from edgekit.flash import heap, installer, scripts
@@ -73,12 +74,15 @@ def _open_repl(port, baudrate):
 
 
 def flash(port, image, wipe=False, ignore_heap=False, hello=True, runtime=None,
-          progress=None, baudrate=115200) -> dict:
-    """Install `image` (edgekit.flash.image.Image) on the device at `port`; the report."""
+          progress=None, baudrate=None) -> dict:
+    """Install `image` (edgekit.flash.image.Image) on the device at `port`; the report.
+    The serial port is set for the board's link (its UART's baud; a USB CDC link has none)
+    unless `baudrate` says otherwise."""
     say = progress or (lambda step, detail="": None)
     started = time.monotonic()
     report = {"port": port, "board": image.board, "kind": image.kind,
-              "version": image.version, "ok": False}
+              "version": image.version, "link": image.board_def["link"]["kind"], "ok": False}
+    baudrate = baudrate or serial_baud(image.board_def)
     if runtime is not None:
         from edgekit.flash import runtime_image
         say("runtime", str(runtime))
