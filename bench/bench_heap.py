@@ -2,6 +2,8 @@
 
     python bench/bench_heap.py                       # every app, esp32 and rp2040
     python bench/bench_heap.py water_meter esp32     # filter by kind and/or board names
+    python bench/bench_heap.py --repeat 30 water_atm esp32   # the workload 30 times at the
+                                                     # test's scale: how many runs fail
 
 For every kind's app (firmware/kinds/<kind>/) and every board, on both VMs side by side,
 bisects the emulator's heap_scale (the 64-bit VM gets `board heap * scale + the
@@ -13,6 +15,7 @@ prints it with the headroom it leaves (1 - scale). The HIL test proves headroom 
 one scale; this prints how much there is. No asserts: a figure that moved is for a human
 to read, the test is what fails.
 """
+import argparse
 import sys
 import tempfile
 import time
@@ -24,8 +27,8 @@ sys.path.insert(0, str(HERE.parent / "hil_tests"))
 from edgekit.emu import Emulator  # noqa: E402
 from edgekit.hil.devices import HilFleet, provision  # noqa: E402
 from edgekit.hil.targets import BoardSpec, EmulatedTarget  # noqa: E402
-from test_heap_headroom import (BOARDS, HEADROOM_SCALE, WORKLOADS, apps,  # noqa: E402
-                                core_workload)
+from test_heap_headroom import (BOARDS, FROZEN_SCALE, HEADROOM_SCALE, WORKLOADS,  # noqa: E402
+                                apps, core_workload)
 
 STEP = 0.01          # resolution of the bisection (1% of the board's heap)
 LOW, HIGH = 0.15, 1.5
@@ -109,14 +112,51 @@ def _roms():
     return ("mpy", "frozen32") if ok else ("mpy",)
 
 
+def repeat(emu, fleet, kinds, boards, roms, runs):
+    """The workload `runs` times at the headroom test's scale (its FROZEN_SCALE where one
+    is set): a failure that bisection passed over (fragmentation differs run to run)
+    shows here as a count."""
+    print(f"{'app':<14}{'board':<9}{'VM':<10}{'scale':>6}{'runs':>6}{'failed':>8}  first failure")
+    for kind in kinds:
+        for board in boards:
+            for rom in roms:
+                scale = HEADROOM_SCALE[board]
+                if rom == "frozen32":
+                    scale = FROZEN_SCALE.get((board, kind), scale)
+                failed, first = 0, "-"
+                for _ in range(runs):
+                    ok, why, _ = runs_at(emu, fleet, board, kind, scale, rom)
+                    if not ok:
+                        failed += 1
+                        first = why if first == "-" else first
+                print(f"{kind:<14}{board:<9}{rom:<10}{scale:>6.2f}{runs:>6}{failed:>8}  {first}",
+                      flush=True)
+
+
 def main(argv):
     from edgekit.board_defs import load_board, parse_size
-    board_dict_heap()
-    wanted = set(argv)
+    ap = argparse.ArgumentParser(prog="python bench/bench_heap.py", description=__doc__.split(
+        "\n")[0], epilog="Prints figures; asserts nothing (the HIL test is what fails).")
+    ap.add_argument("names", nargs="*", metavar="KIND|BOARD",
+                    help=f"only these kinds ({', '.join(apps())}) and/or boards "
+                         f"({', '.join(BOARDS)})")
+    ap.add_argument("--repeat", type=int, metavar="N",
+                    help="instead of bisecting, run the workload N times at the test's scale "
+                         "and count failures")
+    args = ap.parse_args(argv)
+    wanted = set(args.names)
+    unknown = wanted - set(apps()) - set(BOARDS)
+    if unknown:
+        ap.error(f"unknown kind or board: {', '.join(sorted(unknown))}")
     kinds = [k for k in apps() if not wanted or k in wanted or not wanted & set(apps())]
     boards = [b for b in BOARDS if not wanted or b in wanted or not wanted & set(BOARDS)]
     fleet = HilFleet(Path(tempfile.mkdtemp(prefix="bench-heap-")))
     roms = _roms()
+    if args.repeat:
+        with Emulator() as emu:
+            repeat(emu, fleet, kinds, boards, roms, args.repeat)
+        return 0
+    board_dict_heap()
     # Side by side: mpy = the 64-bit PyPI VM (board heap * scale + the measured allowance of
     # the modules it loads), frozen32 = the board-accurate VM (board heap * scale, nothing
     # added). "needs" is the share of the board's own heap figure, in % and KB.
