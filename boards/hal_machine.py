@@ -303,8 +303,12 @@ def _bus(name):
             b = machine.I2C(index, sda=machine.Pin(spec["sda"]), scl=machine.Pin(spec["scl"]),
                             freq=spec.get("freq", 100000))
         elif spec["kind"] == "uart":
-            b = machine.UART(index, baudrate=spec["baud"], tx=machine.Pin(spec["tx"]),
-                             rx=machine.Pin(spec["rx"]), timeout=100)
+            # No tx: receive-only (every sensor on it streams unprompted; nothing here
+            # writes). -1 leaves TX unrouted on the esp32 port (UART_PIN_NO_CHANGE), where
+            # its default pin would be another role's (GPIO5 on a SPIRAM build).
+            tx = machine.Pin(spec["tx"]) if "tx" in spec else -1
+            b = machine.UART(index, baudrate=spec["baud"], tx=tx, rx=machine.Pin(spec["rx"]),
+                             timeout=100)
         else:
             raise HalError("bus %s (%s) has no driver in this HAL" % (name, spec["kind"]))
         _buses[name] = b

@@ -25,7 +25,7 @@ class BoardError(EdgekitError):
 # must show the firmware what a board holds) gets the definition without them: as dicts in
 # the VM they would cost a 110 KB ESP32 about 5 KB of heap for nothing.
 HOST_ONLY_FIELDS = ("description", "mcu", "module", "peripherals", "power", "rom_banner",
-                    "runtime_image", "machine_suffix", "rtc_drift_ppm")
+                    "runtime_image", "machine_suffix", "rtc_drift_ppm", "heap_source")
 HOST_ONLY_PIN_FIELDS = ("note",)
 
 
@@ -106,6 +106,8 @@ def validate(board, where="board definition"):
         if not isinstance(board.get(key), kind):
             bad(f"field {key!r} must be a {kind.__name__}")
     parse_size(board["heap"])
+    if not isinstance(board.get("heap_source", ""), str):
+        bad("heap_source must be text: where the heap figure comes from")
     flash = board["flash"]
     for key in ("size", "fs_size", "block_size"):
         if not isinstance(flash.get(key), int) or flash[key] <= 0:
@@ -141,6 +143,9 @@ def validate(board, where="board definition"):
             bad(f"pins.{role} and pins.{used[pin['pin']]} are both on pin {pin['pin']}")
         used[pin["pin"]] = role
     buses = board.get("buses", {})
+    for name, bus in buses.items():
+        if bus.get("kind") == "uart" and not isinstance(bus.get("rx"), int):
+            bad(f"buses.{name}: a uart bus needs its rx pin (tx may be left out: receive-only)")
     for sensor, spec in board.get("sensors", {}).items():
         if spec.get("bus") not in buses:
             bad(f"sensors.{sensor}.bus {spec.get('bus')!r} is not one of buses: "

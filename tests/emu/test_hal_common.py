@@ -65,19 +65,20 @@ print(json.dumps({"wrap": wrap, "count": d.count, "rejected": d.rejected, "count
 
 
 def test_board_definitions_load_and_validate():
-    assert known_boards() == ["esp32", "esp32s3", "esp32s3_psram", "rp2040"]
+    assert known_boards() == ["esp32", "esp32_wrover", "esp32s3", "esp32s3_psram", "rp2040"]
     heaps = {name: parse_size(load_board(name)["heap"]) for name in known_boards()}
-    assert heaps == {"esp32": 110 * 1024, "esp32s3": 180 * 1024, "esp32s3_psram": 1900 * 1024,
-                     "rp2040": 190 * 1024}
+    assert heaps == {"esp32": 110 * 1024, "esp32_wrover": 3900 * 1024, "esp32s3": 180 * 1024,
+                     "esp32s3_psram": 1900 * 1024, "rp2040": 190 * 1024}
     for name in known_boards():
         b = load_board(name)
         assert b["runtime"] == "1.29.0"
         # The port's REPL stream: UART0 on the ESP32, USB (no baud) on the Pico W and S3
         uart0 = {"kind": "uart", "baud": 115200, "format": "8N1", "rx": 3}
-        assert b["link"] == (uart0 if name == "esp32" else {"kind": "usb_cdc"}), name
+        assert b["link"] == (uart0 if b["port"] == "esp32" and "s3" not in name
+                             else {"kind": "usb_cdc"}), name
         assert b["flash"]["fs"] == "littlefs2" and b["max_frame"] in (1024, 2048)
         assert {"flow", "flow_rev", "valve", "tamper", "battery"} <= set(b["pins"])
-    with pytest.raises(BoardError, match="unknown board 'esp8266'.*esp32, esp32s3, esp32s3_psram, rp2040"):
+    with pytest.raises(BoardError, match="unknown board 'esp8266'.*esp32, esp32_wrover, esp32s3, esp32s3_psram, rp2040"):
         load_board("esp8266")
     bad = json.loads((BOARDS_DIR / "esp32.json").read_text())
     bad["pins"]["flow"]["mode"] = "pwm"
@@ -101,6 +102,10 @@ def test_board_definitions_load_and_validate():
         validate(bad)
     bad["link"] = {"kind": "spi"}
     with pytest.raises(BoardError, match="link.kind must be one of uart, usb_cdc"):
+        validate(bad)
+    bad = json.loads((BOARDS_DIR / "esp32_wrover.json").read_text())
+    del bad["buses"]["uart1"]["rx"]        # receive-only is fine, transmit-only is not
+    with pytest.raises(BoardError, match="uart bus needs its rx pin"):
         validate(bad)
     bad = json.loads((BOARDS_DIR / "rp2040.json").read_text())
     del bad["pins"]["temp_alert"]["wake"]

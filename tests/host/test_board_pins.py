@@ -37,7 +37,7 @@ def uses(board):
                  "uart": {"tx": "bus_out", "rx": "bus_in"},
                  "spi": {"sck": "bus_out", "mosi": "bus_out", "miso": "bus_in",
                          "cs": "bus_out"}}[bus["kind"]]
-        out += [(bus[line], use, f"{name}.{line}") for line, use in lines.items()]
+        out += [(bus.get(line), use, f"{name}.{line}") for line, use in lines.items()]
     return [(pin, use, what) for pin, use, what in out if isinstance(pin, int)]
 
 
@@ -79,3 +79,15 @@ def test_the_check_sees_the_clashes_the_issue_found():
     s3["buses"] = dict(s3["buses"], spi0={"kind": "spi", "sck": 36, "mosi": 35, "miso": 37,
                                           "cs": 39})
     assert len([v for v in violations(s3) if "octal PSRAM" in v]) == 3
+
+
+def test_the_wrover_keeps_off_its_psram_pins():
+    """GPIO16/17 drive a WROVER's PSRAM: its definition uses neither (uart1 receive-only on
+    GPIO39 instead), and the table refuses them (the generic test above runs it too)."""
+    wrover = load_board("esp32_wrover")
+    assert wrover["module"] == "ESP32-WROVER" and rules("ESP32-WROVER")[0][16]
+    assert not {16, 17} & {pin for pin, _, _ in uses(wrover)}
+    assert wrover["buses"]["uart1"] == {"kind": "uart", "rx": 39, "baud": 9600}
+    moved = dict(wrover, buses=dict(wrover["buses"], uart1={"kind": "uart", "rx": 16,
+                                                             "baud": 9600}))
+    assert any("uart1.rx on GPIO16: PSRAM" in v for v in violations(moved))

@@ -71,4 +71,10 @@ def test_build_image_prints_the_upstream_commands_for_the_board(tmp_path, monkey
                  str(tmp_path / "rp2"), "--src", "/opt/mp"]) == 0
     out = capsys.readouterr().out
     assert "BOARD=RPI_PICO_W" in out and "arm-none-eabi-gcc is not on PATH" in out
+    # The WROVER is the stock SPIRAM variant of the same upstream board
+    assert main(["build-image", "--board", "esp32_wrover", "--kind", "water_atm", "--out",
+                 str(tmp_path / "wrover"), "--src", "/opt/mp", "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert "BOARD=ESP32_GENERIC BOARD_VARIANT=SPIRAM FROZEN_MANIFEST=" in p["commands"][-1]
+    assert p["output"].endswith("build-ESP32_GENERIC-SPIRAM/firmware.bin")
     assert main(["build-image", "--board", "esp32", "--kind", "toaster"]) != 0

@@ -20,6 +20,8 @@ from edgekit.paths import ROOT
 # edgekit board definition -> (MicroPython port, upstream BOARD, VARIANT or None, output).
 TARGETS = {
     "esp32": ("esp32", "ESP32_GENERIC", None, "firmware.bin"),
+    # The WROVER's PSRAM needs the SPIRAM variant (boards/ESP32_GENERIC: sdkconfig.spiram_esp32)
+    "esp32_wrover": ("esp32", "ESP32_GENERIC", "SPIRAM", "firmware.bin"),
     "esp32s3": ("esp32", "ESP32_GENERIC_S3", None, "firmware.bin"),
     # The generic S3 build finds quad PSRAM (N8R2) by itself; octal (N8R8) is SPIRAM_OCT.
     "esp32s3_psram": ("esp32", "ESP32_GENERIC_S3", None, "firmware.bin"),

@@ -249,3 +249,33 @@ def SPI(*args, **kw):
     # imported only by a test that reads cards (compiled from source, it costs heap).
     from rc522_twin import SPI as _Spi
     return _Spi(*args, **kw)
+
+
+_UART_PIN_NO_CHANGE = -1
+
+
+class UART:
+    # ports/esp32/machine_uart.c: tx/rx take a Pin, or -1 for UART_PIN_NO_CHANGE (the
+    # line stays unrouted on a fresh driver: the default pins, MICROPY_HW_UART1_TX/RX, are
+    # only what the object starts from and uart_set_pin gets the -1). Nothing streams here:
+    # read() returns None, as the port does on a timeout with nothing received.
+    def __init__(self, id, baudrate=115200, tx=None, rx=None, timeout=0, **kw):
+        if id not in (1, 2):
+            raise ValueError("UART(%r) does not exist (UART0 is the REPL)" % (id,))
+
+        def pin_id(p):
+            if p is None or p == _UART_PIN_NO_CHANGE:
+                return _UART_PIN_NO_CHANGE
+            if not isinstance(p, Pin):
+                raise TypeError("expecting a Pin")
+            return p._id
+        _c.log("uart", id, baudrate, pin_id(tx), pin_id(rx))
+
+    def any(self):
+        return 0
+
+    def read(self, n=-1):
+        return None
+
+    def readinto(self, buf):
+        return None
