@@ -162,7 +162,7 @@ def main(argv):
     # Side by side: mpy = the 64-bit PyPI VM (board heap * scale + the measured allowance of
     # the modules it loads), frozen32 = the board-accurate VM (board heap * scale, nothing
     # added). "needs" is the share of the board's own heap figure, in % and KB.
-    print(f"{'app':<14}{'board':<9}" + "".join(f"{rom + ' needs':>26}" for rom in roms)
+    print(f"{'app':<14}{'board':<14}" + "".join(f"{rom + ' needs':>26}" for rom in roms)
           + f"{'test scale':>12}  first failure below (last VM)")
     with Emulator() as emu:
         for kind in kinds:
@@ -176,7 +176,7 @@ def main(argv):
                     scale, why = smallest_scale(emu, fleet, board, kind, rom)
                     cells.append(f"> {HIGH:.2f}" if scale is None else
                                  f"{scale:.2f} {scale * heap_kb:4.0f} KB {1 - scale:4.0%} free")
-                print(f"{kind:<14}{board:<9}" + "".join(f"{c:>26}" for c in cells)
+                print(f"{kind:<14}{board:<14}" + "".join(f"{c:>26}" for c in cells)
                       + f"{HEADROOM_SCALE[board]:>12.2f}  {why}  "
                       f"({time.monotonic() - t0:.0f} s)", flush=True)
     return 0
