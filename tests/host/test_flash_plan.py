@@ -276,3 +276,21 @@ def test_flash_sets_the_serial_port_for_the_boards_link(monkeypatch, board, baud
     with pytest.raises(TargetError):
         flow.flash("emu:x", img)
     assert opened == [baud or 115200]
+
+
+def test_a_device_is_told_apart_by_the_most_specific_machine_name():
+    """The stock SPIRAM build calls itself "Generic ESP32 module with SPIRAM with ESP32"
+    (ports/esp32/boards/ESP32_GENERIC/mpconfigvariant_SPIRAM.cmake): a WROVER, which the plain
+    ESP32's " with ESP32" matches too; a WROVER image is refused on the plain build."""
+    from edgekit.flash.device import check_board, guess_board
+    defs = {n: boards.load_board(n) for n in ("esp32", "esp32_wrover", "rp2040")}
+
+    def device(machine):
+        return types.SimpleNamespace(board=None, platform="esp32", machine=machine,
+                                     emulated=None, board_json=None)
+    assert guess_board(device("Generic ESP32 module with ESP32"), defs) == "esp32"
+    wrover = device("Generic ESP32 module with SPIRAM with ESP32")
+    assert guess_board(wrover, defs) == "esp32_wrover"
+    check_board(wrover, defs["esp32_wrover"])
+    with pytest.raises(TargetError, match="with SPIRAM with ESP32"):
+        check_board(device("Generic ESP32 module with ESP32"), defs["esp32_wrover"])

@@ -139,12 +139,16 @@ def probe(conn) -> DeviceInfo:
 
 def guess_board(info: DeviceInfo, boards) -> str:
     """The name of the board definition (of `boards`: {name: definition}) this device is,
-    or None: what it says it is, else the one whose port and machine match."""
+    or None: what it says it is, else the one whose port and machine match, the most
+    specific machine ending winning ("...with SPIRAM with ESP32" is a WROVER's build, which
+    "...with ESP32" matches too)."""
     if info.board in boards:
         return info.board
-    found = [n for n, b in sorted(boards.items()) if b.get("port") == info.platform and
-             str(info.machine).endswith(b.get("machine_suffix") or "\0")]
-    return found[0] if len(found) == 1 else None
+    found = [(len(b["machine_suffix"]), n) for n, b in sorted(boards.items())
+             if b.get("port") == info.platform and b.get("machine_suffix")
+             and str(info.machine).endswith(b["machine_suffix"])]
+    best = [n for size, n in found if size == max(found)[0]] if found else []
+    return best[0] if len(best) == 1 else None
 
 
 def _version(text):
