@@ -119,7 +119,8 @@ def flash(port, image, wipe=False, ignore_heap=False, hello=True, runtime=None,
         say("heap")
         conn.soft_reset()
         check = conn.exec_json(scripts.render(scripts.LOAD_CHECK,
-                                              MODULES=image.boot_modules()))
+                                              MODULES=image.boot_modules(),
+                                              REACH=heap.working_need(image.board_def)))
         verdict = heap.assess(image.board_def, check["resident"], check["free"],
                               check["error"], frozen=bool(info.frozen))
         report["heap"] = verdict

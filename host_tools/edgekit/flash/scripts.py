@@ -228,8 +228,18 @@ del _rx, _hash, _inflate
 """
 
 # Imports what the firmware imports to start and reports what that costs and leaves.
+# REACH: the bytes the firmware must have to work in. Asked for once before the count: a
+# port whose heap grows on demand (esp32 SPIRAM builds: MICROPY_GC_SPLIT_HEAP_AUTO, py/gc.c
+# gc_try_add_heap) adds the PSRAM area then, which gc.mem_free() counts only once it is
+# added; on a fixed heap the request fits or fails and changes nothing.
 LOAD_CHECK = """
 import gc, json, sys
+def _reach(n):
+    try:
+        b = bytearray(n)
+    except MemoryError:
+        pass
+    b = None
 def _load(mods):
     gc.collect()
     before = gc.mem_alloc()
@@ -244,6 +254,9 @@ def _load(mods):
             err = "%s importing %s: %s" % (type(e).__name__, m, e)
             break
     gc.collect()
+    if err is None:
+        _reach(REACH)
+        gc.collect()
     print(json.dumps({"resident": gc.mem_alloc() - before, "free": gc.mem_free(),
                       "total": gc.mem_alloc() + gc.mem_free(), "error": err}))
 _load(MODULES)
