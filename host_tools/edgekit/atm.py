@@ -77,18 +77,45 @@ class Replay:
         return self
 
 
-def fetch_all(device, ack=True):
-    """[(seq, record)] the kiosk holds beyond what was acknowledged; acknowledged after."""
-    out = []
-    frm = None
+PAGE = 64                 # records asked per tx_fetch (a page holds what fits: maybe fewer)
+MAX_RECORDS = 8192        # twice the largest max_unacked a kiosk accepts: a bound, not a goal
+
+
+def read_pages(ask, progress=None):
+    """[(seq, record)] the kiosk holds beyond its acknowledged position, in order, checked:
+    every row a [seq, record] pair, no gap, no more than MAX_RECORDS. `ask(arguments)` sends
+    one tx_fetch and returns its result; `progress(count, kiosk's last seq)` after each page.
+    Acknowledging is the caller's, after it has stored what it got (store and forward)."""
+    rows, frm = [], None
     while True:
-        args = {"count": 64} if frm is None else {"count": 64, "from": frm}
-        page = device.command("tx_fetch", **args)
-        rows = page["records"]
-        out += [(seq, rec) for seq, rec in rows]
-        if not rows or not page["more"]:
-            break
+        arguments = {"count": PAGE} if frm is None else {"count": PAGE, "from": frm}
+        result = ask(arguments)
+        if not isinstance(result, dict) or not isinstance(result.get("records"), list):
+            raise EdgekitError(f"tx_fetch answered {result!r}, not a page of records")
+        page = result["records"]
+        for row in page:
+            if not isinstance(row, (list, tuple)) or len(row) != 2:
+                raise EdgekitError(f"tx_fetch sent {row!r}, not [seq, record]; nothing was "
+                                   "stored or acknowledged")
+            if rows and row[0] != rows[-1][0] + 1:
+                raise LedgerError(f"ledger gap: record {row[0]} follows {rows[-1][0]}; "
+                                  "nothing was stored or acknowledged")
+            rows.append((row[0], row[1]))
+        if progress and page:
+            progress(len(rows), result.get("last"))
+        if not page or not result.get("more"):
+            return rows
+        if len(rows) >= MAX_RECORDS:
+            raise EdgekitError(f"the kiosk offers more than {MAX_RECORDS} records; nothing was "
+                               "stored or acknowledged")
         frm = rows[-1][0] + 1
+
+
+def fetch_all(device, ack=True):
+    """[(seq, record)] the kiosk holds beyond what was acknowledged, acknowledged after (for
+    tests and scripts that keep the records in memory; `edgekit ledger fetch` stores them
+    first). `device`: anything with command(name, **args) -> result."""
+    out = read_pages(lambda arguments: device.command("tx_fetch", **arguments))
     if ack and out:
         device.command("tx_ack", upto=out[-1][0])
     return out

@@ -20,41 +20,10 @@ from edgekit.operate.forward import crash_point
 from edgekit.registry import ledger
 from edgekit.registry.db import Registry
 
-PAGE = 64                 # records per tx_fetch (the kiosk's own maximum)
-MAX_RECORDS = 8192        # twice the largest max_unacked a kiosk accepts: a bound, not a goal
-
-
 def _command(session, name, arguments):
     msg = session.request(C.COMMAND, {C.K_NAME: name, C.K_ARGS: arguments},
                           expect=C.COMMAND_RESULT)
     return msg, msg.payload.get(C.K_RESULT)
-
-
-def fetch_pages(session, progress=None):
-    """[(seq, record)] the kiosk holds beyond its acknowledged position, in order."""
-    rows, frm = [], None
-    while True:
-        arguments = {"count": PAGE} if frm is None else {"count": PAGE, "from": frm}
-        _, result = _command(session, "tx_fetch", arguments)
-        if not isinstance(result, dict) or not isinstance(result.get("records"), list):
-            raise EdgekitError(f"tx_fetch answered {result!r}, not a page of records")
-        page = result["records"]
-        for row in page:
-            if not isinstance(row, list) or len(row) != 2:
-                raise EdgekitError(f"tx_fetch sent {row!r}, not [seq, record]; nothing was "
-                                   "stored or acknowledged")
-            if rows and row[0] != rows[-1][0] + 1:
-                raise EdgekitError(f"ledger gap: record {row[0]} follows {rows[-1][0]}; "
-                                   "nothing was stored or acknowledged")
-            rows.append((row[0], row[1]))
-        if progress and page:
-            progress(len(rows), result.get("last"))
-        if not page or not result.get("more"):
-            return rows
-        if len(rows) >= MAX_RECORDS:
-            raise EdgekitError(f"the kiosk offers more than {MAX_RECORDS} records; nothing was "
-                               "stored or acknowledged")
-        frm = rows[-1][0] + 1
 
 
 def cmd_fetch(args):
@@ -67,7 +36,8 @@ def cmd_fetch(args):
         def progress(count, last):
             if not args.json:
                 print(f"  fetched {count} records (kiosk's last: {last})", file=sys.stderr)
-        rows = fetch_pages(session, progress)
+        rows = atm.read_pages(lambda arguments: _command(session, "tx_fetch", arguments)[1],
+                              progress)
         new, known = ledger.store(registry, device_id, rows)
         crash_point("ledger-stored")
         acked = None
