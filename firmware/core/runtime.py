@@ -157,6 +157,9 @@ class Runtime:
         from netlink import NetLink
         self.net = NetLink(self.hal, self.agent, self.dev.device_id, cfg, self.max_frame)
         self.sched.every("net", cfg.get("poll_s", 5) * 1000, self.net.poll, deadline_ms=15000)
+        net = self.net
+        # While the broker has more for us (an OTA transfer), the next poll comes at once.
+        net.hurry = lambda ms: self.sched.after("net_now", ms, net.poll, deadline_ms=15000)
 
     def push(self, body):
         """Send an unsolicited body (telemetry, event): to the fleet service over the

@@ -7,6 +7,13 @@
 # (a broker restart must not see a whole fleet reconnect in step); read what the broker
 # holds; answer through the agent; ping before the keepalive runs out. Nothing here decides
 # what leaves the journal: that stays the signed TELEMETRY_ACK's job (services.ack).
+#
+# A conversation in progress (an OTA transfer: a chunk every few milliseconds, each waiting
+# for its ack) cannot live on one poll every poll_s with 4 bodies each: once a body arrived,
+# a poll keeps taking and answering for up to _BURST_BUDGET_MS, and the next poll comes
+# _BURST_POLL_MS later instead of poll_s, until the broker has been quiet for _BURST_MS.
+import gc
+
 try:
     from umqtt.simple import MQTTClient     # frozen into the ESP32 / Pico W images
 except ImportError:
@@ -15,8 +22,14 @@ except ImportError:
 import netcfg
 import nettls
 
-_TAG_SIGN1 = const(0xD2)    # CBOR tag 18: only signed bodies cross a broker (SPEC 13.2)
-_INBOX = const(4)           # bodies taken per poll; more wait in the broker (QoS 1)
+_TAG_SIGN1 = const(0xD2)    # CBOR tag 18: signed bodies cross a broker (SPEC 13.2) ...
+_ARRAY3 = const(0x83)       # ... and, unsigned, only OTA_CHUNK [0x72, seq, payload] (13.6):
+_UINT8 = const(0x18)        # the manifest's digests cover the data, as on the serial link
+_OTA_CHUNK = const(0x72)
+_INBOX = const(4)           # bodies held at once (RAM: each up to max_frame); more wait
+_BURST_BUDGET_MS = const(250)   # a poll answers for at most this long: other tasks run too
+_BURST_POLL_MS = const(10)      # the next poll while a conversation goes on ...
+_BURST_MS = const(3000)         # ... which it does until the broker is quiet this long
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(300000)
 
@@ -36,6 +49,9 @@ class NetLink:
         self.client.set_callback(self._on_message)
         self.max_frame = max_frame
         self.connected = False
+        # Set by the runtime: makes the next poll come soon (a one-shot scheduler task).
+        self.hurry = None
+        self._last_rx = None
         self._inbox = []
         self._backoff = _BACKOFF_MIN_MS
         self._next_try = hal.ticks_ms()
@@ -45,6 +61,8 @@ class NetLink:
         self.dropped = 0
         self.connects = 0
         self.failures = 0
+        self.polls = 0
+        self.busy_polls = 0     # polls that took a body: received / busy_polls = per poll
 
     # -- connection --------------------------------------------------------------------
     def _jitter(self, ms):
@@ -86,8 +104,9 @@ class NetLink:
 
     # -- traffic -----------------------------------------------------------------------
     def _on_message(self, topic, body):
-        if topic != self.down or len(body) > self.max_frame or not body \
-                or body[0] != _TAG_SIGN1 or len(self._inbox) >= _INBOX:
+        if topic != self.down or len(body) > self.max_frame or len(body) < 3 \
+                or not (body[0] == _TAG_SIGN1 or body[0] == _ARRAY3 and body[1] == _UINT8
+                        and body[2] == _OTA_CHUNK) or len(self._inbox) >= _INBOX:
             self.dropped += 1
             return
         self._inbox.append(body)
@@ -101,27 +120,62 @@ class NetLink:
         if not self.connected:
             if hal.ticks_diff(self._next_try, hal.ticks_ms()) > 0 or not self._connect():
                 return
-        try:
-            while len(self._inbox) < _INBOX and self.client.check_msg() is not None:
-                pass
-            if hal.ticks_diff(hal.ticks_ms(), self._last_out) > self.cfg["keepalive"] * 500:
-                self.client.ping()
-                self._last_out = hal.ticks_ms()
-        except OSError:
-            self._fail()
+        self.polls += 1
+        start = hal.ticks_ms()
+        took = 0
+        while self.connected:
+            # One packet, then its answer: one body alive at a time (a 1 KB block is what a
+            # fragmented heap lacks first; the inbox fills only while a publish waits).
+            try:
+                op = self.client.check_msg()
+                if hal.ticks_diff(hal.ticks_ms(), self._last_out) > self.cfg["keepalive"] * 500:
+                    self.client.ping()
+                    self._last_out = hal.ticks_ms()
+            except OSError:
+                op = None
+                self._fail()
+            except MemoryError:
+                # A packet half read: the stream is out of step. Reconnect; the broker
+                # sends QoS 1 messages again, the OTA sender resends its chunks.
+                op = None
+                self._inbox = []
+                gc.collect()
+                self._fail()
+            if self._inbox:
+                took += self._answer()
+            if op is None or hal.ticks_diff(hal.ticks_ms(), start) >= _BURST_BUDGET_MS:
+                break
+        now = hal.ticks_ms()
+        if took:
+            self.busy_polls += 1
+            self._last_rx = now
+        if self.hurry is not None and self._last_rx is not None \
+                and hal.ticks_diff(now, self._last_rx) < _BURST_MS:
+            # Mid-conversation: poll again at once, or reconnect as soon as the backoff
+            # allows (not a whole poll_s later).
+            wait = _BURST_POLL_MS if self.connected else hal.ticks_diff(self._next_try, now)
+            self.hurry(wait if wait > _BURST_POLL_MS else _BURST_POLL_MS)
+
+    def _answer(self):
+        n = 0
         while self._inbox:
             body = self._inbox.pop(0)
             self.received += 1
+            n += 1
             for answer in self.agent.handle(body):
-                if answer[0] == _TAG_SIGN1:
-                    self.send(answer)
+                # Signed answers at QoS 1; unsigned ones are the OTA transfer's (chunk acks,
+                # manifest parts' status, a chunk's ERROR): QoS 0, as their loss is what the
+                # transfer's own retransmission repairs, and a PUBACK round trip per chunk
+                # would halve its pace (SPEC 13.6).
+                self.send(answer, 1 if answer[0] == _TAG_SIGN1 else 0)
             then = self.agent.after_reply
             if then is not None:
                 self.agent.after_reply = None
                 then()
+        return n
 
-    def send(self, body):
-        """Publish one body (QoS 1, PUBACK awaited); False when not connected or it failed:
+    def send(self, body, qos=1):
+        """Publish one body (QoS 1: PUBACK awaited); False when not connected or it failed:
         the caller's data stays journaled and goes again on its retry."""
         if not self.connected:
             return False
@@ -129,7 +183,7 @@ class NetLink:
             self._fail()
             return False
         try:
-            self.client.publish(self.up, body, qos=1)
+            self.client.publish(self.up, body, qos=qos)
         except OSError:
             self._fail()
             return False
@@ -141,7 +195,8 @@ class NetLink:
         out = netcfg.public(self.cfg)       # the broker, never the credentials
         out.update({"connected": self.connected, "connects": self.connects, "sent": self.sent,
                     "received": self.received, "dropped": self.dropped,
-                    "failures": self.failures})
+                    "failures": self.failures, "polls": self.polls,
+                    "busy_polls": self.busy_polls})
         return out
 
 
