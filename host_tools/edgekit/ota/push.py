@@ -20,6 +20,7 @@ from edgekit.protocol import cbor, cose, messages
 
 _OFFER_OVERHEAD = 200        # COSE header, signature and offer fields around the first part
 _MIN_RTO = 1.0
+_MAX_BACKOFF = 8
 
 
 class PushError(EdgekitError):
@@ -162,6 +163,7 @@ class Pusher:
         inflight = OrderedDict()          # seq -> (start, end, sent at)
         staged = False
         rto = max(_MIN_RTO, 4.0 * window * max_frame / 11520.0)
+        backoff = 1
         t0 = last_report = last_progress = time.monotonic()
         acked_at = []
         while queue or inflight:
@@ -186,17 +188,25 @@ class Pusher:
             msg = self.s.receive(timeout=0.05)
             now = time.monotonic()
             if msg is None:
+                expired = False
                 for seq, (s, e, at) in list(inflight.items()):
-                    if now - at > rto:          # lost chunk or lost ack: send it again
+                    if now - at > rto * backoff:    # lost chunk or lost ack: send it again
                         del inflight[seq]
                         queue.appendleft((s, e))
                         self.stats["resent_bytes"] += e - s
+                        expired = True
+                if expired:
+                    # Nothing acknowledged for a whole timeout: the peer may be gone (a
+                    # network outage, a power cut). Resend ever more slowly until an ack
+                    # comes (RFC 6298 5.5), not a window every second for the outage.
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
                 continue
             seq = msg.payload.get(C.K_RE)
             if msg.type not in (C.OTA_CHUNK_ACK, C.ERROR) or seq not in inflight:
                 continue                          # a late answer, or an event
             s, e, _ = inflight.pop(seq)
             last_progress = now
+            backoff = 1
             before = held_bytes(self.held)
             self._merge_ack(msg.payload)
             if msg.type == C.ERROR:

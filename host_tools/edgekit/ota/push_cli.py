@@ -1,4 +1,5 @@
-"""`edgekit ota push TARGET BUNDLE`: update one device, with live progress."""
+"""`edgekit ota push TARGET BUNDLE`: update one device, with live progress; TARGET is a port,
+or with `--via fleet` a device id reached through the MQTT broker (SPEC 13.6)."""
 import json
 import sys
 import time
@@ -39,6 +40,10 @@ class LiveLine:
             self.stream.write("installed; the device reboots into its trial\n")
         elif kind == "digest_mismatch":
             self.stream.write(f"\nthe device discarded a file: {e['detail']}\n")
+        elif kind == "waiting":
+            self.stream.write(f"\nthe device went silent ({e['held']} of {e['total']} bytes "
+                              f"held): {e['detail']}\nwaiting for it; the transfer resumes "
+                              "from what it holds\n")
         self.stream.flush()
 
 
@@ -66,15 +71,33 @@ def _record(args, device_id, result):
         print(f"edgekit: warning: the registry was not updated: {exc}", file=sys.stderr)
 
 
+def _open(args, keystore, operator):
+    """The device behind TARGET: a Link on its port, or a FleetLink through the broker."""
+    if args.via == "port":
+        from edgekit.ota.connect import Link
+        return Link(args.target, keystore, operator)
+    import os
+
+    from edgekit.fleet.device_link import FleetLink
+    from edgekit.fleet.service import parse_url
+    from edgekit.registry.db import Registry
+    host, port = parse_url(args.broker)
+    with Registry(args.registry) as registry:
+        return FleetLink(registry, args.target, keystore, operator, host, port,
+                         username=args.username,
+                         password=os.environ.get("EDGEKIT_MQTT_PASSWORD"),
+                         min_timeout=args.timeout)
+
+
 def cmd_push(args):
     from edgekit.ota.bundle import Bundle
-    from edgekit.ota.connect import Link, check_target
+    from edgekit.ota.connect import check_target
     from edgekit.ota.push import Pusher, fetch_result
     from edgekit.ota.sign import trusted_firmware_keys
     keystore, operator = _signers(args)
     progress = _emit_json if args.json else LiveLine()
     if args.result_only:
-        link = Link(args.target, keystore, operator)
+        link = _open(args, keystore, operator)
         try:
             result = fetch_result(link.session, link.public_key)
         finally:
@@ -89,15 +112,23 @@ def cmd_push(args):
         raise EdgekitError("name the bundle to push (or pass --result-only)")
     bundle = Bundle.load(args.bundle)
     bundle.verify(trusted_firmware_keys(keystore))   # a bad bundle never reaches a device
-    if not args.stage_only:
+    if not args.stage_only and args.via == "port":
         from edgekit.emu.port_names import warn_deadlines
         warn_deadlines([args.target])
-    link = Link(args.target, keystore, operator)
+    link = _open(args, keystore, operator)
     try:
         check_target(bundle, link.caps)
         pusher = Pusher(link.session, bundle, link.public_key, progress=progress,
                         window=args.window)
-        result = pusher.run(install=not args.stage_only)
+        if args.via == "fleet":
+            from edgekit.ota.push_resume import run_resuming
+            # A silent device over the network is waited for and offered again (it
+            # resumes), so the silence that ends a round need not be the cable's 30 s.
+            pusher.stall_s = min(pusher.stall_s, 2 * args.timeout)
+            result = run_resuming(pusher, install=not args.stage_only,
+                                  patience_s=args.patience)
+        else:
+            result = pusher.run(install=not args.stage_only)
     finally:
         link.close()
     result = dict(result, device_id=link.device_id, clock=link.clock)
@@ -124,7 +155,8 @@ def register(sub, keys, out, secret):
                                    "the device-signed update result. Exit code 1 when the "
                                    "device rolled back or refused.")
     p.add_argument("target", metavar="TARGET",
-                   help="serial port (/dev/ttyUSB0, COM3), socket://HOST:PORT or emu:ID")
+                   help="serial port (/dev/ttyUSB0, COM3), socket://HOST:PORT or emu:ID; "
+                        "with --via fleet, the device id")
     p.add_argument("bundle", metavar="BUNDLE", nargs="?", help="signed bundle (.ekota)")
     p.add_argument("--registry", metavar="FILE",
                    help="registry to record the result in (default $EDGEKIT_HOME)")
@@ -134,4 +166,19 @@ def register(sub, keys, out, secret):
                    help="only fetch and show the device's last update result")
     p.add_argument("--window", type=int, metavar="N",
                    help="chunks in flight (default: what the device advertises)")
+    net = p.add_argument_group("through the broker (--via fleet, docs/fleet.md)")
+    net.add_argument("--via", choices=("port", "fleet"), default="port",
+                     help="fleet: TARGET is a device id; the update travels as MQTT messages "
+                          "on its topics and resumes across outages (SPEC 13.6)")
+    net.add_argument("--broker", default="mqtt://127.0.0.1:1883",
+                     help="the broker URL mqtt://HOST[:PORT] (default %(default)s)")
+    net.add_argument("--username", default="edgekit-fleet",
+                     help="broker user with the service's ACL (default %(default)s; password "
+                          "in $EDGEKIT_MQTT_PASSWORD)")
+    net.add_argument("--timeout", type=float, default=12.0, metavar="S",
+                     help="seconds to wait for each answer before asking again; at least the "
+                          "device's poll_s plus a few seconds (default %(default)s)")
+    net.add_argument("--patience", type=float, default=600.0, metavar="S",
+                     help="how long a silent device (network or power out) is waited for "
+                          "before the push gives up (default %(default)s; it resumes later)")
     p.set_defaults(func=cmd_push)

@@ -58,25 +58,29 @@ class Session:
             if not isinstance(body, bytes):  # Dropped candidate (noise, REPL text) or INTERRUPT
                 self.stats["rejected_in"] += 1
                 continue
-            try:
-                msg = messages.open_body(body, self.device_keys)
-            except ProtocolError as exc:
-                msg = None
-                if exc.code == C.E_UNKNOWN_KEY:
-                    # A factory device's first signed message (PROV_KEY, self-certified), or
-                    # the CAPS of a device we have not met (untrusted: role None).
-                    for opener in (messages.open_self_signed, messages.open_untrusted_caps):
-                        try:
-                            msg = opener(body)
-                            break
-                        except ProtocolError:
-                            pass
-                if msg is None:
-                    self.stats["rejected_in"] += 1
-                    continue
-            self.stats["frames_in"] += 1
-            self._pending.append(msg)
+            self._take(body)
         return True
+
+    def _take(self, body: bytes):
+        """Verify one received body and queue it for receive(), or count it rejected."""
+        try:
+            msg = messages.open_body(body, self.device_keys)
+        except ProtocolError as exc:
+            msg = None
+            if exc.code == C.E_UNKNOWN_KEY:
+                # A factory device's first signed message (PROV_KEY, self-certified), or
+                # the CAPS of a device we have not met (untrusted: role None).
+                for opener in (messages.open_self_signed, messages.open_untrusted_caps):
+                    try:
+                        msg = opener(body)
+                        break
+                    except ProtocolError:
+                        pass
+            if msg is None:
+                self.stats["rejected_in"] += 1
+                return
+        self.stats["frames_in"] += 1
+        self._pending.append(msg)
 
     def receive(self, timeout=None):
         """The next verified message, or None after `timeout` seconds."""
