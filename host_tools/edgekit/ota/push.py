@@ -210,7 +210,7 @@ class Pusher:
             before = held_bytes(self.held)
             self._merge_ack(msg.payload)
             if msg.type == C.ERROR:
-                self._chunk_error(msg.payload, s, e, queue)
+                self._chunk_error(msg.payload, s, e, queue, room)
             self.stats["new_bytes"] += max(0, held_bytes(self.held) - before)
             acked_at.append(now)
             # Frames arrive in order: an earlier chunk the device reports missing was lost.
@@ -246,7 +246,7 @@ class Pusher:
                                            if isinstance(r, list) and len(r) == 2]
         return max(ends)
 
-    def _chunk_error(self, p, s, e, queue):
+    def _chunk_error(self, p, s, e, queue, room):
         code = p.get(C.K_CODE)
         if code == C.E_BUSY:                 # out of memory for a moment: send it again
             self.stats["busy"] = self.stats.get("busy", 0) + 1
@@ -267,7 +267,8 @@ class Pusher:
         for f in self.bundle.files:          # the file(s) this chunk completed were dropped
             if f["start"] < e and s < f["end"]:
                 self.held = cut_range(self.held, f["start"], f["end"])
-                queue.append((f["start"], f["end"]))
+                for a in range(f["start"], f["end"], room):     # in chunks that fit a frame
+                    queue.append((a, min(f["end"], a + room)))
 
     def _report(self, t0, now, final=False):
         held = held_bytes(self.held)

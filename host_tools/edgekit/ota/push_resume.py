@@ -10,16 +10,27 @@ from edgekit import catalog as C
 from edgekit.errors import LinkError, ProtocolError
 from edgekit.ota.push import PushError, held_bytes
 
+_MAX_RESTARTS = 10      # a device that keeps losing its transfer is broken, not unlucky
+
 
 def stage(pusher, patience_s, pause_s=1.0):
     """Offer and transfer until everything is held, outliving silences of up to
     `patience_s` seconds each."""
-    silent_since, progress_at = None, -1
+    silent_since, progress_at, restarts = None, -1, 0
     while True:
         try:
             pusher.offer()
             pusher.transfer()
             return
+        except ProtocolError as exc:
+            # A chunk reached a device that has no transfer open: it rebooted (a power cut)
+            # since the offer. Offer again; it resumes from the ranges it persisted.
+            if exc.code != C.E_INVALID_STATE or restarts >= _MAX_RESTARTS:
+                raise
+            restarts += 1
+            pusher.stats["restarts"] = restarts
+            pusher.progress({"event": "waiting", "detail": f"the device restarted: {exc}",
+                             "held": held_bytes(pusher.held), "total": pusher.total})
         except LinkError as exc:
             now = time.monotonic()
             held = held_bytes(pusher.held)

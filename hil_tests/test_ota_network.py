@@ -1,0 +1,241 @@
+"""OTA over the network (issue 15, SPEC 13.6): an emulated water meter provisioned with the
+embedded broker is updated with `edgekit ota push --via fleet DEVICE`, the same signed
+offer, chunks, install and device-signed result as on the cable, carried as MQTT messages.
+Its Wi-Fi goes down mid-transfer, its power is cut, the host is killed: each time the push
+goes on from what the device holds. A tampered chunk injected into the broker is refused
+(the file's digest) and sent again; a manifest signed by an unknown key is refused with
+nothing staged."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("amqtt", reason="amqtt (the embedded broker) is not installed: make test "
+                                    "installs it")
+pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from edgekit import catalog as C  # noqa: E402
+from edgekit.cli import main as edgekit  # noqa: E402
+from edgekit.errors import ProtocolError  # noqa: E402
+from edgekit.fleet import topics  # noqa: E402
+from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
+from edgekit.fleet.device_link import FleetLink  # noqa: E402
+from edgekit.keys.store import KeyStore  # noqa: E402
+from edgekit.ota import bundle as bundle_mod  # noqa: E402
+from edgekit.ota.push import Pusher  # noqa: E402
+from edgekit.ota.push_resume import run_resuming  # noqa: E402
+from edgekit.ota.sign import sign_bundle, sign_with_keystore  # noqa: E402
+from edgekit.ota.testing import load_store_record, verify_active  # noqa: E402
+from edgekit.protocol import messages  # noqa: E402
+from edgekit.registry.db import Registry  # noqa: E402
+from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
+
+# Real time, as tests/test_ota.py: a trial's deadline runs on the device clock.
+pytestmark = pytest.mark.hil(kind="water_meter", time="real")
+
+
+@pytest.fixture
+def broker():
+    b = EmbeddedBroker().start()
+    yield b
+    b.stop()
+
+
+def provision(board, broker, tmp_path, capsys):
+    (tmp_path / "net.json").write_text(json.dumps({"poll_s": 1}))
+    assert edgekit(["provision", board.url, "--kind", "water_meter", "--site", "x",
+                    "--broker", broker.url, "--net", str(tmp_path / "net.json")]) == 0, \
+        capsys.readouterr().err
+    capsys.readouterr()
+    return Registry(os.environ["EDGEKIT_HOME"] + "/registry.sqlite").list()[0]["device_id"]
+
+
+def signed_bundle(home, version, seq, app_only=False):
+    b = bundle_mod.build("esp32", "water_meter", version, seq=seq, app_only=app_only,
+                         deadline=30)
+    return sign_with_keystore(b, KeyStore(Path(home) / "keys"), PASS)
+
+
+def wait_connected(board, capsys, limit_s=30):
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        assert edgekit(["command", board.url, "diag", "--json"]) == 0
+        if json.loads(capsys.readouterr().out)["result"]["net"]["connected"]:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the board did not connect to the broker")
+
+
+class CliPush:
+    """`edgekit ota push --via fleet` as a user runs it: a process, JSON lines on stdout."""
+
+    def __init__(self, device_id, bundle_path, broker, *extra):
+        env = dict(os.environ)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgekit.cli", "ota", "push", "--via", "fleet", device_id,
+             str(bundle_path), "--broker", broker.url, "--json", "--timeout", "5",
+             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.events = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.events.append(json.loads(line))
+
+    def wait_event(self, pred, what, limit_s=120):
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end:
+            for e in list(self.events):
+                if pred(e):
+                    return e
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {what}: {self.events[-3:]} {self.stderr()}")
+
+    def held_over(self, fraction):
+        return lambda e: e["event"] == "progress" and e["held"] >= fraction * e["total"]
+
+    def finish(self, limit_s=240):
+        code = self.proc.wait(limit_s)
+        self._reader.join(5)
+        return code
+
+    def stderr(self):
+        return self.proc.stderr.read() if self.proc.poll() is not None else ""
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def test_push_through_the_broker_survives_an_outage_and_installs(board, world, broker,
+                                                                fleet_home, capsys, tmp_path):
+    device_id = provision(board, broker, tmp_path, capsys)
+    wait_connected(board, capsys)
+    bundle = signed_bundle(fleet_home, "1.1.0", 10)
+    path = bundle.save(tmp_path / "wm.ekota")
+    push = CliPush(device_id, path, broker, "--patience", "120")
+    push.wait_event(push.held_over(0.3), "progress past 30 %")
+    world.set(network=False)            # the board's Wi-Fi goes, mid-transfer
+    push.wait_event(lambda e: e["event"] == "waiting", "the push noticing the silence")
+    time.sleep(2)
+    world.set(network=True)
+    assert push.finish() == 0, push.stderr()
+    summary = push.events[-1]
+    assert summary["event"] == "summary" and summary["status"] == "installed"
+    assert summary["version"] == "1.1.0" and summary["running"] == "1.1.0"
+    stats = summary["stats"]
+    assert stats["waits"] >= 1
+    assert stats["sent_bytes"] < 2 * stats["stream_bytes"]      # resumed, not restarted
+    assert verify_active(board.faults.flash) == ("a", "1.1.0", None)
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        assert reg.get(device_id)["fw_version"] == "1.1.0"
+
+
+def test_a_power_cut_and_a_killed_host_both_resume(board, broker, fleet_home, capsys,
+                                                   tmp_path):
+    device_id = provision(board, broker, tmp_path, capsys)
+    wait_connected(board, capsys)
+    bundle = signed_bundle(fleet_home, "1.2.0", 12)
+    path = bundle.save(tmp_path / "wm.ekota")
+    total = len(bundle.stream())
+
+    # The host dies mid-transfer (SIGKILL: no goodbye to the broker or the device).
+    push = CliPush(device_id, path, broker)
+    push.wait_event(push.held_over(0.2), "progress past 20 %")
+    push.kill()
+    held_then = max(e["held"] for e in push.events if e["event"] == "progress")
+    assert held_then < total
+
+    # Another push: the device says what it holds and only the rest moves. Its power is
+    # cut meanwhile: it reboots, reconnects with its persistent session, and is offered
+    # the update again; what it had persisted (ranges, at most 16 KB behind) stays.
+    push = CliPush(device_id, path, broker, "--patience", "120")
+    offered = push.wait_event(lambda e: e["event"] == "offered", "the second offer")
+    assert offered["held"] >= held_then     # the device lost no power: nothing is resent
+    push.wait_event(lambda e: e["event"] in ("progress", "done"), "the second transfer")
+    board.powercut(off=1.0)
+    assert push.finish() == 0, push.stderr()
+    summary = push.events[-1]
+    assert (summary["status"], summary["version"]) == ("installed", "1.2.0")
+    offers = [e["held"] for e in push.events if e["event"] == "offered"]
+    assert len(offers) >= 2 and min(offers) > 0     # after the cut too: not from zero
+    assert summary["stats"]["restarts"] + summary["stats"].get("waits", 0) >= 1
+    assert summary["stats"]["sent_bytes"] < 2 * total
+    assert verify_active(board.faults.flash) == ("a", "1.2.0", None)
+
+
+def test_a_tampered_chunk_from_the_broker_is_refused_and_sent_again(board, broker,
+                                                                   fleet_home, capsys,
+                                                                   tmp_path):
+    device_id = provision(board, broker, tmp_path, capsys)
+    wait_connected(board, capsys)
+    bundle = signed_bundle(fleet_home, "1.0.1", 2, app_only=True)
+    keys = KeyStore(fleet_home / "keys")
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        link = FleetLink(reg, device_id, keys, keys.signer(C.ROLE_OPERATOR, PASS),
+                         broker.host, broker.port, min_timeout=5)
+    try:
+        pusher = Pusher(link.session, bundle, link.public_key)
+        pusher.offer()
+        # A chunk the host never sent, straight into the broker: the right update and
+        # offsets, wrong bytes (unsigned, as chunks are). The device takes it...
+        victim = max(bundle.files, key=lambda f: f["end"] - f["start"])
+        forged_seq = 1 << 40
+        forged = messages.unsigned(C.OTA_CHUNK, forged_seq, {
+            C.K_OTA_SEQ: bundle.seq, C.K_OFFSET: victim["start"],
+            C.K_DATA: bytes(min(512, victim["end"] - victim["start"]))})
+        broker.inject(topics.down(device_id), forged, qos=0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            msg = link.session.receive(1.0)
+            if msg is not None and msg.payload.get(C.K_RE) == forged_seq:
+                break
+        else:
+            raise AssertionError("the device did not take the injected chunk")
+        assert msg.type == C.OTA_CHUNK_ACK
+        # ... but the file's SHA-256 (signed in the manifest) refuses it once complete, and
+        # the genuine bytes go again.
+        result = run_resuming(pusher, patience_s=60)
+    finally:
+        link.close()
+    assert (result["status"], result["version"]) == ("installed", "1.0.1")
+    assert pusher.stats["sent_bytes"] > pusher.total          # the victim file went twice
+    assert verify_active(board.faults.flash) == ("a", "1.0.1", None)
+
+
+def test_a_manifest_signed_by_an_unknown_key_is_refused_with_nothing_staged(
+        board, broker, fleet_home, capsys, tmp_path):
+    device_id = provision(board, broker, tmp_path, capsys)
+    wait_connected(board, capsys)
+    rogue = sign_bundle(bundle_mod.build("esp32", "water_meter", "6.6.6", seq=66,
+                                         app_only=True, deadline=30),
+                        Ed25519PrivateKey.generate(), 1)
+    keys = KeyStore(fleet_home / "keys")
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        link = FleetLink(reg, device_id, keys, keys.signer(C.ROLE_OPERATOR, PASS),
+                         broker.host, broker.port, min_timeout=5)
+    try:
+        pusher = Pusher(link.session, rogue, link.public_key)
+        with pytest.raises(ProtocolError) as info:
+            pusher.offer()
+        assert info.value.code == C.E_UNKNOWN_KEY
+        result = pusher.fetch_result()          # signed by the device, verified here
+    finally:
+        link.close()
+    assert (result["status"], result["code"]) == ("rejected", C.E_UNKNOWN_KEY)
+    flash = Path(board.faults.flash)
+    assert load_store_record(flash, "tx") is None
+    staged = [p for p in (flash / "slots").glob("[ab]/*")] if (flash / "slots").exists() \
+        else []
+    assert staged == []
