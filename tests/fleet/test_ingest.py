@@ -119,6 +119,19 @@ def test_refused_messages_are_counted_and_never_stored(setup):
     assert [r["journal_seq"] for r in store.telemetry(reg, DEV)] == [1, 3]
 
 
+def test_the_ota_transfers_unsigned_answers_are_counted_not_dropped(setup):
+    """An `ota push --via fleet` reads the device's chunk acks from the same up-topic
+    (SPEC 13.6): the service neither stores them nor reports them as forgeries."""
+    ingest, *_ = setup
+    for body in (messages.unsigned(C.OTA_CHUNK_ACK, 5, {C.K_RE: 4, C.K_OFFSET: 996}),
+                 messages.unsigned(C.OTA_STATUS, 6, {C.K_RE: 1, C.K_STATUS: "manifest"})):
+        assert ingest.handle(topics.up(DEV), body) == []
+    assert ingest.counts["ota_transfer"] == 2 and not any(ingest.dropped.values())
+    # Any other unsigned type is still refused.
+    assert ingest.handle(topics.up(DEV), messages.unsigned(C.ACK, 7, {})) == []
+    assert ingest.dropped["unsigned"] == 1
+
+
 def test_a_retired_device_is_refused(setup):
     ingest, dev, _, reg, _, _ = setup
     reg.upsert_device(DEV, status="retired")

@@ -102,6 +102,9 @@ def cmd_serve(args):
         if c.get("store_unavailable"):
             print(f"not stored, the store being unavailable: {c['store_unavailable']} (not "
                   "acknowledged: the devices send them again)")
+        if c.get("ota_transfer"):
+            print(f"OTA transfer answers seen (for an `ota push --via fleet`): "
+                  f"{c['ota_transfer']}")
     return 0
 
 
