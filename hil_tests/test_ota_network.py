@@ -239,3 +239,37 @@ def test_a_manifest_signed_by_an_unknown_key_is_refused_with_nothing_staged(
     staged = [p for p in (flash / "slots").glob("[ab]/*")] if (flash / "slots").exists() \
         else []
     assert staged == []
+
+
+@pytest.mark.hil(boards=3)
+def test_a_campaign_through_the_broker_halts_on_a_failing_canary_then_resumes(
+        boards, broker, fleet_home, capsys, tmp_path):
+    ids = []
+    for board in boards:
+        provision(board, broker, tmp_path, capsys)
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        ids = sorted(r["device_id"] for r in reg.list())
+    by_id = {}
+    for board in boards:
+        wait_connected(board, capsys)
+        assert edgekit(["command", board.url, "diag", "--json"]) == 0
+        by_id[json.loads(capsys.readouterr().out)["device"]] = board
+    canary = by_id[ids[0]]
+    canary.world.fault("flow", "nack")       # its trial's sensor sampling fails: rollback
+    bundle = signed_bundle(fleet_home, "1.0.7", 7, app_only=True)
+    path = bundle.save(tmp_path / "wm.ekota")
+    via = ["--via", "fleet", "--broker", broker.url, "--timeout", "5", "--json"]
+    argv = ["ota", "campaign", "start", str(path), "--name", "wm-net", "--stages",
+            "1,100%", "--max-failures", "0%"] + via
+    assert edgekit(argv) == 1
+    report = json.loads(capsys.readouterr().out)
+    status = {d["device_id"]: d["status"] for d in report["devices"]}
+    assert report["state"] == "halted" and status[ids[0]] == "rolled_back"
+    assert [status[d] for d in ids[1:]] == ["pending", "pending"]      # never touched
+
+    canary.world.fault("flow", "none")
+    assert edgekit(["ota", "campaign", "resume", "wm-net", "--retry-failed"] + via) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["state"] == "done" and report["counts"] == {"installed": 3}
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        assert all(reg.get(d)["fw_version"] == "1.0.7" for d in ids)

@@ -44,7 +44,10 @@ class DeviceTopics:
         self.subscribed = threading.Event()
         self.dropped = 0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"edgekit-ota-{os.getpid()}",
+                                  # One per device: a campaign's parallel pushes from
+                                  # one process must not take over each other's session.
+                                  client_id=client_id or
+                                  f"edgekit-ota-{os.getpid()}-{device_id}",
                                   clean_session=True)
         self.client.username_pw_set(username, password)
         # A broker outage mid-transfer: paho reconnects (and subscribes again, on_connect)

@@ -80,7 +80,7 @@ class Runner:
     """Runs (or resumes) campaign `cid` over the devices reachable in `ports`."""
 
     def __init__(self, registry_path, cid, bundle, keystore, operator, ports, parallel=4,
-                 progress=None):
+                 progress=None, connect=None, push=None):
         self.registry_path = registry_path
         self.cid = cid
         self.bundle = bundle
@@ -89,6 +89,10 @@ class Runner:
         self.ports = dict(ports)
         self.parallel = check_parallel(parallel)
         self.progress = progress or (lambda device_id, step, detail="": None)
+        # How a device is reached and updated: its port and Pusher.run by default; through
+        # the broker (campaign_fleet.py) a FleetLink and a push that waits out outages.
+        self.connect = connect or (lambda device_id, port: Link(port, keystore, operator))
+        self.push = push or (lambda pusher: pusher.run())
 
     def run(self):
         started = time.monotonic()
@@ -165,7 +169,7 @@ class Runner:
 
     def _push(self, device_id, port):
         try:
-            link = Link(port, self.keystore, self.operator)
+            link = self.connect(device_id, port)
         except (LinkError, OSError) as exc:
             return "unreachable", {"reason": str(exc)}
         except EdgekitError as exc:
@@ -175,7 +179,7 @@ class Runner:
                 return "failed", {"reason": f"{port} now answers as {link.device_id}"}
             check_target(self.bundle, link.caps)
             pusher = Pusher(link.session, self.bundle, link.public_key)
-            result = pusher.run()
+            result = self.push(pusher)
             result["sent_bytes"] = pusher.stats["sent_bytes"]
             result["clock"] = link.clock        # the drift measured (and synced) on connect
             return result["status"], result

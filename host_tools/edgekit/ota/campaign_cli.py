@@ -29,9 +29,32 @@ def _bundle(path, keystore):
     return b
 
 
+def _reach_by_broker(args, cid, keystore, operator):
+    import os
+
+    from edgekit.fleet.service import parse_url
+    from edgekit.ota import campaign_fleet
+    if args.port:
+        raise EdgekitError("--via fleet reaches the devices through the broker: drop --port")
+    host, port = parse_url(args.broker)
+    return campaign_fleet.reach(args.registry, cid, keystore, operator, host, port,
+                                args.username, os.environ.get("EDGEKIT_MQTT_PASSWORD"),
+                                args.timeout, args.patience)
+
+
 def _run(args, cid, bundle, keystore, operator):
     from edgekit.ota import campaign
     from edgekit.ui import Progress
+    if args.via == "fleet":
+        ports, connect, push = _reach_by_broker(args, cid, keystore, operator)
+        live = None if args.json else Progress(sorted(ports), quiet=False)
+        report = campaign.Runner(args.registry, cid, bundle, keystore, operator, ports,
+                                 parallel=args.parallel, connect=connect, push=push,
+                                 progress=(live.update if live else None)).run()
+        if live:
+            live.finish()
+        _show(report, args.json)
+        return 0 if report["state"] == "done" else 1
     if not args.port:
         raise EdgekitError("give the devices' ports: --port PORT (repeat; serial ports, "
                            "socket://HOST:PORT or emu:ID); each is asked which device it is")
@@ -121,6 +144,21 @@ def register(sub, keys, out, secret):
     ports.add_argument("--port", action="append", metavar="PORT",
                        help="a port a device of the campaign answers on (repeat)")
     add_parallel_option(ports, 4, "devices updated")
+    net = ports.add_argument_group("through the broker (--via fleet, docs/fleet.md)")
+    net.add_argument("--via", choices=("port", "fleet"), default="port",
+                     help="fleet: reach the campaign's devices by id through the MQTT broker "
+                          "instead of --port (SPEC 13.6)")
+    net.add_argument("--broker", default="mqtt://127.0.0.1:1883",
+                     help="the broker URL mqtt://HOST[:PORT] (default %(default)s)")
+    net.add_argument("--username", default="edgekit-fleet",
+                     help="broker user with the service's ACL (default %(default)s; password "
+                          "in $EDGEKIT_MQTT_PASSWORD)")
+    net.add_argument("--timeout", type=float, default=12.0, metavar="S",
+                     help="seconds to wait for each answer before asking again (default "
+                          "%(default)s)")
+    net.add_argument("--patience", type=float, default=120.0, metavar="S",
+                     help="how long a silent device is waited for before it is left "
+                          "unreachable for a later resume (default %(default)s)")
     reg = argparse.ArgumentParser(add_help=False)
     reg.add_argument("--registry", metavar="FILE", help="registry (default $EDGEKIT_HOME)")
 

@@ -8,7 +8,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import LinkError, ProtocolError
-from edgekit.ota.push import PushError, held_bytes
+from edgekit.ota.push import held_bytes
 
 _MAX_RESTARTS = 10      # a device that keeps losing its transfer is broken, not unlucky
 
@@ -37,7 +37,8 @@ def stage(pusher, patience_s, pause_s=1.0):
             if held > progress_at:          # it moved on since the last silence: a new one
                 silent_since, progress_at = now, held
             if now - silent_since > patience_s:
-                raise PushError(f"the device stayed silent for {patience_s:.0f} s ({held} of "
+                # A LinkError still: unreachable (a campaign retries it later), not failed.
+                raise LinkError(f"the device stayed silent for {patience_s:.0f} s ({held} of "
                                 f"{pusher.total} bytes held): {exc}; push again later (it "
                                 "resumes)") from None
             pusher.stats["waits"] = pusher.stats.get("waits", 0) + 1
