@@ -23,7 +23,7 @@ import netcfg
 import nettls
 
 _TAG_SIGN1 = const(0xD2)    # CBOR tag 18: signed bodies cross a broker (SPEC 13.2) ...
-_ARRAY3 = const(0x83)       # ... and, unsigned, only OTA_CHUNK [0x72, seq, payload] (13.6):
+_ARRAY3 = const(0x83)       # ... and, unsigned, only OTA_CHUNK [0x72, seq, payload] (13.7):
 _UINT8 = const(0x18)        # the manifest's digests cover the data, as on the serial link
 _OTA_CHUNK = const(0x72)
 _INBOX = const(4)           # bodies held at once (RAM: each up to max_frame); more wait
@@ -63,6 +63,7 @@ class NetLink:
         self.failures = 0
         self.polls = 0
         self.busy_polls = 0     # polls that took a body: received / busy_polls = per poll
+        self.oom = 0            # bodies lost to a full heap (diag: the heap's edge)
 
     # -- connection --------------------------------------------------------------------
     def _jitter(self, ms):
@@ -70,16 +71,20 @@ class NetLink:
         r = self.hal.random_bytes(2)
         return ms + (ms // 2) * (r[0] << 8 | r[1]) // 65536
 
-    def _fail(self):
+    def _fail(self, grow=True):
         self.client.close()
         self.connected = False
         self.failures += 1
         self._next_try = self.hal.ticks_add(self.hal.ticks_ms(), self._jitter(self._backoff))
-        self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
+        if grow:
+            self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
 
     def _connect(self):
         if not self.hal.net_up(self.cfg):
-            self._fail()
+            # Our own network is down: nobody to spare, so the wait does not grow. It grows
+            # on broker failures only; otherwise a Wi-Fi outage of a minute left the device
+            # minutes away from its next try once the network was back (an OTA waiting).
+            self._fail(grow=False)
             return False
         try:
             self.client.connect(clean_session=False)
@@ -115,7 +120,7 @@ class NetLink:
         """Connect if due, take what the broker holds for us, answer it, keep alive."""
         hal = self.hal
         if self.connected and not hal.net_up(self.cfg):
-            self._fail()        # the network went: the session waits in the broker
+            self._fail(grow=False)      # the network went: the session waits in the broker
             return
         if not self.connected:
             if hal.ticks_diff(self._next_try, hal.ticks_ms()) > 0 or not self._connect():
@@ -139,10 +144,18 @@ class NetLink:
                 # sends QoS 1 messages again, the OTA sender resends its chunks.
                 op = None
                 self._inbox = []
+                self.oom += 1
                 gc.collect()
                 self._fail()
             if self._inbox:
-                took += self._answer()
+                try:
+                    took += self._answer()
+                except MemoryError:
+                    # Opening or answering a body did not fit the heap: those bodies are
+                    # lost (a request is sent again, an OTA chunk resent), the task lives.
+                    self._inbox = []
+                    self.oom += 1
+                    gc.collect()
             if op is None or hal.ticks_diff(hal.ticks_ms(), start) >= _BURST_BUDGET_MS:
                 break
         now = hal.ticks_ms()
@@ -166,7 +179,7 @@ class NetLink:
                 # Signed answers at QoS 1; unsigned ones are the OTA transfer's (chunk acks,
                 # manifest parts' status, a chunk's ERROR): QoS 0, as their loss is what the
                 # transfer's own retransmission repairs, and a PUBACK round trip per chunk
-                # would halve its pace (SPEC 13.6).
+                # would halve its pace (SPEC 13.7).
                 self.send(answer, 1 if answer[0] == _TAG_SIGN1 else 0)
             then = self.agent.after_reply
             if then is not None:
@@ -196,7 +209,7 @@ class NetLink:
         out.update({"connected": self.connected, "connects": self.connects, "sent": self.sent,
                     "received": self.received, "dropped": self.dropped,
                     "failures": self.failures, "polls": self.polls,
-                    "busy_polls": self.busy_polls})
+                    "busy_polls": self.busy_polls, "oom": self.oom})
         return out
 
 
