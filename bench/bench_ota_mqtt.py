@@ -1,4 +1,4 @@
-"""OTA over MQTT (SPEC 13.6) on an emulated ESP32 water meter, real time: the deflated
+"""OTA over MQTT (SPEC 13.7) on an emulated ESP32 water meter, real time: the deflated
 water-meter bundle pushed through the embedded broker (amqtt, in this process) with
 `edgekit ota push --via fleet`'s engine, against the same bundle over the paced 115200
 link. Prints goodput in bytes/s, the device's bodies taken per busy network poll (the
@@ -21,6 +21,7 @@ from edgekit.emu import Emulator
 from edgekit.fleet import netconfig
 from edgekit.fleet.broker import EmbeddedBroker
 from edgekit.fleet.device_link import FleetLink
+from edgekit.fleet.service import parse_url
 from edgekit.hil.devices import TEST_PASSPHRASE, HilFleet, provision
 from edgekit.hil.targets import BoardSpec, EmulatedTarget
 from edgekit.ota import bundle as bundle_mod
@@ -101,7 +102,7 @@ def main(argv=None):
         wait_connected(dev)
         before = net_stats(dev)
         link = FleetLink(fleet.registry, dev.id, fleet.keystore, fleet.signer("operator"),
-                         broker.host, broker.port, min_timeout=args.poll_s + 7)
+                         parse_url(broker.url), min_timeout=args.poll_s + 7)
         p = Pusher(link.session, bundle, link.public_key, progress=show)
         t0 = time.monotonic()
         stage(p, patience_s=60)
@@ -132,9 +133,10 @@ def main(argv=None):
           f"{out['mqtt_goodput']:.0f} B/s goodput over {out['transfer_s']:.1f} s of transfer, "
           f"{out['chunks']} chunks, sent {out['sent_bytes']} B (resent "
           f"{out['resent_bytes']} B); offer to confirmed {total:.1f} s")
+    chunk = out["stream_bytes"] / max(1, out["chunks"])
     print(f"the device took {taken} bodies in {out['busy_polls']} busy polls = "
           f"{out['per_busy_poll']:.1f} per poll (4 per {args.poll_s} s poll without draining: "
-          f"{4 * 1000 / args.poll_s:.0f} B/s at most with 1 KB chunks)")
+          f"{4 * chunk / args.poll_s:.0f} B/s at most with these {chunk:.0f}-byte chunks)")
     if "serial_goodput" in out:
         print(f"OTA over the paced 115200 cable: {out['serial_goodput']:.0f} B/s goodput; "
               f"MQTT = x{out['mqtt_goodput'] / out['serial_goodput']:.2f} of it")

@@ -121,7 +121,7 @@ def test_refused_messages_are_counted_and_never_stored(setup):
 
 def test_the_ota_transfers_unsigned_answers_are_counted_not_dropped(setup):
     """An `ota push --via fleet` reads the device's chunk acks from the same up-topic
-    (SPEC 13.6): the service neither stores them nor reports them as forgeries."""
+    (SPEC 13.7): the service neither stores them nor reports them as forgeries."""
     ingest, *_ = setup
     for body in (messages.unsigned(C.OTA_CHUNK_ACK, 5, {C.K_RE: 4, C.K_OFFSET: 996}),
                  messages.unsigned(C.OTA_STATUS, 6, {C.K_RE: 1, C.K_STATUS: "manifest"})):

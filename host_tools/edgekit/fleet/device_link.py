@@ -17,14 +17,15 @@ from edgekit.keys.deliver import catch_up
 class FleetLink:
     """A device reached by id on a broker: session (operator-signed), its caps, its key."""
 
-    def __init__(self, registry, device_id, keystore, operator_signer, host, port,
+    def __init__(self, registry, device_id, keystore, operator_signer, broker,
                  username=SERVICE_USER, password=None, min_timeout=12.0, fleet_signer=None):
+        """`broker`: a BrokerAddress (fleet/service.parse_url)."""
         ring = device_keyring(registry, device_id)       # refuses an unknown device
         self.device_id = device_id
         self.public_key = bytes(registry.get(device_id)["public_key"])
-        self.port = f"mqtt://{host}:{port} ({device_id})"
+        self.port = f"{broker!r} ({device_id})"
         self.clock = None
-        self.transport = DeviceTopics(host, port, device_id, username, password)
+        self.transport = DeviceTopics(broker, device_id, username, password)
         try:
             self.session = FleetSession(self.transport, ring, device_id, operator_signer,
                                         lambda: keystore.next_seq(C.ROLE_OPERATOR),
@@ -32,8 +33,8 @@ class FleetLink:
             try:
                 caps = self.session.hello().payload
             except LinkError:
-                raise LinkError(f"{device_id} did not answer through the broker at {host}:"
-                                f"{port} within {3 * min_timeout:.0f} s: is it connected "
+                raise LinkError(f"{device_id} did not answer through the broker at "
+                                f"{broker!r} within {3 * min_timeout:.0f} s: is it connected "
                                 "(`edgekit command DEVICE diag` shows net.connected)? A "
                                 "device that sleeps answers at its next poll: raise "
                                 "--timeout") from None

@@ -21,7 +21,7 @@ from edgekit.registry import telemetry as store
 # Reasons a message is dropped (the keys of Ingest.dropped, shown by `fleet serve`).
 DROP_REASONS = ("bad_topic", "unknown_device", "unsigned", "wrong_sender", "replayed",
                 "bad_signature", "unknown_key", "unauthorized", "bad_cbor", "malformed")
-# The OTA transfer's unsigned answers (SPEC 13.6), for the operator tool pushing the update.
+# The OTA transfer's unsigned answers (SPEC 13.7), for the operator tool pushing the update.
 _OTA_TRANSFER = (C.OTA_CHUNK_ACK, C.OTA_STATUS, C.ERROR)
 
 

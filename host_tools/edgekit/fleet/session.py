@@ -1,9 +1,9 @@
-"""One device's conversation through the broker (SPEC 13.6): the serial Session's requests,
+"""One device's conversation through the broker (SPEC 13.7): the serial Session's requests,
 retransmission and answer matching, carried as MQTT messages on the device's topics
 instead of COBS frames on a cable, so everything built on a Session (the OTA Pusher's
 window, gaps and resume) runs over the network unchanged.
 
-    bodies = DeviceTopics(host, port, device_id)         # the transport: bodies, not bytes
+    bodies = DeviceTopics(parse_url(url), device_id)     # the transport: bodies, not bytes
     session = FleetSession(bodies, device_ring, device_id, signer, next_seq)
     session.hello()                                      # operator-signed over a broker
 
@@ -25,7 +25,10 @@ from edgekit.fleet.topics import SERVICE_USER
 from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 
-# The only unsigned bodies a device may send over the network (SPEC 13.6).
+# Largest body sent to a device over the network (see hello()).
+NET_FRAME = 512
+
+# The only unsigned bodies a device may send over the network (SPEC 13.7).
 UNSIGNED_UP = (C.OTA_CHUNK_ACK, C.OTA_STATUS, C.ERROR)
 
 
@@ -33,10 +36,12 @@ class DeviceTopics:
     """An MQTT client as a body transport: publish on ek/<id>/down, read ek/<id>/up.
     paho's network thread files what arrives; `get()` takes it from there."""
 
-    def __init__(self, host, port, device_id, username=SERVICE_USER, password=None,
+    def __init__(self, broker, device_id, username=SERVICE_USER, password=None,
                  client_id=None, connect_timeout=10.0):
+        """`broker`: a BrokerAddress (fleet/service.parse_url: mqtt:// or mqtts://)."""
         import paho.mqtt.client as mqtt     # here: the rest of edgekit runs without paho
-        self.host, self.port = host, port
+        self.broker = broker
+        self.host, self.port = broker
         self.device_id = device_id
         self.up, self.down = topics.up(device_id), topics.down(device_id)
         self._inbox = queue.Queue(maxsize=1024)
@@ -58,15 +63,12 @@ class DeviceTopics:
                                                 self.subscribed.clear())
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self._on_message
-        try:
-            self.client.connect(host, port, keepalive=30)
-        except OSError as exc:
-            raise LinkError(f"cannot reach the MQTT broker at {host}:{port}: {exc}; check "
-                            "--broker") from None
+        broker.apply(self.client)           # TLS for mqtts://
+        broker.connect(self.client)         # a refused certificate or no broker: said
         self.client.loop_start()
         if not self.subscribed.wait(connect_timeout):
             self.close()
-            raise LinkError(f"the broker at {host}:{port} did not accept the subscription to "
+            raise LinkError(f"the broker at {broker!r} did not accept the subscription to "
                             f"{self.up} within {connect_timeout:.0f} s (are you the service "
                             "user? --username)")
 
@@ -122,7 +124,7 @@ class FleetSession(Session):
         if len(body) > self.max_frame:
             raise ProtocolError(f"message of {len(body)} bytes exceeds the device's max frame "
                                 f"({self.max_frame}); split it", C.E_TOO_LARGE)
-        # OTA chunks at QoS 0 (SPEC 13.6): the transfer acks and resends them itself, and a
+        # OTA chunks at QoS 0 (SPEC 13.7): the transfer acks and resends them itself, and a
         # chunk the broker queued for a device that went away would only come back stale.
         self.transport.publish(body, 0 if _is_chunk(body) else topics.QOS)
         self.stats["frames_out"] += 1
@@ -167,10 +169,13 @@ class FleetSession(Session):
         self.last_hello = (caps.payload, sent, time.time())
         max_frame = caps.payload.get(C.K_MAX_FRAME)
         if isinstance(max_frame, int) and 64 <= max_frame <= C.MAX_FRAME_LIMIT:
-            self.max_frame = max_frame
+            # No body above NET_FRAME: each message is a fresh allocation on the device
+            # (the cable's frames land in a preallocated buffer), and after a power cut
+            # mid-transfer a water meter's heap had 22 KB free but no 1 KB block for a chunk.
+            self.max_frame = min(max_frame, NET_FRAME)
         return caps
 
     def wait_connected(self, timeout):
         if not self.transport.connected.wait(timeout):
-            raise LinkError(f"no connection to the broker at {self.transport.host}:"
-                            f"{self.transport.port} for {timeout:.0f} s")
+            raise LinkError(f"no connection to the broker at {self.transport.broker!r} for "
+                            f"{timeout:.0f} s")

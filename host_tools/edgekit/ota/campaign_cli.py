@@ -36,8 +36,8 @@ def _reach_by_broker(args, cid, keystore, operator):
     from edgekit.ota import campaign_fleet
     if args.port:
         raise EdgekitError("--via fleet reaches the devices through the broker: drop --port")
-    host, port = parse_url(args.broker)
-    return campaign_fleet.reach(args.registry, cid, keystore, operator, host, port,
+    return campaign_fleet.reach(args.registry, cid, keystore, operator,
+                                parse_url(args.broker, args.ca),
                                 args.username, os.environ.get("EDGEKIT_MQTT_PASSWORD"),
                                 args.timeout, args.patience)
 
@@ -147,9 +147,13 @@ def register(sub, keys, out, secret):
     net = ports.add_argument_group("through the broker (--via fleet, docs/fleet.md)")
     net.add_argument("--via", choices=("port", "fleet"), default="port",
                      help="fleet: reach the campaign's devices by id through the MQTT broker "
-                          "instead of --port (SPEC 13.6)")
+                          "instead of --port (SPEC 13.7)")
     net.add_argument("--broker", default="mqtt://127.0.0.1:1883",
-                     help="the broker URL mqtt://HOST[:PORT] (default %(default)s)")
+                     help="the broker URL mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS) "
+                          "(default %(default)s)")
+    net.add_argument("--ca", metavar="FILE",
+                     help="with mqtts://: the CA certificate (PEM or DER) the broker's "
+                          "certificate must chain to (default: the system's trust store)")
     net.add_argument("--username", default="edgekit-fleet",
                      help="broker user with the service's ACL (default %(default)s; password "
                           "in $EDGEKIT_MQTT_PASSWORD)")

@@ -1,5 +1,5 @@
 """`edgekit ota push TARGET BUNDLE`: update one device, with live progress; TARGET is a port,
-or with `--via fleet` a device id reached through the MQTT broker (SPEC 13.6)."""
+or with `--via fleet` a device id reached through the MQTT broker (SPEC 13.7)."""
 import json
 import sys
 import time
@@ -81,9 +81,9 @@ def _open(args, keystore, operator):
     from edgekit.fleet.device_link import FleetLink
     from edgekit.fleet.service import parse_url
     from edgekit.registry.db import Registry
-    host, port = parse_url(args.broker)
+    broker = parse_url(args.broker, args.ca)
     with Registry(args.registry) as registry:
-        return FleetLink(registry, args.target, keystore, operator, host, port,
+        return FleetLink(registry, args.target, keystore, operator, broker,
                          username=args.username,
                          password=os.environ.get("EDGEKIT_MQTT_PASSWORD"),
                          min_timeout=args.timeout)
@@ -169,9 +169,13 @@ def register(sub, keys, out, secret):
     net = p.add_argument_group("through the broker (--via fleet, docs/fleet.md)")
     net.add_argument("--via", choices=("port", "fleet"), default="port",
                      help="fleet: TARGET is a device id; the update travels as MQTT messages "
-                          "on its topics and resumes across outages (SPEC 13.6)")
+                          "on its topics and resumes across outages (SPEC 13.7)")
     net.add_argument("--broker", default="mqtt://127.0.0.1:1883",
-                     help="the broker URL mqtt://HOST[:PORT] (default %(default)s)")
+                     help="the broker URL mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS) "
+                          "(default %(default)s)")
+    net.add_argument("--ca", metavar="FILE",
+                     help="with mqtts://: the CA certificate (PEM or DER) the broker's "
+                          "certificate must chain to (default: the system's trust store)")
     net.add_argument("--username", default="edgekit-fleet",
                      help="broker user with the service's ACL (default %(default)s; password "
                           "in $EDGEKIT_MQTT_PASSWORD)")

@@ -1,4 +1,4 @@
-"""Pusher.run for a link that comes and goes (the network path, SPEC 13.6): a broker outage,
+"""Pusher.run for a link that comes and goes (the network path, SPEC 13.7): a broker outage,
 a device that lost its Wi-Fi or its power mid-transfer is waited for, then offered the same
 update again, and the transfer goes on from what the device holds (its OTA_STATUS ranges),
 not from zero. On a cable the same LinkError ends the push (`edgekit ota push` again
