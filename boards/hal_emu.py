@@ -351,6 +351,14 @@ def net_up(cfg):
     return bool(_rt("net")) if _ch is not None else True
 
 
+net_downs = 0       # a battery device's radio switched off between reports (no world effect)
+
+
+def net_down(cfg):
+    global net_downs
+    net_downs += 1
+
+
 def wdt_start(timeout_ms):
     timeout_ms = int(timeout_ms)
     if timeout_ms < 1:

@@ -162,6 +162,13 @@ def net_up(cfg):
     return hal_net.up(cfg)
 
 
+def net_down(cfg):
+    """A battery device between reports (connect = "to_report"): the radio off until the
+    next net_up."""
+    import hal_net
+    hal_net.down(cfg)
+
+
 _wdt = None
 
 

@@ -22,3 +22,14 @@ def up(cfg):
     if _wlan.status() != network.STAT_CONNECTING:
         _wlan.connect(ssid, cfg.get("psk"))
     return False
+
+
+def down(cfg):
+    """The Wi-Fi station off (a battery device between reports, SPEC 13.5): an associated
+    station keeps its radio waking for the access point's beacons. The next up() joins
+    again. A cellular modem or Ethernet is its own driver's to power down."""
+    global _wlan
+    if _wlan is not None:
+        _wlan.disconnect()
+        _wlan.active(False)
+        _wlan = None

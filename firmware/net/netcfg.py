@@ -8,7 +8,11 @@ _MAX = const(128)
 # The broker's CA certificate, DER. An RSA-4096 root (ISRG Root X1) is 1,391 bytes, an EC
 # P-256 one about 500: 2 KB holds any single root and keeps the record and the parse small.
 CA_MAX = const(2048)
-KEYS = ("broker", "password", "keepalive", "poll_s", "ssid", "psk", "apn", "ca")
+KEYS = ("broker", "password", "keepalive", "poll_s", "ssid", "psk", "apn", "ca", "connect")
+# "always": connected all the time, the broker polled every poll_s (mains power). "to_report":
+# a battery device connects when it has something to send and every poll_s to take what the
+# broker holds for it, then disconnects and powers its radio down (SPEC 13.5).
+CONNECT = ("always", "to_report")
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 _PEM_END = b"-----END CERTIFICATE-----"
 
@@ -95,9 +99,17 @@ def validate(net):
     if not isinstance(ka, int) or not 10 <= ka <= 3600:
         raise ValueError("network config: keepalive must be 10..3600 seconds")
     out["keepalive"] = ka
+    connect = net.get("connect", "always")
+    if connect not in CONNECT:
+        raise ValueError("network config: connect must be always or to_report")
+    out["connect"] = connect
+    # Connected all the time, the poll also keeps the connection alive; a sleeping device
+    # checks for commands as rarely as once a day.
+    poll_max = 3600 if connect == "always" else 86400
     poll = net.get("poll_s", 5)
-    if not isinstance(poll, int) or not 1 <= poll <= 3600:
-        raise ValueError("network config: poll_s must be 1..3600 seconds")
+    if not isinstance(poll, int) or not 1 <= poll <= poll_max:
+        raise ValueError("network config: poll_s must be 1..%d seconds with connect = %s"
+                         % (poll_max, connect))
     out["poll_s"] = poll
     return out
 
@@ -116,5 +128,6 @@ def public(net):
     if not net:
         return None
     return {"broker": net["broker"], "keepalive": net["keepalive"], "poll_s": net["poll_s"],
+            "connect": net.get("connect", "always"),
             "credentials": "password" in net, "wifi": "ssid" in net, "apn": net.get("apn"),
             "tls": "ca" in net, "ca_sha256": ca_fingerprint(net)}

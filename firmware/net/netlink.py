@@ -8,6 +8,12 @@
 # holds; answer through the agent; ping before the keepalive runs out. Nothing here decides
 # what leaves the journal: that stays the signed TELEMETRY_ACK's job (services.ack).
 #
+# A battery device (connect = "to_report") is connected only while it has something to say or
+# to hear: a push connects at once, the scheduled poll (every poll_s) connects to take what
+# the broker queued in its persistent session, and once nothing has come for _BURST_MS (the
+# ack of the push, the queued commands and their answers are done) it disconnects and powers
+# its radio down (hal.net_down). The broker keeps its QoS 1 messages meanwhile.
+#
 # A conversation in progress (an OTA transfer: a chunk every few milliseconds, each waiting
 # for its ack) cannot live on one poll every poll_s with 4 bodies each: once a body arrived,
 # a poll keeps taking and answering for up to _BURST_BUDGET_MS, and the next poll comes
@@ -48,6 +54,7 @@ class NetLink:
         nettls.check(self.client)
         self.client.set_callback(self._on_message)
         self.max_frame = max_frame
+        self.sleepy = cfg.get("connect") == "to_report"
         self.connected = False
         # Set by the runtime: makes the next poll come soon (a one-shot scheduler task).
         self.hurry = None
@@ -60,6 +67,7 @@ class NetLink:
         self.received = 0
         self.dropped = 0
         self.connects = 0
+        self.sleeps = 0         # a sleepy device's disconnects once quiet
         self.failures = 0
         self.polls = 0
         self.busy_polls = 0     # polls that took a body: received / busy_polls = per poll
@@ -96,6 +104,8 @@ class NetLink:
         self.connects += 1
         self._backoff = _BACKOFF_MIN_MS
         self._last_out = self.hal.ticks_ms()
+        if self.sleepy:
+            self._last_rx = self._last_out      # stay a while: the broker's queue comes now
         return True
 
     def close(self):
@@ -168,6 +178,18 @@ class NetLink:
             # allows (not a whole poll_s later).
             wait = _BURST_POLL_MS if self.connected else hal.ticks_diff(self._next_try, now)
             self.hurry(wait if wait > _BURST_POLL_MS else _BURST_POLL_MS)
+        elif self.sleepy and self.connected:
+            self._sleep()
+
+    def _sleep(self):
+        # Quiet for _BURST_MS: what the broker held is taken and answered. A clean
+        # DISCONNECT (the session and its queue stay in the broker), then the radio off.
+        self.close()
+        self.sleeps += 1
+        self._last_rx = None
+        down = getattr(self.hal, "net_down", None)
+        if down is not None:
+            down(self.cfg)
 
     def _answer(self):
         n = 0
@@ -190,9 +212,13 @@ class NetLink:
     def send(self, body, qos=1):
         """Publish one body (QoS 1: PUBACK awaited); False when not connected or it failed:
         the caller's data stays journaled and goes again on its retry."""
+        hal = self.hal
+        if not self.connected and self.sleepy and \
+                hal.ticks_diff(self._next_try, hal.ticks_ms()) <= 0:
+            self._connect()         # a sleeping device wakes its radio to report
         if not self.connected:
             return False
-        if not self.hal.net_up(self.cfg):
+        if not hal.net_up(self.cfg):
             self._fail()
             return False
         try:
@@ -200,15 +226,20 @@ class NetLink:
         except OSError:
             self._fail()
             return False
-        self._last_out = self.hal.ticks_ms()
+        self._last_out = hal.ticks_ms()
         self.sent += 1
+        if self.sleepy:
+            # Stay for the service's answer (its ack), then sleep: polls follow at once.
+            self._last_rx = self._last_out
+            if self.hurry is not None:
+                self.hurry(_BURST_POLL_MS)
         return True
 
     def stats(self):
         out = netcfg.public(self.cfg)       # the broker, never the credentials
         out.update({"connected": self.connected, "connects": self.connects, "sent": self.sent,
                     "received": self.received, "dropped": self.dropped,
-                    "failures": self.failures, "polls": self.polls,
+                    "failures": self.failures, "polls": self.polls, "sleeps": self.sleeps,
                     "busy_polls": self.busy_polls, "oom": self.oom})
         return out
 

@@ -147,7 +147,8 @@ def register(subparsers):
                         "the broker's; the device trusts it alone")
     p.add_argument("--net", metavar="FILE",
                    help="network settings (TOML/JSON: password, ssid, psk, apn, keepalive, "
-                        "poll_s); stored on the device, never returned")
+                        "poll_s, connect = always|to_report); stored on the device, "
+                        "never returned")
     p.add_argument("--reprovision", action="store_true",
                    help="wipe an already provisioned device first (operator-signed)")
     p.add_argument("--keys", metavar="DIR", help="key directory (default $EDGEKIT_HOME/keys)")

@@ -1,0 +1,148 @@
+"""A battery device on the network (issue 15, SPEC 13.5 `connect = "to_report"`): it connects
+to report and, every poll_s, to take what the broker queued for it, then disconnects and
+powers its radio down. Its telemetry is stored and acknowledged as a connected device's is;
+a command sent while it sleeps waits in the broker and runs at its next wake, not before."""
+import json
+import queue
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("amqtt", reason="amqtt (the embedded broker) is not installed: make test "
+                                    "installs it")
+mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+
+from edgekit import catalog as C  # noqa: E402
+from edgekit.cli import main as edgekit  # noqa: E402
+from edgekit.fleet import topics  # noqa: E402
+from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
+from edgekit.fleet.broker_acl import SERVICE_USER  # noqa: E402
+from edgekit.fleet.ingest import Ingest  # noqa: E402
+from edgekit.fleet.service import FleetService  # noqa: E402
+from edgekit.keys.store import KeyStore  # noqa: E402
+from edgekit.protocol import messages  # noqa: E402
+from edgekit.registry import telemetry as store  # noqa: E402
+from edgekit.registry.db import Registry  # noqa: E402
+from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
+
+pytestmark = pytest.mark.hil(kind="water_meter")
+HOUR = 3600
+POLL_S = 1800
+
+
+def diag(board, capsys):
+    code = edgekit(["command", board.url, "diag", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)["result"]
+
+
+def step_until(clock, pred, what, step_s=2, limit_s=60.0):
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if pred():
+            return
+        clock.advance(step_s)
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Spy:
+    """What the device publishes, as a second service-user client sees it."""
+
+    def __init__(self, broker, device_id):
+        self.up = queue.Queue()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="spy",
+                             clean_session=True)
+        self.c.username_pw_set(SERVICE_USER)
+        self.c.on_message = lambda c, u, m: self.up.put(bytes(m.payload))
+        self.c.connect(broker.host, broker.port)
+        self.c.loop_start()
+        self.c.subscribe(topics.up(device_id), 1)
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def test_a_battery_meter_sleeps_between_reports_and_takes_queued_commands_when_it_wakes(
+        board, world, clock, fleet_home, capsys, tmp_path):
+    from edgekit.fleet import command as fleet_command
+    broker = EmbeddedBroker().start()
+    (tmp_path / "net.json").write_text(json.dumps({"connect": "to_report", "poll_s": POLL_S}))
+    (tmp_path / "meter.json").write_text(json.dumps({"report_s": HOUR}))
+    assert edgekit(["provision", board.url, "--kind", "water_meter", "--site", "x",
+                    "--config", str(tmp_path / "meter.json"), "--broker", broker.url,
+                    "--net", str(tmp_path / "net.json")]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    registry_path = fleet_home / "registry.sqlite"
+    device_id = Registry(registry_path).list()[0]["device_id"]
+    keys = KeyStore(fleet_home / "keys")
+    stop, held = threading.Event(), {}
+
+    def serve():
+        reg = Registry(registry_path)
+        ingest = Ingest(reg, keys.signer(C.ROLE_OPERATOR, PASS),
+                        lambda: keys.next_seq(C.ROLE_OPERATOR))
+        held["svc"] = svc = FleetService(ingest, broker.host, broker.port)
+        svc.client.reconnect_delay_set(0.2, 1)
+        svc.run(stop)
+        reg.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        step_until(clock, lambda: "svc" in held and held["svc"].connected.is_set(), "service")
+        svc = held["svc"]
+        net = diag(board, capsys)["net"]
+        assert net["connect"] == "to_report" and net["poll_s"] == POLL_S
+        # Its first wake: connected, took what the broker held (nothing), asleep again.
+        step_until(clock, lambda: diag(board, capsys)["net"]["sleeps"] >= 1, "the first sleep")
+
+        world.set(flow_lpm=3.0)
+        clock.advance(3 * HOUR + 120)      # three hourly packs, each pushed as it is made
+        step_until(clock, lambda: svc.ingest.pending.get(device_id) == 0,
+                   "the service's acks")
+        d = diag(board, capsys)
+        assert d["telemetry"]["pending"] == 0
+        with Registry(registry_path) as reg:
+            packs = sorted({r["journal_seq"] for r in store.telemetry(reg, device_id)})
+        assert packs == list(range(1, d["telemetry"]["last"] + 1)) and len(packs) >= 3
+        net = d["net"]
+        # Asleep between reports: not connected now, and one connection per wake (reports
+        # and command polls), each ended by its own sleep, none by a failure.
+        assert not net["connected"]
+        assert net["connects"] >= 4 and net["sleeps"] >= net["connects"] - 1
+        assert net["failures"] == 0
+
+        # A command for the sleeping meter waits in the broker until its next poll wake.
+        ring = fleet_command.device_keyring(Registry(registry_path), device_id)
+        spy = Spy(broker, device_id)
+        try:
+            connects = net["connects"]
+            assert edgekit(["command", "--via", "fleet", device_id, "valve", "open=false",
+                            "--broker", broker.url, "--json"]) == 0
+            assert json.loads(capsys.readouterr().out)["queued"] is True
+            clock.advance(60)                   # awake (its sample task), radio asleep
+            time.sleep(0.5)
+            assert spy.up.empty(), "the command ran before the meter's next wake"
+            answers = []
+
+            def answered():
+                while not spy.up.empty():
+                    msg = messages.open_body(spy.up.get(), ring)
+                    if msg.type == C.COMMAND_RESULT:
+                        answers.append(msg)
+                return bool(answers)
+            step_until(clock, answered, "the command at the next wake", step_s=60,
+                       limit_s=90)
+            assert answers[0].payload[C.K_RESULT] == {"valve": "closed", "requested": False}
+        finally:
+            spy.close()
+        net = diag(board, capsys)["net"]
+        assert net["connects"] > connects and not net["connected"]
+    finally:
+        stop.set()
+        thread.join(5)
+        broker.stop()
