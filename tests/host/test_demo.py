@@ -23,6 +23,7 @@ def test_demo_runs_a_technicians_day_and_leaves_nothing_running():
                      "the meter now reports firmware 1.0.1",
                      "provisioned with the broker in its network config",
                      "burst journal #",          # the networked meter's alarm, via the broker
+                     "installed over MQTT",      # ota push --via fleet to the networked meter
                      "dropped 0",
                      "no board left running"):
         assert expected in out, f"demo output lacks {expected!r}:\n{out[-3000:]}"
