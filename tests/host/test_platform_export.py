@@ -55,10 +55,39 @@ def _date_time(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None
 
 
+# What the published schema.json files say beyond the attribute database: their `required`
+# lists (besides id and type) and the bounds and integer types of the attributes exported
+# (AirQualityObserved 0.1.3, NoiseLevelObserved 0.2.1, WasteContainer 0.2.0,
+# WaterConsumptionObserved; written down here from the schemas, so this test does not take
+# them from the code it checks).
+SCHEMA_REQUIRED = {"AirQualityObserved": {"dateObserved", "location"},
+                   "NoiseLevelObserved": {"dateObservedFrom", "dateObservedTo", "location"},
+                   "WasteContainer": {"location"}}
+SCHEMA_BOUNDS = {("AirQualityObserved", "relativeHumidity"): (0, 1),
+                 ("AirQualityObserved", "pm25"): (0, None),
+                 ("AirQualityObserved", "pm10"): (0, None),
+                 ("WasteContainer", "fillingLevel"): (0, 1)}
+SCHEMA_INTEGERS = {("WaterConsumptionObserved", "waterConsumption"): None,
+                   ("WaterConsumptionObserved", "alarmStopsLeaks"): (0, 1),
+                   ("WaterConsumptionObserved", "alarmTamper"): (0, 1),
+                   ("WaterConsumptionObserved", "alarmWaterQuality"): (0, 1)}
+
+
 def check_entity(entity):
     model = entity["type"]
     attrs = published()[(SUBJECTS[model], model)]
     assert entity["id"].startswith(f"urn:ngsi-ld:{model}:")
+    missing = SCHEMA_REQUIRED.get(model, set()) - set(entity)
+    assert not missing, f"{model} requires {missing}"
+    for (m, name), (low, high) in SCHEMA_BOUNDS.items():
+        if m == model and name in entity:
+            v = entity[name]["value"]
+            assert v >= low and (high is None or v <= high), (model, name, v)
+    for (m, name), allowed in SCHEMA_INTEGERS.items():
+        if m == model and name in entity:
+            v = entity[name]["value"]
+            assert isinstance(v, int) and not isinstance(v, bool), (model, name, v)
+            assert allowed is None or v in allowed, (model, name, v)
     for name, value in entity.items():
         if name in ("id", "type", "@context"):
             continue
@@ -131,7 +160,8 @@ def test_ngsi_ld_entities_use_the_published_models(kind, tmp_path, capsys):
         (e,) = entities
         # the register's location: a meter is published on its 100 m cell, not the point
         assert e["location"]["value"]["coordinates"] != [4.89221, 52.37312]
-        assert e["waterConsumption"] == {"type": "Property", "value": 240.5,
+        # an integer in its schema: whole litres, the unit said
+        assert e["waterConsumption"] == {"type": "Property", "value": 240, "unitCode": "LTR",
                                          "observedAt": "2026-12-02T00:00:00Z"}
     if kind == "smart_bin":
         assert entities[0]["fillingLevel"]["value"] == 0.42         # a fraction, 0..1
@@ -248,3 +278,47 @@ def test_every_alarm_a_kind_raises_has_its_place_on_the_platform(kind):
         published_as = sum(name in p for p in places[:3])
         assert (published_as > 0) != (name in places[3]), (kind, name, published_as)
     assert set().union(*places) <= declared, "a mapping names an alarm the firmware lacks"
+
+
+def test_a_window_of_noise_is_dated_by_the_window_it_covers(tmp_path, capsys):
+    """NoiseLevelObserved requires dateObservedFrom/To: the latest window starts where the
+    one before it ended (two packs here: noise at T and at T + 900)."""
+    reg_path = tmp_path / "r.sqlite"
+    with Registry(reg_path) as reg:
+        _stored(reg, "env-1", "env_sensor", [("noise", 50.0)])
+        pack = [{C.SENML_BN: "urn:dev:ek:env-1:", C.SENML_BT: T + 900, C.SENML_N: "noise",
+                 C.SENML_V: 52.0}]
+        store.store(reg, "env-1", packs=[(2, pack)], received=T + 1000)
+    assert main(["devices", "telemetry", "env-1", "--ngsi-ld", "--registry",
+                 str(reg_path)]) == 0
+    (noise,) = [e for e in json.loads(capsys.readouterr().out)
+                if e["id"] == "urn:ngsi-ld:NoiseLevelObserved:env-1"]
+    check_entity(noise)
+    assert noise["LAeq"]["value"] == 52.0
+    assert (noise["dateObservedFrom"]["value"], noise["dateObservedTo"]["value"]) == (
+        "2026-12-02T00:00:00Z", "2026-12-02T00:15:00Z")
+
+
+@pytest.mark.parametrize("kind, record", [("env_sensor", ("pm25", 9.0)),
+                                          ("smart_bin", ("fill", 40.0))])
+def test_an_entity_the_schema_wants_located_needs_a_published_location(kind, record,
+                                                                       tmp_path, capsys):
+    reg_path = tmp_path / "r.sqlite"
+    with Registry(reg_path) as reg:
+        _stored(reg, f"{kind}-1", kind, [record], location=None)
+    assert main(["devices", "telemetry", f"{kind}-1", "--ngsi-ld", "--registry",
+                 str(reg_path)]) != 0
+    err = capsys.readouterr().err
+    assert "need a location" in err and f"devices set {kind}-1 --location" in err
+
+
+def test_a_meter_without_a_location_still_exports(tmp_path, capsys):
+    """WaterConsumptionObserved requires no location: a meter's reading goes out without."""
+    reg_path = tmp_path / "r.sqlite"
+    with Registry(reg_path) as reg:
+        _stored(reg, "wm-1", "water_meter", [("volume", 12.0)], location=None)
+    assert main(["devices", "telemetry", "wm-1", "--ngsi-ld", "--registry",
+                 str(reg_path)]) == 0
+    (e,) = json.loads(capsys.readouterr().out)
+    check_entity(e)
+    assert "location" not in e and e["waterConsumption"]["value"] == 12

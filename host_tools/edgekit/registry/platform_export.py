@@ -17,9 +17,22 @@ them.
 """
 from datetime import datetime, timezone
 
+from edgekit.errors import EdgekitError
+
 NGSI_LD_CONTEXT = ["https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/"
                    "master/context.jsonld",
                    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"]
+
+# What the published schemas require besides id and type (AirQualityObserved 0.1.3,
+# NoiseLevelObserved 0.2.1, WasteContainer 0.2.0; WaterConsumptionObserved and Alert require
+# nothing more). An entity that lacks one is not exported: the caller is told what to set.
+REQUIRED = {"AirQualityObserved": ("dateObserved", "location"),
+            "NoiseLevelObserved": ("dateObservedFrom", "dateObservedTo", "location"),
+            "WasteContainer": ("location",)}
+
+# waterConsumption is an integer in its schema: the meter's total in whole litres, with the
+# unit said (NGSI-LD unitCode, UN/CEFACT LTR), not cubic metres rounded to nothing.
+LITRES = "LTR"
 
 # Averaging periods a record name may end with (docs/data-mapping.md): `<q>_<period>` is the
 # mean of `<q>` over the period that ends at the record's time.
@@ -63,12 +76,13 @@ MAINTENANCE = {
     "smart_bin": {"jam", "full", "age", "distance_fault", "low_battery"},
 }
 
-# kind -> [(data model, subject, {SenML name: (attribute, scale)})] (docs/data-mapping.md)
+# kind -> [(data model, subject, {SenML name: (attribute, scale or "litres")})]
+# (docs/data-mapping.md)
 MODELS = {
     "water_meter": [("WaterConsumptionObserved", "dataModel.WaterConsumption",
-                     {"volume": ("waterConsumption", 1.0)})],
+                     {"volume": ("waterConsumption", "litres")})],
     "water_atm": [("WaterConsumptionObserved", "dataModel.WaterConsumption",
-                   {"volume": ("waterConsumption", 1.0)}),
+                   {"volume": ("waterConsumption", "litres")}),
                   ("WaterQualityObserved", "dataModel.WaterQuality",
                    {"turbidity": ("turbidity", 1.0), "tds": ("tds", 1.0)})],
     "smart_bin": [("WasteContainer", "dataModel.WasteManagement",
@@ -143,9 +157,18 @@ def ngsi_ld(device, rows, location=None, events=()):
     record, one entity per model and averaging period, plus its alarms. `location`:
     (lat, lon) as published, or None."""
     kind, device_id = device["kind"], device["device_id"]
-    latest = {}
+    if location is None:
+        for model, _subject, _mapping in MODELS.get(kind, ()):
+            if "location" in REQUIRED.get(model, ()):
+                raise EdgekitError(
+                    f"{device_id}: {model} entities need a location and the public register "
+                    f"has none for it: set it with `edgekit devices set {device_id} "
+                    "--location LAT,LON`")
+    latest, previous = {}, {}
     for r in rows:
         if r.get("value") is not None and r.get("unix") is not None:
+            if r["name"] in latest:
+                previous[r["name"]] = latest[r["name"]]["unix"]
             latest[r["name"]] = r           # rows are in journal order: the last one wins
     alarms = _latest_events(events)
     geo = None
@@ -155,7 +178,7 @@ def ngsi_ld(device, rows, location=None, events=()):
     entities = []
     for model, _subject, mapping in MODELS.get(kind, ()):
         for period in (None,) + tuple(PERIODS):
-            entity = _observation(device_id, model, mapping, latest, period)
+            entity = _observation(device_id, model, mapping, latest, previous, period)
             if entity is None:
                 continue
             if period is None:
@@ -186,9 +209,10 @@ def ngsi_ld(device, rows, location=None, events=()):
     return entities
 
 
-def _observation(device_id, model, mapping, latest, period):
+def _observation(device_id, model, mapping, latest, previous, period):
     """One entity of `model`: the window values (period None) or the means over `period`,
-    or None when nothing of it was measured."""
+    or None when nothing of it was measured. `previous`: each name's record before the
+    latest, whose time starts the latest window."""
     entity_id = f"urn:ngsi-ld:{model}:{device_id}" + (f":{period}" if period else "")
     entity = {"id": entity_id, "type": model, "@context": NGSI_LD_CONTEXT}
     newest = None
@@ -196,7 +220,11 @@ def _observation(device_id, model, mapping, latest, period):
         r = latest.get(f"{name}_{period}" if period else name)
         if r is None:
             continue
-        entity[attribute] = _prop(round(r["value"] * scale, 6), r["unix"])
+        if scale == "litres":
+            entity[attribute] = dict(_prop(int(round(r["value"])), r["unix"]),
+                                     unitCode=LITRES)
+        else:
+            entity[attribute] = _prop(round(r["value"] * scale, 6), r["unix"])
         newest = max(newest or r["unix"], r["unix"])
     if newest is None:
         return None                         # nothing of this model measured yet
@@ -204,9 +232,14 @@ def _observation(device_id, model, mapping, latest, period):
         start = newest - PERIODS[period]
         entity["description"] = _prop(f"means over {period} from {_iso(start)} to "
                                       f"{_iso(newest)}")
-        if model in _INTERVALS:
-            entity["dateObservedFrom"] = _prop(_iso(start))
-            entity["dateObservedTo"] = _prop(_iso(newest))
+    else:
+        # The window before the newest record ended at the record before it (the device
+        # reports window after window); a first record dates a window of its own instant.
+        starts = [previous[n] for n in mapping if n in previous and latest[n]["unix"] == newest]
+        start = max(starts) if starts else newest
+    if model in _INTERVALS:
+        entity["dateObservedFrom"] = _prop(_iso(start))
+        entity["dateObservedTo"] = _prop(_iso(newest))
     if model in _DATED:
         entity["dateObserved"] = _prop(_iso(newest))
     return entity
