@@ -4,7 +4,6 @@ record once and acknowledges; only then does the meter's journal let them go. A 
 replayed message injected straight into the broker are refused (and counted) by the service,
 a replayed ack by the device; a broker stopped and restarted loses nothing."""
 import json
-import queue
 import threading
 import time
 
@@ -12,7 +11,7 @@ import pytest
 
 pytest.importorskip("amqtt", reason="amqtt (the embedded broker) is not installed: make test "
                                     "installs it")
-mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
@@ -20,78 +19,17 @@ from edgekit import catalog as C  # noqa: E402
 from edgekit.cli import main as edgekit  # noqa: E402
 from edgekit.fleet import topics  # noqa: E402
 from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
-from edgekit.fleet.broker_acl import SERVICE_USER  # noqa: E402
-from edgekit.fleet.ingest import Ingest  # noqa: E402
-from edgekit.fleet.service import FleetService  # noqa: E402
 from edgekit.keys.store import KeyStore  # noqa: E402
-from edgekit.protocol import cbor, cose, messages  # noqa: E402
+from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry import telemetry as store  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
+from fleet_rig import HOUR, Settled, Spy, diag, run_service, step_until, stored  # noqa: E402
 from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
-HOUR = 3600
 
 
-def diag(board, capsys):
-    code = edgekit(["command", board.url, "diag", "--json"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)["result"]
-
-
-def stored(path, device_id):
-    with Registry(path) as reg:
-        return [r["journal_seq"] for r in store.telemetry(reg, device_id)
-                if r["idx"] == 0]
-
-
-def step_until(clock, pred, what, step_s=2, limit_s=60.0, show=lambda: ""):
-    """Advance the board's paused clock a little at a time (its network task runs every
-    poll_s) until `pred()` holds in wall time."""
-    end = time.monotonic() + limit_s
-    while time.monotonic() < end:
-        if pred():
-            return
-        clock.advance(step_s)
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {show()}")
-
-
-class Settled:
-    """True once the device's last ACK said nothing is left and nothing more came for a few
-    network polls (an ACK for an older push can say 0 before the newest push is acked)."""
-
-    def __init__(self, ingest, device_id, polls=3):
-        self.ingest, self.device_id, self.polls = ingest, device_id, polls
-        self.seen, self.quiet = None, 0
-
-    def __call__(self):
-        received = self.ingest.counts["received"]
-        self.quiet = self.quiet + 1 if received == self.seen else 0
-        self.seen = received
-        return self.ingest.pending.get(self.device_id) == 0 and self.quiet >= self.polls
-
-
-class Spy:
-    """A second service-user client that records what crosses the broker for one device."""
-
-    def __init__(self, broker, device_id):
-        self.up, self.down = queue.Queue(), queue.Queue()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="spy",
-                             clean_session=True)
-        self.c.username_pw_set(SERVICE_USER)
-        self.c.on_message = lambda c, u, m: (self.up if m.topic.endswith("/up")
-                                             else self.down).put(bytes(m.payload))
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        self.c.subscribe(topics.up(device_id), 1)   # the service user may read up-topics only
-
-    def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
+@pytest.mark.hil(sim_s=7200)  # a wait it needs: skips early on a bench
 def test_a_meter_reports_over_mqtt_and_nothing_is_lost(board, world, clock, fleet_home,
                                                        capsys, tmp_path):
     broker = EmbeddedBroker().start()
@@ -104,25 +42,16 @@ def test_a_meter_reports_over_mqtt_and_nothing_is_lost(board, world, clock, flee
     registry_path = fleet_home / "registry.sqlite"
     device_id = Registry(registry_path).list()[0]["device_id"]
     keys = KeyStore(fleet_home / "keys")
-    stop, held = threading.Event(), {}
 
-    def serve():
-        reg = Registry(registry_path)
-        ingest = Ingest(reg, keys.signer(C.ROLE_OPERATOR, PASS),
-                        lambda: keys.next_seq(C.ROLE_OPERATOR))
-        held["svc"] = svc = FleetService(ingest, broker.host, broker.port)
-        svc.client.reconnect_delay_set(0.2, 1)
+    def record(svc):
         publish = svc.client.publish
 
         def recorded(topic, body, **kw):    # what the service sends, for a replay later
             held.setdefault("down", []).append(bytes(body))
             return publish(topic, body, **kw)
         svc.client.publish = recorded
-        svc.run(stop)
-        reg.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    held, stop, thread = run_service(registry_path, keys, broker.host, broker.port,
+                                     setup=record)
     spy = Spy(broker, device_id)
     try:
         step_until(clock, lambda: "svc" in held and held["svc"].connected.is_set(), "service")

@@ -3,69 +3,29 @@ to report and, every poll_s, to take what the broker queued for it, then disconn
 powers its radio down. Its telemetry is stored and acknowledged as a connected device's is;
 a command sent while it sleeps waits in the broker and runs at its next wake, not before."""
 import json
-import queue
-import threading
 import time
 
 import pytest
 
 pytest.importorskip("amqtt", reason="amqtt (the embedded broker) is not installed: make test "
                                     "installs it")
-mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
 
 from edgekit import catalog as C  # noqa: E402
 from edgekit.cli import main as edgekit  # noqa: E402
-from edgekit.fleet import topics  # noqa: E402
 from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
-from edgekit.fleet.broker_acl import SERVICE_USER  # noqa: E402
-from edgekit.fleet.ingest import Ingest  # noqa: E402
-from edgekit.fleet.service import FleetService  # noqa: E402
 from edgekit.keys.store import KeyStore  # noqa: E402
 from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry import telemetry as store  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
-from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
+from fleet_rig import HOUR, Spy, diag, run_service, step_until  # noqa: E402
+from operator_cli import fleet_home  # noqa: E402,F401 - a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
-HOUR = 3600
 POLL_S = 1800
 
 
-def diag(board, capsys):
-    code = edgekit(["command", board.url, "diag", "--json"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)["result"]
-
-
-def step_until(clock, pred, what, step_s=2, limit_s=60.0):
-    end = time.monotonic() + limit_s
-    while time.monotonic() < end:
-        if pred():
-            return
-        clock.advance(step_s)
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Spy:
-    """What the device publishes, as a second service-user client sees it."""
-
-    def __init__(self, broker, device_id):
-        self.up = queue.Queue()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="spy",
-                             clean_session=True)
-        self.c.username_pw_set(SERVICE_USER)
-        self.c.on_message = lambda c, u, m: self.up.put(bytes(m.payload))
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        self.c.subscribe(topics.up(device_id), 1)
-
-    def close(self):
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
+@pytest.mark.hil(sim_s=10920)  # a wait it needs: skips early on a bench
 def test_a_battery_meter_sleeps_between_reports_and_takes_queued_commands_when_it_wakes(
         board, world, clock, fleet_home, capsys, tmp_path):
     from edgekit.fleet import command as fleet_command
@@ -79,19 +39,7 @@ def test_a_battery_meter_sleeps_between_reports_and_takes_queued_commands_when_i
     registry_path = fleet_home / "registry.sqlite"
     device_id = Registry(registry_path).list()[0]["device_id"]
     keys = KeyStore(fleet_home / "keys")
-    stop, held = threading.Event(), {}
-
-    def serve():
-        reg = Registry(registry_path)
-        ingest = Ingest(reg, keys.signer(C.ROLE_OPERATOR, PASS),
-                        lambda: keys.next_seq(C.ROLE_OPERATOR))
-        held["svc"] = svc = FleetService(ingest, broker.host, broker.port)
-        svc.client.reconnect_delay_set(0.2, 1)
-        svc.run(stop)
-        reg.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    held, stop, thread = run_service(registry_path, keys, broker.host, broker.port)
     try:
         step_until(clock, lambda: "svc" in held and held["svc"].connected.is_set(), "service")
         svc = held["svc"]

@@ -5,7 +5,6 @@ CA; every record is stored once and acknowledged. diag shows that the link is TL
 CA's SHA-256, never the certificate. Certificates are made for the run (edgekit.testing.pki)."""
 import hashlib
 import json
-import threading
 
 import pytest
 
@@ -16,17 +15,17 @@ pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
 from edgekit import catalog as C  # noqa: E402
 from edgekit.cli import main as edgekit  # noqa: E402
 from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
-from edgekit.fleet.ingest import Ingest  # noqa: E402
-from edgekit.fleet.service import FleetService, parse_url  # noqa: E402
+from edgekit.fleet.service import parse_url  # noqa: E402
 from edgekit.keys.store import KeyStore  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
 from edgekit.testing.pki import CA  # noqa: E402
-from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
-from test_fleet_network import HOUR, Settled, diag, step_until, stored  # noqa: E402
+from operator_cli import fleet_home  # noqa: E402,F401 - a fixture
+from fleet_rig import HOUR, Settled, diag, run_service, step_until, stored  # noqa: E402
 
 pytestmark = pytest.mark.hil(kind="water_meter")
 
 
+@pytest.mark.hil(sim_s=7200)  # a wait it needs: skips early on a bench
 def test_a_meter_reports_over_mqtts(board, world, clock, fleet_home, capsys, tmp_path):
     ca = CA(tmp_path / "pki")
     cert, key = ca.server(("localhost",))
@@ -43,18 +42,7 @@ def test_a_meter_reports_over_mqtts(board, world, clock, fleet_home, capsys, tmp
     device_id = Registry(registry_path).list()[0]["device_id"]
     keys = KeyStore(fleet_home / "keys")
     address = parse_url(url, ca.cert_file)
-    stop, held = threading.Event(), {}
-
-    def serve():
-        reg = Registry(registry_path)
-        ingest = Ingest(reg, keys.signer(C.ROLE_OPERATOR, PASS),
-                        lambda: keys.next_seq(C.ROLE_OPERATOR))
-        held["svc"] = svc = FleetService(ingest, *address, broker=address)
-        svc.run(stop)
-        reg.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    held, stop, thread = run_service(registry_path, keys, *address, broker=address)
     try:
         step_until(clock, lambda: "svc" in held and held["svc"].connected.is_set(), "service")
         svc = held["svc"]

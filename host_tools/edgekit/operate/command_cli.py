@@ -9,6 +9,7 @@ import json
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
+from edgekit.fleet.cli_options import add_via_fleet
 from edgekit.operate import render
 from edgekit.operate.connect import add_common_options, connect
 
@@ -96,15 +97,8 @@ def register(subparsers):
     add_common_options(c)
     c.add_argument("name", help="command name, e.g. valve, read, history, diag")
     c.add_argument("args", nargs="*", metavar="NAME=VALUE", help="arguments (JSON values)")
-    c.add_argument("--via", choices=("port", "fleet"), default="port",
-                   help="fleet: PORT is a device id, the command goes through the MQTT broker "
-                        "and waits there for the device (docs/fleet.md)")
-    c.add_argument("--broker", default="mqtt://127.0.0.1:1883",
-                   help="with --via fleet: the broker URL mqtt://HOST[:PORT] or "
-                        "mqtts://HOST[:PORT] (TLS)")
-    c.add_argument("--ca", metavar="FILE",
-                   help="with an mqtts:// broker: the CA certificate (PEM or DER) its "
-                        "certificate must chain to (default: the system's trust store)")
+    add_via_fleet(c, "fleet: PORT is a device id, the command goes through the MQTT broker "
+                     "and waits there for the device (docs/fleet.md)")
     c.add_argument("--wait", type=float, default=0,
                    help="with --via fleet: seconds to wait for the answer (0: queue and return)")
     c.set_defaults(func=cmd_command)

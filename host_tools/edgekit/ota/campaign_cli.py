@@ -6,6 +6,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
+from edgekit.fleet.cli_options import add_transfer_waits, add_via_fleet
 from edgekit.transport.port_runner import add_parallel_option
 
 
@@ -145,24 +146,10 @@ def register(sub, keys, out, secret):
                        help="a port a device of the campaign answers on (repeat)")
     add_parallel_option(ports, 4, "devices updated")
     net = ports.add_argument_group("through the broker (--via fleet, docs/fleet.md)")
-    net.add_argument("--via", choices=("port", "fleet"), default="port",
-                     help="fleet: reach the campaign's devices by id through the MQTT broker "
-                          "instead of --port (SPEC 13.7)")
-    net.add_argument("--broker", default="mqtt://127.0.0.1:1883",
-                     help="the broker URL mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS) "
-                          "(default %(default)s)")
-    net.add_argument("--ca", metavar="FILE",
-                     help="with mqtts://: the CA certificate (PEM or DER) the broker's "
-                          "certificate must chain to (default: the system's trust store)")
-    net.add_argument("--username", default="edgekit-fleet",
-                     help="broker user with the service's ACL (default %(default)s; password "
-                          "in $EDGEKIT_MQTT_PASSWORD)")
-    net.add_argument("--timeout", type=float, default=12.0, metavar="S",
-                     help="seconds to wait for each answer before asking again (default "
-                          "%(default)s)")
-    net.add_argument("--patience", type=float, default=120.0, metavar="S",
-                     help="how long a silent device is waited for before it is left "
-                          "unreachable for a later resume (default %(default)s)")
+    add_via_fleet(net, "fleet: reach the campaign's devices by id through the MQTT broker "
+                       "instead of --port (SPEC 13.7)")
+    add_transfer_waits(net, 120.0, "how long a silent device is waited for before it is left "
+                                   "unreachable for a later resume")
     reg = argparse.ArgumentParser(add_help=False)
     reg.add_argument("--registry", metavar="FILE", help="registry (default $EDGEKIT_HOME)")
 

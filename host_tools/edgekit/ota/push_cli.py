@@ -6,6 +6,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
+from edgekit.fleet.cli_options import add_transfer_waits, add_via_fleet
 
 
 def _emit_json(event):
@@ -167,22 +168,8 @@ def register(sub, keys, out, secret):
     p.add_argument("--window", type=int, metavar="N",
                    help="chunks in flight (default: what the device advertises)")
     net = p.add_argument_group("through the broker (--via fleet, docs/fleet.md)")
-    net.add_argument("--via", choices=("port", "fleet"), default="port",
-                     help="fleet: TARGET is a device id; the update travels as MQTT messages "
-                          "on its topics and resumes across outages (SPEC 13.7)")
-    net.add_argument("--broker", default="mqtt://127.0.0.1:1883",
-                     help="the broker URL mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS) "
-                          "(default %(default)s)")
-    net.add_argument("--ca", metavar="FILE",
-                     help="with mqtts://: the CA certificate (PEM or DER) the broker's "
-                          "certificate must chain to (default: the system's trust store)")
-    net.add_argument("--username", default="edgekit-fleet",
-                     help="broker user with the service's ACL (default %(default)s; password "
-                          "in $EDGEKIT_MQTT_PASSWORD)")
-    net.add_argument("--timeout", type=float, default=12.0, metavar="S",
-                     help="seconds to wait for each answer before asking again; at least the "
-                          "device's poll_s plus a few seconds (default %(default)s)")
-    net.add_argument("--patience", type=float, default=600.0, metavar="S",
-                     help="how long a silent device (network or power out) is waited for "
-                          "before the push gives up (default %(default)s; it resumes later)")
+    add_via_fleet(net, "fleet: TARGET is a device id; the update travels as MQTT messages on "
+                       "its topics and resumes across outages (SPEC 13.7)")
+    add_transfer_waits(net, 600.0, "how long a silent device (network or power out) is "
+                                   "waited for before the push gives up (it resumes later)")
     p.set_defaults(func=cmd_push)
