@@ -173,6 +173,7 @@ def test_a_bundle_larger_than_the_free_flash_is_refused(hil_fleet, edgekit_emula
 
 
 
+@pytest.mark.hil(bench="fault injection (noise, brown-out, unplug) needs the emulator")
 def test_cli_push_over_the_link_then_the_new_image_runs_and_mpremote_sees_it(
         board, provisioned, full, hil_fleet, tmp_path, monkeypatch, capsys):
     import json

@@ -40,7 +40,9 @@ from edgekit.registry.db import Registry  # noqa: E402
 from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
 
 # Real time, as tests/test_ota.py: a trial's deadline runs on the device clock.
-pytestmark = pytest.mark.hil(kind="water_meter", time="real")
+pytestmark = pytest.mark.hil(kind="water_meter", time="real",
+                             bench="fault injection (the board's Wi-Fi, power cuts, chunks "
+                                   "injected into the broker) needs the emulator")
 
 
 @pytest.fixture

@@ -149,6 +149,7 @@ def validate(checker, log):
     return seen
 
 
+@pytest.mark.hil(sim_s=4000)  # a wait it needs: skips early on a bench
 def test_every_message_on_the_wire_matches_the_cddl(board, clock, world, provisioned,
                                                     hil_fleet, update, checker):
     log = []

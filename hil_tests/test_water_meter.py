@@ -28,6 +28,7 @@ def litres_in_world(world):
     return world.snapshot()["litres_fwd"]
 
 
+@pytest.mark.hil(sim_s=1200)  # a wait it needs: skips early on a bench
 def test_10000_litres_total_within_0_1_percent(board, world, clock, provisioned):
     dev = provisioned(config={"litres_per_pulse": 0.1})
     world.set(k_factor=10.0)             # the meter's reed: 10 pulses per litre
@@ -103,6 +104,7 @@ def test_burst_closes_the_valve_automatically(board, world, clock, provisioned):
     assert dev.command("read")["valve"] is False
 
 
+@pytest.mark.hil(sim_s=180)  # a wait it needs: skips early on a bench
 def test_tamper_magnet(board, world, clock, provisioned):
     dev = provisioned()
     world.set(tamper=True)
@@ -113,6 +115,7 @@ def test_tamper_magnet(board, world, clock, provisioned):
     assert tamper == [True, False]
 
 
+@pytest.mark.hil(bench="placing the magnet at an exact instant needs the emulator's world model")
 def test_a_magnet_wakes_the_meter_between_samples(board, world, clock, provisioned):
     """The tamper input is a wake source: with a quarter-hour sample period the alarm still
     leaves within seconds of the magnet."""
