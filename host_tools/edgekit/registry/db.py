@@ -320,19 +320,31 @@ class Registry:
             raise
 
     # --- schema ---------------------------------------------------------------------------
+    # What a store's dialect changes in migrating (registry/postgres.py): the name in its
+    # messages, a lock against a concurrent migration, and the migrations' SQL types.
+    _store_name = "registry"
+
+    def _lock_migrations(self, db):
+        pass        # SQLite: the write transaction already excludes other writers
+
+    def _ddl(self, sql):
+        return sql
+
     def _migrate(self):
         with self._write() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY "
-                       "KEY, applied_at TEXT NOT NULL, note TEXT NOT NULL)")
+            self._lock_migrations(db)
+            db.execute(self._ddl("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER "
+                                 "PRIMARY KEY, applied_at TEXT NOT NULL, note TEXT NOT NULL)"))
             current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             if current > LATEST:
-                raise EdgekitError(f"registry {self.path} has schema v{current}, newer than "
-                                   f"this edgekit understands (v{LATEST}): upgrade edgekit")
+                raise EdgekitError(f"{self._store_name} {self.path} has schema v{current}, "
+                                   f"newer than this edgekit understands (v{LATEST}): upgrade "
+                                   "edgekit")
             for version, note, statements in MIGRATIONS:
                 if version <= current:
                     continue
                 for sql in statements:
-                    db.execute(sql)
+                    db.execute(self._ddl(sql))
                 db.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                            (version, now_iso(), note))
 

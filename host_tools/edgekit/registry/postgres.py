@@ -16,7 +16,7 @@ import re
 import urllib.parse
 
 from edgekit.errors import EdgekitError, StoreUnavailable
-from edgekit.registry.db import LATEST, MIGRATIONS, Registry, now_iso
+from edgekit.registry.db import LATEST, Registry
 
 SCHEMES = ("postgresql", "postgres")
 INSTALL = ("pip install 'psycopg[binary]' (or pip install 'edgekit[postgres]'; make test "
@@ -185,19 +185,12 @@ class PgRegistry(Registry):
             raise EdgekitError(f"fleet store {self.path} {state}, this edgekit needs "
                                f"v{LATEST}: {fix}")
 
-    def _migrate(self):
-        with self._write() as db:
-            db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY "
-                       "KEY, applied_at TEXT NOT NULL, note TEXT NOT NULL)")
-            current = self._version(db)
-            if current > LATEST:
-                raise EdgekitError(f"fleet store {self.path} has schema v{current}, newer "
-                                   f"than this edgekit understands (v{LATEST}): upgrade edgekit")
-            for version, note, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                for sql in statements:
-                    db.execute(pg_ddl(sql))
-                db.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
-                           (version, now_iso(), note))
+    # Registry._migrate with PostgreSQL's types, under a lock: two workers started together
+    # must not both create the tables.
+    _store_name = "fleet store"
+
+    def _lock_migrations(self, db):
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+
+    def _ddl(self, sql):
+        return pg_ddl(sql)
