@@ -22,6 +22,22 @@ from operator_cli import PASS
 HOUR = 3600
 
 
+def provision_networked(board, fleet_home, capsys, tmp_path, broker_url, net, config=None,
+                        extra=()):
+    """`edgekit provision` of a water meter with the broker and the `net` settings (and app
+    `config`), as a technician runs it: (registry path, device id)."""
+    (tmp_path / "net.json").write_text(json.dumps(net))
+    argv = ["provision", board.url, "--kind", "water_meter", "--site", "x",
+            "--broker", broker_url, "--net", str(tmp_path / "net.json"), *extra]
+    if config is not None:
+        (tmp_path / "meter.json").write_text(json.dumps(config))
+        argv += ["--config", str(tmp_path / "meter.json")]
+    assert edgekit(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    registry_path = fleet_home / "registry.sqlite"
+    return registry_path, Registry(registry_path).list()[0]["device_id"]
+
+
 def run_service(registry_path, keys, host, port, setup=None, **service_options):
     """Start the fleet service on a thread: (held, stop, thread), held["svc"] once it runs.
     `setup(svc)` runs before it connects (a test's hook on what it publishes)."""

@@ -23,7 +23,8 @@ from edgekit.keys.store import KeyStore  # noqa: E402
 from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry import telemetry as store  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
-from fleet_rig import HOUR, Settled, Spy, diag, run_service, step_until, stored  # noqa: E402
+from fleet_rig import (HOUR, Settled, Spy, diag, provision_networked, run_service,  # noqa: E402
+                       step_until, stored)
 from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
@@ -33,14 +34,9 @@ pytestmark = pytest.mark.hil(kind="water_meter")
 def test_a_meter_reports_over_mqtt_and_nothing_is_lost(board, world, clock, fleet_home,
                                                        capsys, tmp_path):
     broker = EmbeddedBroker().start()
-    (tmp_path / "net.json").write_text(json.dumps({"poll_s": 2, "keepalive": 60}))
-    (tmp_path / "meter.json").write_text(json.dumps({"report_s": 1800}))
-    assert edgekit(["provision", board.url, "--kind", "water_meter", "--site", "x",
-                    "--config", str(tmp_path / "meter.json"), "--broker", broker.url,
-                    "--net", str(tmp_path / "net.json")]) == 0, capsys.readouterr().err
-    capsys.readouterr()
-    registry_path = fleet_home / "registry.sqlite"
-    device_id = Registry(registry_path).list()[0]["device_id"]
+    registry_path, device_id = provision_networked(
+        board, fleet_home, capsys, tmp_path, broker.url, {"poll_s": 2, "keepalive": 60},
+        {"report_s": 1800})
     keys = KeyStore(fleet_home / "keys")
 
     def record(svc):

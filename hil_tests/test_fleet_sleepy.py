@@ -18,7 +18,7 @@ from edgekit.keys.store import KeyStore  # noqa: E402
 from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry import telemetry as store  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
-from fleet_rig import HOUR, Spy, diag, run_service, step_until  # noqa: E402
+from fleet_rig import HOUR, Spy, diag, provision_networked, run_service, step_until  # noqa: E402
 from operator_cli import fleet_home  # noqa: E402,F401 - a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
@@ -30,14 +30,9 @@ def test_a_battery_meter_sleeps_between_reports_and_takes_queued_commands_when_i
         board, world, clock, fleet_home, capsys, tmp_path):
     from edgekit.fleet import command as fleet_command
     broker = EmbeddedBroker().start()
-    (tmp_path / "net.json").write_text(json.dumps({"connect": "to_report", "poll_s": POLL_S}))
-    (tmp_path / "meter.json").write_text(json.dumps({"report_s": HOUR}))
-    assert edgekit(["provision", board.url, "--kind", "water_meter", "--site", "x",
-                    "--config", str(tmp_path / "meter.json"), "--broker", broker.url,
-                    "--net", str(tmp_path / "net.json")]) == 0, capsys.readouterr().err
-    capsys.readouterr()
-    registry_path = fleet_home / "registry.sqlite"
-    device_id = Registry(registry_path).list()[0]["device_id"]
+    registry_path, device_id = provision_networked(
+        board, fleet_home, capsys, tmp_path, broker.url,
+        {"connect": "to_report", "poll_s": POLL_S}, {"report_s": HOUR})
     keys = KeyStore(fleet_home / "keys")
     held, stop, thread = run_service(registry_path, keys, broker.host, broker.port)
     try:

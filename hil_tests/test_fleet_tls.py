@@ -17,10 +17,10 @@ from edgekit.cli import main as edgekit  # noqa: E402
 from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
 from edgekit.fleet.service import parse_url  # noqa: E402
 from edgekit.keys.store import KeyStore  # noqa: E402
-from edgekit.registry.db import Registry  # noqa: E402
 from edgekit.testing.pki import CA  # noqa: E402
 from operator_cli import fleet_home  # noqa: E402,F401 - a fixture
-from fleet_rig import HOUR, Settled, diag, run_service, step_until, stored  # noqa: E402
+from fleet_rig import (HOUR, Settled, diag, provision_networked, run_service,  # noqa: E402
+                       step_until, stored)
 
 pytestmark = pytest.mark.hil(kind="water_meter")
 
@@ -31,15 +31,9 @@ def test_a_meter_reports_over_mqtts(board, world, clock, fleet_home, capsys, tmp
     cert, key = ca.server(("localhost",))
     broker = EmbeddedBroker(tls_cert=cert, tls_key=key).start()
     url = f"mqtts://localhost:{broker.port}"
-    (tmp_path / "net.json").write_text(json.dumps({"poll_s": 2}))
-    (tmp_path / "meter.json").write_text(json.dumps({"report_s": 1800}))
-    assert edgekit(["provision", board.url, "--kind", "water_meter", "--site", "x",
-                    "--config", str(tmp_path / "meter.json"), "--broker", url,
-                    "--ca", str(ca.cert_file), "--net", str(tmp_path / "net.json")]) == 0, \
-        capsys.readouterr().err
-    capsys.readouterr()
-    registry_path = fleet_home / "registry.sqlite"
-    device_id = Registry(registry_path).list()[0]["device_id"]
+    registry_path, device_id = provision_networked(
+        board, fleet_home, capsys, tmp_path, url, {"poll_s": 2}, {"report_s": 1800},
+        extra=["--ca", str(ca.cert_file)])
     keys = KeyStore(fleet_home / "keys")
     address = parse_url(url, ca.cert_file)
     held, stop, thread = run_service(registry_path, keys, *address, broker=address)
