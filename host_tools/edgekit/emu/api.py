@@ -12,11 +12,11 @@ are listed in docs/emulator.md. Every call is marshalled onto the supervisor's l
 """
 import asyncio
 import shutil
-import tempfile
 import threading
 import time as _time
 from pathlib import Path
 
+from edgekit.emu.scratch import scratch_dir
 from edgekit.emu.supervisor import EmuError, Supervisor
 
 _CALL_TIMEOUT = 120.0
@@ -26,7 +26,7 @@ class Emulator:
     def __init__(self, state_dir=None):
         self._tmp = None
         if state_dir is None:
-            self._tmp = tempfile.mkdtemp(prefix="edgekit-emu-")
+            self._tmp = scratch_dir("edgekit-emu-")   # flash in RAM: see emu.scratch
             state_dir = self._tmp
         self.state_dir = Path(state_dir)
         self.loop = asyncio.new_event_loop()

@@ -16,9 +16,9 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from edgekit.emu.scratch import scratch_dir
 from edgekit.firmware_tree import KINDS
 
 # Tests this run leaves out, each with the reason (printed): open bugs found by running the
@@ -48,7 +48,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1 << 20)
     # Short: the supervisor's unix socket path is limited to 107 bytes.
-    home = Path(tempfile.mkdtemp(prefix="ektray-"))
+    home = Path(scratch_dir("ektray-"))      # the boards' flash in RAM: edgekit.emu.scratch
     emu_env = dict(os.environ, EDGEKIT_HOME=str(home / "emu-home"))
     test_env = dict(os.environ, EDGEKIT_HOME=str(home / "test-home"))
     rig = None
