@@ -314,6 +314,9 @@ class Board:
             try:
                 msg = json.loads(line)
                 req_id, op, args = msg[0], msg[1], msg[2:]
+                if req_id < 0:      # fed before this request (hal_emu.wdt_feed, paused time)
+                    req_id = -req_id
+                    hal_ops.handle(self, 0, "wdt_feed", ())
             except (ValueError, IndexError, TypeError):
                 self.last_error = f"bad side-channel line {line[:80]!r}"
                 continue
