@@ -17,7 +17,7 @@ from pathlib import Path
 
 import serial
 
-from edgekit.emu import Emulator
+from edgekit.emu import Emulator, scratch
 from edgekit.paths import micropython_binary
 
 FLEET = int(os.environ.get("EDGEKIT_BENCH_FLEET", "200"))
@@ -189,6 +189,36 @@ def provisioned_meter_speed(emu, tmp, days=3):
     return ref, paused, virtual, info
 
 
+def flash_write_rename_us(directory, n=500):
+    """What one crash-safe flash write costs the host: a 200-byte write-new + rename over the
+    old copy, as firmware/storage/store.py does on the emulated flash."""
+    path = os.path.join(directory, "rec")
+    t0 = time.perf_counter()
+    for _ in range(n):
+        with open(path + ".new", "wb") as f:
+            f.write(b"x" * 200)
+        os.rename(path + ".new", path)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def meter_speed_flash_on_disk(tmp, days=1):
+    """The provisioned meter again, its flash in the system temp dir (on disk) instead of the
+    emulator's default RAM directory (edgekit.emu.scratch): what the move bought."""
+    from edgekit.hil.devices import HilFleet, provision
+    from edgekit.hil.targets import BoardSpec, EmulatedTarget
+    with tempfile.TemporaryDirectory(prefix="edgekit-emu-disk-") as state, \
+            Emulator(state_dir=state) as emu:
+        target = EmulatedTarget(emu, BoardSpec("emu:esp32s3_psram:water_meter"),
+                                time_mode="paused")
+        try:
+            provision(target, HilFleet(tmp / "disk"), "water_meter").close()
+            target.handle.set(flow_lpm=2)
+            target.handle.advance(3600)
+            return _paused_speed(target.handle, days)
+        finally:
+            target.close()
+
+
 def kinds_paused_speed(emu, tmp, days=0.25):
     """The other kinds provisioned on a plain ESP32 in paused time, idle (their own polling:
     the kiosk's card reader and scanner every 500 ms, the air node's sensors, the bin's
@@ -334,6 +364,15 @@ def main():
         print(f"  a simulated year of it takes {YEAR_S / paused[0]:.0f} s of wall time; "
               f"boots {info['boots']}, resets {info['resets']}")
         print(f"provisioned water meter, flow, virtual time     {virtual:10.0f} sim s per wall s")
+        disk = meter_speed_flash_on_disk(tmp)
+        ram_dir = scratch.ram_dir()
+        with tempfile.TemporaryDirectory() as on_disk:
+            disk_us = flash_write_rename_us(on_disk)
+        ram_us = flash_write_rename_us(emu.state_dir) if ram_dir else float("nan")
+        print(f"  the same meter with its flash on disk         {disk[0]:10.0f} sim s per wall s "
+              f"(VM {disk[1]:.0f} us a wake; RAM flash {paused[0] / disk[0]:.2f}x faster); "
+              f"a write+rename costs {disk_us:.0f} us on disk, {ram_us:.0f} us in "
+              f"{ram_dir or 'no RAM directory'}")
         for kind, (speed, vm_us, sup_us, trips) in kinds_paused_speed(emu, tmp).items():
             print(f"provisioned {kind:<10}, idle, paused time    {speed:10.0f} sim s per wall s "
                   f"(per wake: VM {vm_us:.0f} us, supervisor {sup_us:.0f} us CPU, "
