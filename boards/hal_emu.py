@@ -76,8 +76,10 @@ def _pushed(msg):
     info = msg[2]
     if info:
         if _fed and info["mode"] != "paused":
-            _fed = False        # leaving paused time: a feed held for the next request
+            _fed = False        # leaving paused time: what was held for the next request
             _ch.write(b'[0,"wdt_feed"]\n')
+        if _flash_held and info["mode"] != "paused":
+            _send([0, "now"])   # carries the held flash operations (a note: no answer)
         _mode = info["mode"]
         if info["rate"] != _rate:   # keep the old float: nothing new lives on in the heap
             _rate = info["rate"]
@@ -93,8 +95,10 @@ def _set_rtc(info):
 
 # True while the supervisor has a brown-out armed: each flash operation then asks whether
 # power holds (a round trip); otherwise it is only counted (a notification), a third of a
-# round trip per wake saved for a meter in paused time.
+# round trip per wake saved for a meter in paused time. In paused time even the note waits
+# for the next request and goes in the same write (_send): the supervisor wakes once a wake.
 _flash_sync = True
+_flash_held = 0
 
 
 _polled = 0
@@ -119,7 +123,12 @@ def _pushed_waiting():
 
 
 def _send(msg):
-    _ch.write(json.dumps(msg).encode() + b"\n")
+    global _flash_held
+    line = json.dumps(msg).encode() + b"\n"
+    if _flash_held:         # flash operations held in paused time (EmuFlash): one write
+        line = ('[0,"flash","held",%d]\n' % _flash_held).encode() + line
+        _flash_held = 0
+    _ch.write(line)
 
 
 def _rt(op, *args):
@@ -399,12 +408,20 @@ def storage_root():
     return ""
 
 
+def _flash_note(kind, nbytes):
+    global _flash_held
+    if _mode == "paused":
+        _flash_held += 1
+    else:
+        _notify("flash", kind, nbytes)
+
+
 class EmuFlash(Flash):
     """Plain flash whose every operation first asks the supervisor whether power holds."""
 
     def write(self, f, data):
         if not _flash_sync:
-            _notify("flash", "write", len(data))
+            _flash_note("write", len(data))
             Flash.write(self, f, data)
             return
         cut = _rt("flash", "write", len(data))
@@ -420,14 +437,14 @@ class EmuFlash(Flash):
 
     def rename(self, src, dst):
         if not _flash_sync:
-            _notify("flash", "rename", 0)
+            _flash_note("rename", 0)
         elif _rt("flash", "rename", 0) is not None:
             _rt("die", "brownout")
         Flash.rename(self, src, dst)
 
     def remove(self, path):
         if not _flash_sync:
-            _notify("flash", "remove", 0)
+            _flash_note("remove", 0)
         elif _rt("flash", "remove", 0) is not None:
             _rt("die", "brownout")
         Flash.remove(self, path)

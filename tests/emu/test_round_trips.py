@@ -21,11 +21,12 @@ def test_a_provisioned_meter_waits_one_round_trip_per_wake(emu, tmp_path):
         wakes = i1["parks"] - i0["parks"]
         trips = (i1["side_replies"] - i0["side_replies"]) / wakes
         assert wakes >= 1440 and trips <= 1.01, (wakes, trips)     # before: 1.33
-        # Messages, answered or not: the feed rides on the wait's request (paused time
-        # stands still between the two), flash operations are notes. Before: 2.33.
+        # Messages, answered or not: the feed and the flash operations' notes ride with the
+        # wait's request (paused time stands still between them), the notes as one line in
+        # the same write, on the wakes that checkpoint (1 in 12). Before: 2.33 a wake.
         msgs = (i1["side_msgs"] - i0["side_msgs"]) / wakes
-        flash_ops = (i1["flash_ops"] - i0["flash_ops"]) / wakes
-        assert msgs <= trips + flash_ops + 0.01, (msgs, trips, flash_ops)
+        assert i1["flash_ops"] - i0["flash_ops"] >= 96 * 2      # the checkpoints were counted
+        assert msgs <= trips + 0.1, (msgs, trips)
         assert i1["boots"] == i0["boots"], i1["resets"]        # the carried feeds count
         # armed, each flash operation asks: the next one is torn, the board browns out
         boots = i1["boots"]

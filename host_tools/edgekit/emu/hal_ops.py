@@ -184,6 +184,17 @@ def maint_stop(board):
 
 # --- flash --------------------------------------------------------------------------------
 def _flash(board, req_id, kind, nbytes=0):
+    if kind == "held":
+        # `nbytes` operations noted in paused time and sent with the next request
+        # (hal_emu._send): each counted as if noted on its own, in order.
+        for _ in range(max(0, int(nbytes))):
+            if board.vm is None or board.state == "off":
+                return
+            vm = board.vm
+            _flash(board, 0, "noted", 0)
+            if board.vm is not vm:          # a brown-out fired: the rest never happened
+                return
+        return
     board.flash_ops += 1
     if board.brownout_after is not None:
         board.brownout_after -= 1
