@@ -144,3 +144,70 @@ def test_names_are_unique_and_status_lists(reg_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["ota", "campaign", "start", "--help"])
     assert "--max-failures" in capsys.readouterr().out
+
+
+def test_a_paused_campaign_starts_no_device_and_a_resume_finishes_it(reg_path):
+    b = _bundle()
+    campaign.create(reg_path, "p1", "b.ekota", b, campaign.parse_stages("1,100%"), 0.0)
+    ports = {f"wm-{i:02d}": f"p{i}" for i in range(10)}
+    paused_after = []
+
+    class PausingRunner(FakeRunner):
+        def _push(self, device_id, port):        # the operator pauses during the canary
+            with Registry(reg_path) as reg:
+                CampaignStore(reg).stop("p1", "paused", "paused by the operator")
+            paused_after.append(device_id)
+            return super()._push(device_id, port)
+
+    r = PausingRunner(reg_path, "p1", b, None, None, ports, parallel=1)
+    report = r.run()
+    assert report["state"] == "paused" and r.pushed == ["wm-00"]     # the canary finished
+    assert report["counts"] == {"installed": 1, "pending": 9}
+    # a resume runs it again from where it stopped
+    r2 = FakeRunner(reg_path, "p1", b, None, None, ports, parallel=2)
+    report = r2.run()
+    assert report["state"] == "done" and sorted(r2.pushed) == [f"wm-{i:02d}"
+                                                                 for i in range(1, 10)]
+
+
+def test_a_cancelled_campaign_is_not_resumed_and_progress_does_not_undo_it(reg_path):
+    b = _bundle()
+    campaign.create(reg_path, "x1", "b.ekota", b, campaign.parse_stages("100%"), 0.0)
+    ports = {f"wm-{i:02d}": f"p{i}" for i in range(10)}
+    with Registry(reg_path) as reg:
+        store = CampaignStore(reg)
+        store.set_state("x1", "running")
+        store.stop("x1", "cancelled", "wrong build")
+        store.set_state("x1", "done", unless_stopped=True)     # a runner's late progress
+        assert store.get("x1")["state"] == "cancelled"
+        with pytest.raises(EdgekitError, match="nothing to pause"):
+            store.stop("x1", "paused", "")
+        with pytest.raises(EdgekitError, match="start a new one"):
+            store.hand_to_service("x1")
+    r = FakeRunner(reg_path, "x1", b, None, None, ports)
+    with pytest.raises(EdgekitError, match="cancelled \\(wrong build\\)"):
+        r.run()
+    assert r.pushed == []
+
+
+def test_one_worker_holds_a_service_campaign_until_its_lease_runs_out(reg_path):
+    b = _bundle()
+    campaign.create(reg_path, "s1", "b.ekota", b, campaign.parse_stages("100%"), 0.0)
+    campaign.create(reg_path, "s2", "b.ekota", b, campaign.parse_stages("100%"), 0.0)
+    with Registry(reg_path) as reg:
+        store = CampaignStore(reg)
+        assert store.claim("w1", 1000.0, 120) is None           # left to the CLI: not theirs
+        store.hand_to_service("s1")
+        assert store.claim("w1", 1000.0, 120) == "s1"
+        assert store.claim("w2", 1010.0, 120) is None           # w1 holds it
+        assert store.claim("w1", 1010.0, 120) == "s1"           # its own, again
+        assert store.renew("s1", "w1", 1200.0)
+        assert not store.renew("s1", "w2", 1200.0)
+        assert store.claim("w2", 1201.0, 120) == "s1"           # w1's lease ran out
+        assert not store.renew("s1", "w1", 1300.0)              # w1 lost it
+        store.hand_to_service("s2")
+        assert store.claim("w1", 1202.0, 120, exclude=["s2"]) is None
+        store.release("s1", "w2")
+        assert store.claim("w3", 1203.0, 120) == "s1"
+        store.stop("s1", "paused", "")
+        assert store.claim("w3", 1203.0, 120) == "s2"           # a paused one is not run

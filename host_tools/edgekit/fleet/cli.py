@@ -3,6 +3,7 @@
     edgekit fleet broker [--host 127.0.0.1] [--port 1883] [--tls-cert F --tls-key F]
     edgekit fleet serve [--broker mqtt[s]://127.0.0.1:1883] [--ca F] [--webhook URL]
                         [--registry FILE|postgresql://...] [--duration S] [--json]
+                        [--no-campaigns] [--campaign-poll S] [--campaign-retry S]
     edgekit fleet init-store postgresql://USER@HOST/DB [--registry FILE] [--json]
 """
 import json
@@ -37,6 +38,17 @@ def _need(module, package):
                            "which installs edgekit's dependencies)") from None
 
 
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.1 <= value <= 86400:
+        import argparse
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds between 0.1 and 86400")
+    return value
+
+
 def cmd_broker(args):
     _need("amqtt", "amqtt")
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -58,11 +70,27 @@ def cmd_broker(args):
     return 0
 
 
-def build_ingest(args, registry):
-    store = KeyStore(args.keys or edgekit_home() / "keys").require()
-    signer = store.signer(C.ROLE_OPERATOR, _passphrase())
+def build_ingest(args, registry, store, signer):
     return Ingest(registry, signer, lambda: store.next_seq(C.ROLE_OPERATOR),
                   on_alarm=AlarmSink(args.webhook))
+
+
+def start_campaigns(args, registry, store, signer, broker, stop):
+    """The campaign driver on its own thread (fleet/campaigns.py), or None with the reason:
+    campaigns live in a SQLite registry's tables (ota/campaign_db.py)."""
+    if args.no_campaigns:
+        return None
+    if isinstance(registry, PgRegistry):
+        print("campaigns: not run by a service on a PostgreSQL store (their tables are in "
+              "the SQLite registry): run them with `edgekit ota campaign ... --via fleet`",
+              file=sys.stderr, flush=True)
+        return None
+    from edgekit.fleet.campaigns import CampaignDriver
+    return CampaignDriver(
+        registry.path, store, signer, broker, username=args.username,
+        password=os.environ.get(PASSWORD_ENV) or None, poll_s=args.campaign_poll,
+        retry_s=args.campaign_retry, patience_s=args.campaign_patience,
+        log=lambda line: print(line, file=sys.stderr, flush=True)).start(stop)
 
 
 def cmd_serve(args):
@@ -71,8 +99,11 @@ def cmd_serve(args):
     host, port = broker
     registry = open_registry(args.registry)
     stop = threading.Event()
+    driver = None
     try:
-        ingest = build_ingest(args, registry)
+        keys = KeyStore(args.keys or edgekit_home() / "keys").require()
+        signer = keys.signer(C.ROLE_OPERATOR, _passphrase())
+        ingest = build_ingest(args, registry, keys, signer)
         service = FleetService(ingest, host, port, client_id=args.client_id, group=args.group,
                                username=args.username,
                                password=os.environ.get(PASSWORD_ENV) or None, broker=broker)
@@ -83,6 +114,7 @@ def cmd_serve(args):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         print(f"fleet service on {broker!r}, storing into {registry.path} "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+        driver = start_campaigns(args, registry, keys, signer, broker, stop)
         try:
             service.run(stop)
         except KeyboardInterrupt:
@@ -90,6 +122,8 @@ def cmd_serve(args):
         stats = ingest.stats()
     finally:
         stop.set()
+        if driver is not None:
+            driver.join(30)     # a push under way stops at its next device or stage
         registry.close()
     if args.json:
         print(json.dumps(stats, indent=2))
@@ -171,6 +205,17 @@ def register(subparsers):
                                    "the broker must support shared subscriptions)")
     s.add_argument("--duration", type=float, default=0, help="stop after SECONDS (0: never)")
     s.add_argument("--json", action="store_true", help="print the final counts as JSON")
+    c = s.add_argument_group("OTA campaigns left to the service (ota campaign ... --by-service)")
+    c.add_argument("--no-campaigns", action="store_true",
+                   help="do not run campaigns (another worker does)")
+    c.add_argument("--campaign-poll", type=_seconds, default=10.0, metavar="S",
+                   help="how often the registry is asked for campaigns to run (default 10)")
+    c.add_argument("--campaign-retry", type=_seconds, default=60.0, metavar="S",
+                   help="a campaign with devices not reached (asleep, offline) is tried again "
+                        "after S seconds (default 60)")
+    c.add_argument("--campaign-patience", type=_seconds, default=60.0, metavar="S",
+                   help="a device silent for S seconds is left for the next attempt "
+                        "(default 60)")
     s.set_defaults(func=cmd_serve)
     i = sub.add_parser("init-store", help="create the fleet's PostgreSQL store, copy devices in",
                        description="Create or upgrade the registry schema on a PostgreSQL "

@@ -13,7 +13,7 @@ import time
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError, LinkError, ProtocolError
-from edgekit.ota.campaign_db import FAILURES, FINAL, CampaignStore
+from edgekit.ota.campaign_db import FAILURES, FINAL, STOPPED, CampaignStore
 from edgekit.ota.connect import Link, check_target
 from edgekit.ota.push import Pusher
 from edgekit.registry.db import Registry
@@ -80,7 +80,7 @@ class Runner:
     """Runs (or resumes) campaign `cid` over the devices reachable in `ports`."""
 
     def __init__(self, registry_path, cid, bundle, keystore, operator, ports, parallel=4,
-                 progress=None, connect=None, push=None):
+                 progress=None, connect=None, push=None, keep_going=None):
         self.registry_path = registry_path
         self.cid = cid
         self.bundle = bundle
@@ -93,6 +93,12 @@ class Runner:
         # the broker (campaign_fleet.py) a FleetLink and a push that waits out outages.
         self.connect = connect or (lambda device_id, port: Link(port, keystore, operator))
         self.push = push or (lambda pusher: pusher.run())
+        # Asked before each device and each stage (the fleet service renews its lease there
+        # and stops on its own shutdown); a pause or cancel in the registry is checked too.
+        self.keep_going = keep_going or (lambda: True)
+
+    def _stopped(self, store):
+        return store.state(self.cid) in STOPPED or not self.keep_going()
 
     def run(self):
         started = time.monotonic()
@@ -104,15 +110,23 @@ class Runner:
                                    f"bundle given ({self.bundle.seq})")
             if c["state"] == "done":
                 return self.report(store, time.monotonic() - started)
+            if c["state"] == "cancelled":
+                why = c["note"] or "no reason given"
+                raise EdgekitError(f"campaign {self.cid} was cancelled ({why}): start a new "
+                                   "campaign to update these devices")
             devices = store.devices(self.cid)
             sizes = stage_sizes(c["stages"], len(devices))
-            store.set_state(self.cid, "running")
+            store.set_state(self.cid, "running")    # a resume: a paused campaign runs again
             for index, size in enumerate(sizes):
+                if self._stopped(store):
+                    return self.report(store, time.monotonic() - started)
                 members = [d["device_id"] for d in devices[:size]]
                 store.assign(self.cid, members, index + 1)
                 rows = {d["device_id"]: d for d in store.devices(self.cid)}
                 todo = [dev for dev in members if rows[dev]["status"] not in FINAL]
                 each(todo, self._update, self.parallel)
+                if self._stopped(store):
+                    return self.report(store, time.monotonic() - started)
                 rows = {d["device_id"]: d for d in store.devices(self.cid)}
                 failed = [dev for dev in members if rows[dev]["status"] in FAILURES]
                 rate = len(failed) / len(members) if members else 0.0
@@ -120,14 +134,16 @@ class Runner:
                     note = (f"halted after stage {index + 1}: {len(failed)} of {len(members)} "
                             f"devices failed ({rate:.0%} > {c['max_failure_rate']:.0%}): "
                             + ", ".join(f"{dev} {rows[dev]['status']}" for dev in failed))
-                    store.set_state(self.cid, "halted", stage=index, note=note)
+                    store.set_state(self.cid, "halted", stage=index, note=note,
+                                    unless_stopped=True)
                     return self.report(store, time.monotonic() - started)
-                store.set_state(self.cid, "running", stage=index + 1)
+                store.set_state(self.cid, "running", stage=index + 1, unless_stopped=True)
             waiting = [d["device_id"] for d in store.devices(self.cid)
                        if d["status"] not in FINAL]
             store.set_state(self.cid, "running" if waiting else "done",
                             note=(f"{len(waiting)} device(s) not reached yet: resume the "
-                                  "campaign when they are online") if waiting else "")
+                                  "campaign when they are online") if waiting else "",
+                            unless_stopped=True)
             return self.report(store, time.monotonic() - started)
 
     def report(self, store, seconds):
@@ -137,6 +153,7 @@ class Runner:
         for d in devices:
             counts[d["status"]] = counts.get(d["status"], 0) + 1
         return {"campaign": self.cid, "state": c["state"], "stage": c["stage"],
+                "driver": c["driver"],
                 "stages": stage_sizes(c["stages"], len(devices)), "note": c["note"],
                 "version": c["version"], "seq": c["seq"], "counts": counts,
                 "seconds": round(seconds, 1),
@@ -147,6 +164,8 @@ class Runner:
     def _update(self, device_id):
         with Registry(self.registry_path) as reg:   # one connection per thread
             store = CampaignStore(reg)
+            if self._stopped(store):        # paused or cancelled meanwhile: not started
+                return
             port = self.ports.get(device_id)
             if port is None:
                 store.mark(self.cid, device_id, "unreachable",

@@ -3,6 +3,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from edgekit import catalog as C
 from edgekit.errors import EdgekitError
@@ -81,7 +82,8 @@ def _show(report, as_json):
         _print_json(report)
         return
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report["counts"].items()))
-    print(f"campaign {report['campaign']}: {report['state']} at stage {report['stage']} of "
+    by = " (run by fleet serve)" if report.get("driver") == "service" else ""
+    print(f"campaign {report['campaign']}{by}: {report['state']} at stage {report['stage']} of "
           f"{len(report['stages'])} (cohorts {report['stages']}); update {report['seq']} "
           f"({report['version']}): {counts}; {report['seconds']} s")
     if report["note"]:
@@ -92,31 +94,84 @@ def _show(report, as_json):
               f"{reason[:70]}")
 
 
+def _check_by_service(args):
+    if args.by_service and args.via != "fleet":
+        raise EdgekitError("--by-service leaves the campaign to `edgekit fleet serve`, which "
+                           "reaches devices through the broker: add --via fleet")
+
+
+def _hand_to_service(args, cid):
+    """Leave campaign `cid` to `fleet serve` and say so: nothing is pushed from here."""
+    from edgekit.ota.campaign_db import CampaignStore
+    from edgekit.registry.db import Registry
+    with Registry(args.registry) as reg:
+        c = CampaignStore(reg).hand_to_service(cid)
+    if args.json:
+        _print_json({"campaign": cid, "state": c["state"], "driver": c["driver"]})
+    else:
+        print(f"campaign {cid}: {c['state']}, left to `edgekit fleet serve` (it runs it, and "
+              f"retries devices that were asleep); follow it with `edgekit ota campaign "
+              f"status {cid}`")
+    return 0
+
+
 def cmd_start(args):
     from edgekit.ota import campaign
+    _check_by_service(args)
     keystore, operator = _keys(args)
     bundle = _bundle(args.bundle, keystore)
     stages = campaign.parse_stages(args.stages)
     rate = campaign.parse_rate(args.max_failures)
     cid = args.name or f"ota-{bundle.version}-{time.strftime('%Y%m%d-%H%M%S')}"
-    campaign.create(args.registry, cid, args.bundle, bundle, stages, rate, site=args.site,
-                    only=args.device)
+    campaign.create(args.registry, cid, str(Path(args.bundle).resolve()), bundle, stages,
+                    rate, site=args.site, only=args.device)
+    if args.by_service:
+        return _hand_to_service(args, cid)
     return _run(args, cid, bundle, keystore, operator)
 
 
 def cmd_resume(args):
     from edgekit.ota.campaign_db import CampaignStore
     from edgekit.registry.db import Registry
+    _check_by_service(args)
     keystore, operator = _keys(args)
     with Registry(args.registry) as reg:
         store = CampaignStore(reg)
         c = store.get(args.name)
+        if c["state"] == "cancelled":
+            raise EdgekitError(f"campaign {args.name} was cancelled: start a new campaign")
+        if c["driver"] == "service" and not args.by_service:
+            raise EdgekitError(f"campaign {args.name} is run by `edgekit fleet serve`: resume "
+                               "it with --by-service (or pause it first and resume it from "
+                               "here with --via fleet, not both at once)"
+                               if c["state"] != "paused" else
+                               f"campaign {args.name} was left to `edgekit fleet serve`: "
+                               "resume it with --by-service")
         if args.retry_failed:
             n = store.retry_failed(args.name)
             if not args.json:
                 print(f"{n} failed device(s) queued again", file=sys.stderr)
+    if args.by_service:
+        return _hand_to_service(args, args.name)
     return _run(args, args.name, _bundle(args.bundle or c["bundle"], keystore), keystore,
                 operator)
+
+
+def cmd_stop(args):
+    """`pause` and `cancel`: no device is started from now on (one mid-push finishes it)."""
+    from edgekit.ota.campaign_db import CampaignStore
+    from edgekit.registry.db import Registry
+    state = "paused" if args.campaign_command == "pause" else "cancelled"
+    with Registry(args.registry) as reg:
+        c = CampaignStore(reg).stop(args.name, state, args.reason or f"{state} by the operator")
+    if args.json:
+        _print_json({"campaign": args.name, "state": c["state"], "note": c["note"]})
+    else:
+        again = (f"`edgekit ota campaign resume {args.name}`" if state == "paused"
+                 else "a new campaign")
+        print(f"campaign {args.name}: {state}; no device is started from now on (a push under "
+              f"way finishes). To go on: {again}")
+    return 0
 
 
 def cmd_status(args):
@@ -132,8 +187,9 @@ def cmd_status(args):
             elif not rows:
                 print("no campaigns yet: `edgekit ota campaign start BUNDLE ...`")
             for r in rows if not args.json else ():
-                print(f"{r['id']:32} {r['state']:8} stage {r['stage']}  {r['kind']} on "
-                      f"{r['board']}  {r['version']} (update {r['seq']})  {r['created']}")
+                by = "  run by fleet serve" if r["driver"] == "service" else ""
+                print(f"{r['id']:32} {r['state']:9} stage {r['stage']}  {r['kind']} on "
+                      f"{r['board']}  {r['version']} (update {r['seq']})  {r['created']}{by}")
             return 0
         report = Runner(args.registry, args.name, None, None, None, {}).report(store, 0.0)
     _show(report, args.json)
@@ -150,6 +206,10 @@ def register(sub, keys, out, secret):
                        "instead of --port (SPEC 13.7)")
     add_transfer_waits(net, 120.0, "how long a silent device is waited for before it is left "
                                    "unreachable for a later resume")
+    net.add_argument("--by-service", action="store_true",
+                     help="with --via fleet: leave the campaign to `edgekit fleet serve` "
+                          "(which runs it, retries sleeping devices and survives this "
+                          "terminal) instead of running it here")
     reg = argparse.ArgumentParser(add_help=False)
     reg.add_argument("--registry", metavar="FILE", help="registry (default $EDGEKIT_HOME)")
 
@@ -188,3 +248,13 @@ def register(sub, keys, out, secret):
                                     "NAME, every campaign in the registry.")
     p.add_argument("name", metavar="NAME", nargs="?", help="campaign name (default: list all)")
     p.set_defaults(func=cmd_status)
+
+    for action, what in (("pause", "until `resume`"), ("cancel", "for good")):
+        p = csub.add_parser(action, parents=[out, reg], help=f"stop a campaign {what}",
+                            description=f"No further device of the campaign is updated "
+                                        f"{what}; a push under way finishes (its transfer is "
+                                        "resumable, its trial the device's own). Works on a "
+                                        "campaign run here or by `fleet serve`.")
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("--reason", help="a note kept with the campaign")
+        p.set_defaults(func=cmd_stop)

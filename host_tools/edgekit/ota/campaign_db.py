@@ -38,9 +38,21 @@ MIGRATIONS = (
             updated TEXT,
             PRIMARY KEY (campaign_id, device_id))""",
     )),
+    # A campaign left to `fleet serve` (driver 'service'), and which worker holds it: one of
+    # several workers sharing the broker claims it for lease_until (unix s), renews while it
+    # runs, and another takes it over when the lease runs out (a killed worker).
+    (2, "campaigns run by the fleet service; pause and cancel", (
+        "ALTER TABLE ota_campaigns ADD COLUMN driver TEXT NOT NULL DEFAULT 'cli'",
+        "ALTER TABLE ota_campaigns ADD COLUMN owner TEXT",
+        "ALTER TABLE ota_campaigns ADD COLUMN lease_until REAL NOT NULL DEFAULT 0",
+    )),
 )
 
-STATES = ("planned", "running", "halted", "done")
+# paused: no device is started until `resume`; cancelled: none ever again (a device mid-push
+# finishes that push: its transfer is resumable and its trial is the device's own).
+STATES = ("planned", "running", "paused", "halted", "cancelled", "done")
+STOPPED = ("paused", "cancelled")
+DRIVERS = ("cli", "service")
 # A device that could not be reached is retried by the next resume and is not a failed update.
 FINAL = ("installed", "rolled_back", "rejected", "failed")
 FAILURES = ("rolled_back", "rejected", "failed")
@@ -118,10 +130,69 @@ class CampaignStore:
 
     def list(self):
         return [dict(r) for r in self._db.execute(
-            "SELECT id, created, version, seq, kind, board, state, stage FROM ota_campaigns "
-            "ORDER BY created")]
+            "SELECT id, created, version, seq, kind, board, state, stage, driver, owner FROM "
+            "ota_campaigns ORDER BY created")]
 
-    def set_state(self, cid, state, stage=None, note=None):
+    def state(self, cid):
+        row = self._db.execute("SELECT state FROM ota_campaigns WHERE id = ?",
+                               (cid,)).fetchone()
+        return None if row is None else row[0]
+
+    def stop(self, cid, state, note):
+        """Pause or cancel campaign `cid` (STOPPED); a finished one cannot be."""
+        c = self.get(cid)
+        if c["state"] in ("done", "cancelled"):
+            raise EdgekitError(f"campaign {cid} is {c['state']}: nothing to "
+                               f"{'pause' if state == 'paused' else 'cancel'}")
+        self.set_state(cid, state, note=note)
+        return self.get(cid)
+
+    def hand_to_service(self, cid):
+        """Leave campaign `cid` to `fleet serve` (a paused one runs again)."""
+        c = self.get(cid)
+        if c["state"] in ("done", "cancelled"):
+            raise EdgekitError(f"campaign {cid} is {c['state']}: start a new one")
+        state = "running" if c["state"] in ("paused", "halted") else c["state"]
+        with self.reg._write() as db:
+            db.execute("UPDATE ota_campaigns SET driver = 'service', state = ?, owner = NULL, "
+                       "lease_until = 0 WHERE id = ?", (state, cid))
+        return self.get(cid)
+
+    def claim(self, owner, now, lease_s, exclude=()):
+        """The id of a campaign left to the service that `owner` now holds until now +
+        lease_s (one it held already, or one nobody holds or whose lease ran out), or None;
+        never one of `exclude`. The conditional UPDATE makes two workers' claims exclusive."""
+        rows = self._db.execute(
+            "SELECT id FROM ota_campaigns WHERE driver = 'service' AND state IN "
+            "('planned', 'running') AND (owner IS NULL OR owner = ? OR lease_until < ?) "
+            "ORDER BY created", (owner, now)).fetchall()
+        for (cid,) in rows:
+            if cid in exclude:
+                continue
+            with self.reg._write() as db:
+                n = db.execute(
+                    "UPDATE ota_campaigns SET owner = ?, lease_until = ? WHERE id = ? AND "
+                    "driver = 'service' AND state IN ('planned', 'running') AND "
+                    "(owner IS NULL OR owner = ? OR lease_until < ?)",
+                    (owner, now + lease_s, cid, owner, now)).rowcount
+            if n == 1:
+                return cid
+        return None
+
+    def renew(self, cid, owner, until):
+        """Extend `owner`'s lease; False when it is not the holder any more."""
+        with self.reg._write() as db:
+            return db.execute("UPDATE ota_campaigns SET lease_until = ? WHERE id = ? AND "
+                              "owner = ?", (until, cid, owner)).rowcount == 1
+
+    def release(self, cid, owner):
+        with self.reg._write() as db:
+            db.execute("UPDATE ota_campaigns SET owner = NULL, lease_until = 0 WHERE id = ? "
+                       "AND owner = ?", (cid, owner))
+
+    def set_state(self, cid, state, stage=None, note=None, unless_stopped=False):
+        """`unless_stopped`: a runner's progress, which must not undo a pause or a cancel
+        another process made meanwhile."""
         sets, args = ["state = ?"], [state]
         if stage is not None:
             sets.append("stage = ?")
@@ -129,8 +200,9 @@ class CampaignStore:
         if note is not None:
             sets.append("note = ?")
             args.append(note)
+        where = " AND state NOT IN ('paused', 'cancelled')" if unless_stopped else ""
         with self.reg._write() as db:
-            db.execute(f"UPDATE ota_campaigns SET {', '.join(sets)} WHERE id = ?",
+            db.execute(f"UPDATE ota_campaigns SET {', '.join(sets)} WHERE id = ?{where}",
                        (*args, cid))
 
     # -- devices ----------------------------------------------------------------------------
