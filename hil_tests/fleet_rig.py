@@ -23,30 +23,32 @@ HOUR = 3600
 
 
 def provision_networked(board, fleet_home, capsys, tmp_path, broker_url, net, config=None,
-                        extra=()):
-    """`edgekit provision` of a water meter with the broker and the `net` settings (and app
-    `config`), as a technician runs it: (registry path, device id)."""
+                        extra=(), kind="water_meter"):
+    """`edgekit provision` of a device of `kind` with the broker and the `net` settings (and
+    app `config`), as a technician runs it: (registry path, device id)."""
     (tmp_path / "net.json").write_text(json.dumps(net))
-    argv = ["provision", board.url, "--kind", "water_meter", "--site", "x",
+    argv = ["provision", board.url, "--kind", kind, "--site", "x",
             "--broker", broker_url, "--net", str(tmp_path / "net.json"), *extra]
     if config is not None:
-        (tmp_path / "meter.json").write_text(json.dumps(config))
-        argv += ["--config", str(tmp_path / "meter.json")]
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        argv += ["--config", str(tmp_path / "config.json")]
     assert edgekit(argv) == 0, capsys.readouterr().err
     capsys.readouterr()
     registry_path = fleet_home / "registry.sqlite"
     return registry_path, Registry(registry_path).list()[0]["device_id"]
 
 
-def run_service(registry_path, keys, host, port, setup=None, **service_options):
+def run_service(registry_path, keys, host, port, setup=None, on_alarm=None,
+                **service_options):
     """Start the fleet service on a thread: (held, stop, thread), held["svc"] once it runs.
-    `setup(svc)` runs before it connects (a test's hook on what it publishes)."""
+    `setup(svc)` runs before it connects (a test's hook on what it publishes); `on_alarm` is
+    what `fleet serve` gives its Ingest (an AlarmSink: the log line and the webhook)."""
     stop, held = threading.Event(), {}
 
     def serve():
         reg = Registry(registry_path)       # the service thread's own connection
         ingest = Ingest(reg, keys.signer(C.ROLE_OPERATOR, PASS),
-                        lambda: keys.next_seq(C.ROLE_OPERATOR))
+                        lambda: keys.next_seq(C.ROLE_OPERATOR), on_alarm=on_alarm)
         svc = FleetService(ingest, host, port, **service_options)
         svc.client.reconnect_delay_set(0.2, 1)
         if setup is not None:
