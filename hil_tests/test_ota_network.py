@@ -7,10 +7,6 @@ goes on from what the device holds. A tampered chunk injected into the broker is
 nothing staged."""
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,11 +29,12 @@ from edgekit.keys.store import KeyStore  # noqa: E402
 from edgekit.ota import bundle as bundle_mod  # noqa: E402
 from edgekit.ota.push import Pusher  # noqa: E402
 from edgekit.ota.push_resume import run_resuming  # noqa: E402
-from edgekit.ota.sign import sign_bundle, sign_with_keystore  # noqa: E402
+from edgekit.ota.sign import sign_bundle  # noqa: E402
 from edgekit.ota.testing import load_store_record, verify_active  # noqa: E402
 from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
 from operator_cli import PASS, fleet_home  # noqa: E402,F401 - a fixture
+from ota_rig import CliPush, signed_bundle, wait_connected  # noqa: E402
 
 # Real time, as tests/test_ota.py: a trial's deadline runs on the device clock.
 pytestmark = pytest.mark.hil(kind="water_meter", time="real",
@@ -59,66 +56,6 @@ def provision(board, broker, tmp_path, capsys):
         capsys.readouterr().err
     capsys.readouterr()
     return Registry(os.environ["EDGEKIT_HOME"] + "/registry.sqlite").list()[0]["device_id"]
-
-
-def signed_bundle(home, version, seq, app_only=False):
-    b = bundle_mod.build("esp32", "water_meter", version, seq=seq, app_only=app_only,
-                         deadline=30)
-    return sign_with_keystore(b, KeyStore(Path(home) / "keys"), PASS)
-
-
-def wait_connected(board, capsys, limit_s=30):
-    end = time.monotonic() + limit_s
-    while time.monotonic() < end:
-        assert edgekit(["command", board.url, "diag", "--json"]) == 0
-        if json.loads(capsys.readouterr().out)["result"]["net"]["connected"]:
-            return
-        time.sleep(0.5)
-    raise AssertionError("the board did not connect to the broker")
-
-
-class CliPush:
-    """`edgekit ota push --via fleet` as a user runs it: a process, JSON lines on stdout."""
-
-    def __init__(self, device_id, bundle_path, broker, *extra):
-        env = dict(os.environ)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgekit.cli", "ota", "push", "--via", "fleet", device_id,
-             str(bundle_path), "--broker", broker.url, "--json", "--timeout", "5",
-             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.events = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.events.append(json.loads(line))
-
-    def wait_event(self, pred, what, limit_s=120):
-        end = time.monotonic() + limit_s
-        while time.monotonic() < end:
-            for e in list(self.events):
-                if pred(e):
-                    return e
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no {what}: {self.events[-3:]} {self.stderr()}")
-
-    def held_over(self, fraction):
-        return lambda e: e["event"] == "progress" and e["held"] >= fraction * e["total"]
-
-    def finish(self, limit_s=240):
-        code = self.proc.wait(limit_s)
-        self._reader.join(5)
-        return code
-
-    def stderr(self):
-        return self.proc.stderr.read() if self.proc.poll() is not None else ""
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
 
 
 def test_push_through_the_broker_survives_an_outage_and_installs(board, world, broker,
