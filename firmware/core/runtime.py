@@ -236,6 +236,11 @@ class Runtime:
             payload[C.K_COUNT] = suppressed
         seq = self.events.append(cbor.dumps(payload))
         payload[C.K_FROM] = seq
+        # Older events still unacknowledged (raised while the network was down) go with it,
+        # oldest first: alone, this one would reach the fleet service before them, and a
+        # webhook would hear "cleared" before the "set" it clears.
+        if self.events.pending_count() > 1 and services.push_event_backlog(self):
+            return
         try:
             self.push(self.dev.body_view(C.EVENT, payload))
         except OSError:

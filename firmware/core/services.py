@@ -110,11 +110,25 @@ def fetch(rt, msg, journal, reply_type):
 
 def push_telemetry(rt):
     """Send pending telemetry unsolicited (the reporting schedule); False if none pending."""
+    push_event_backlog(rt)
     if not rt.telemetry.pending_count():
         return False
     rt.push(rt.dev.body_view(C.TELEMETRY, records_payload(rt, rt.telemetry, C.TELEMETRY,
                                                           None, _FETCH_MAX)))
     return True
+
+
+def push_event_backlog(rt):
+    # An event is pushed once, when it happens (runtime.event); the fleet service fetches
+    # and acks the event journal only when one arrives (SPEC 13.3). One raised while the
+    # network was down went to nobody and would wait for the next alarm: the reporting
+    # schedule sends what is still unacknowledged as EVENTS, which the service stores
+    # (each once) and acks by its upto. Network only: on the cable a host fetches them.
+    # False when there was nothing to send or it could not go.
+    if rt.net is None or not rt.events.pending_count():
+        return False
+    return rt.net.send(rt.dev.body_view(C.EVENTS, records_payload(rt, rt.events, C.EVENTS,
+                                                                    None, _FETCH_MAX)))
 
 
 def records_payload(rt, journal, reply_type, frm, count):
