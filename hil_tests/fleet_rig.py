@@ -112,9 +112,15 @@ class Spy:
         self.c.username_pw_set(SERVICE_USER)
         self.c.on_message = lambda c, u, m: (self.up if m.topic.endswith("/up")
                                              else self.down).put(bytes(m.payload))
+        subscribed = threading.Event()
+        self.c.on_subscribe = lambda *args: subscribed.set()
         self.c.connect(broker.host, broker.port)
         self.c.loop_start()
         self.c.subscribe(topics.up(device_id), 1)   # the service user may read up-topics only
+        # A paused board runs a report period in milliseconds once its clock moves: a spy
+        # still subscribing would miss what it published.
+        if not subscribed.wait(10):
+            raise AssertionError("the spy's subscription was not acknowledged by the broker")
 
     def close(self):
         self.c.loop_stop()
