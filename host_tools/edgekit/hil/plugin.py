@@ -12,7 +12,8 @@ through a lock per board, and every test starts from a factory-fresh board (hil/
 Fixtures: `board` (a Target: transport(), url, world, clock, powercut(), reset(), faults),
 `boards`, `world`, `clock`, `hil_fleet` (a throwaway test fleet), `provisioned` (a factory:
 provisioned(kind) -> Device with an operator-signed session). Tests marked
-`@pytest.mark.hil(kind="water_meter")` get a board of that kind on the emulator.
+`@pytest.mark.hil(kind="water_meter")` get a board of that kind on the emulator;
+`hil(boards=3, kinds=[...])` one of each named kind (a mixed fleet, on the emulator only).
 Scenario files `hil_tests/scenarios/*.toml` run through hil_tests/test_scenarios.py with
 the same fixtures, so they run unchanged on the emulator and on a bench.
 """
@@ -44,9 +45,11 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "hil(kind=None, time='paused', boards=1, bench=None, "
-                            "sim_s=0): a hardware-in-the-loop test; kind picks the app and the "
-                            "emulator's world model; bench='reason' skips it on a bench, sim_s "
-                            "(simulated seconds it needs) skips it there past --max-real-wait")
+                            "sim_s=0, kinds=None): a hardware-in-the-loop test; kind picks the "
+                            "app and the emulator's world model (kinds: one per board, for a "
+                            "mixed fleet on the emulator); bench='reason' skips it on a bench, "
+                            "sim_s (simulated seconds it needs) skips it there past "
+                            "--max-real-wait")
     config._edgekit_specs = [BoardSpec(s) for s in (config.getoption("--board")
                                                     or [DEFAULT_BOARD])]
     # A damaged rig file is a usage error, said once before any test runs (not a traceback
@@ -130,6 +133,9 @@ def _tray_boards(request, pytestconfig, opts, wanted):
                     f"= \"{kind}\")")
     if len(fits) < wanted:
         pytest.skip(f"needs {wanted} boards; give --board {wanted} times")
+    if opts.get("kinds"):
+        pytest.skip("needs boards of several kinds (hil kinds=): the emulator's, a tray stages "
+                    "one kind per test")
     if opts.get("options", {}).get("bare"):
         pytest.skip("needs a bare board (MicroPython and an empty filesystem); a bench board "
                     "keeps its image between tests")
@@ -171,8 +177,12 @@ def boards(request, pytestconfig, edgekit_rig):
         if len(specs) < wanted:
             specs = specs + [specs[0]] * (wanted - len(specs))
         emulator = request.getfixturevalue("edgekit_emulator")
-        for spec in specs[:max(wanted, 1)]:
-            kind = opts.get("kind") or spec.kind
+        kinds = opts.get("kinds") or [None] * max(wanted, 1)
+        if len(kinds) != max(wanted, 1):
+            raise pytest.UsageError(f"hil(kinds=...) names {len(kinds)} kinds for {wanted} "
+                                    "boards: give one kind per board")
+        for spec, own_kind in zip(specs[:max(wanted, 1)], kinds):
+            kind = own_kind or opts.get("kind") or spec.kind
             spec = BoardSpec(f"emu:{spec.board}:{kind}" if kind else f"emu:{spec.board}")
             targets.append(EmulatedTarget(emulator, spec,
                                           time_mode=opts.get("time", "paused"),
