@@ -27,15 +27,15 @@ def provision_networked(board, fleet_home, capsys, tmp_path, broker_url, net, co
     """`edgekit provision` of a device of `kind` with the broker and the `net` settings (and
     app `config`), as a technician runs it: (registry path, device id)."""
     (tmp_path / "net.json").write_text(json.dumps(net))
-    argv = ["provision", board.url, "--kind", kind, "--site", "x",
+    argv = ["provision", board.url, "--kind", kind, "--site", "x", "--json",
             "--broker", broker_url, "--net", str(tmp_path / "net.json"), *extra]
     if config is not None:
         (tmp_path / "config.json").write_text(json.dumps(config))
         argv += ["--config", str(tmp_path / "config.json")]
     assert edgekit(argv) == 0, capsys.readouterr().err
-    capsys.readouterr()
-    registry_path = fleet_home / "registry.sqlite"
-    return registry_path, Registry(registry_path).list()[0]["device_id"]
+    # The id it printed, not the registry's first: a test may provision several boards.
+    device_id = json.loads(capsys.readouterr().out)["devices"][0]["device_id"]
+    return fleet_home / "registry.sqlite", device_id
 
 
 def run_service(registry_path, keys, host, port, setup=None, on_alarm=None,
