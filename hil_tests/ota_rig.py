@@ -17,8 +17,9 @@ from edgekit.ota.sign import sign_with_keystore
 from operator_cli import PASS
 
 
-def signed_bundle(home, version, seq, app_only=False, kind="water_meter"):
-    b = bundle_mod.build("esp32", kind, version, seq=seq, app_only=app_only, deadline=30)
+def signed_bundle(home, version, seq, app_only=False, kind="water_meter", deadline=30):
+    b = bundle_mod.build("esp32", kind, version, seq=seq, app_only=app_only,
+                         deadline=deadline)
     return sign_with_keystore(b, KeyStore(Path(home) / "keys"), PASS)
 
 

@@ -365,3 +365,42 @@ def test_an_update_pushed_through_the_broker_installs(kind, board, broker, fleet
     assert edgekit(["command", "--via", "fleet", device_id, name, "--broker", broker.url,
                     "--wait", "30", "--json"]) == 0
     assert holds <= set(json.loads(capsys.readouterr().out)["result"])
+
+
+@pytest.mark.hil(boards=3, kinds=["water_atm", "water_atm", "env_sensor"], time="real",
+                 bench="a mixed fleet and a failing flow meter need the emulator")
+def test_a_campaign_updates_only_its_kind_and_halts_on_a_failing_canary(
+        boards, broker, fleet_home, capsys, tmp_path):
+    """Two kiosks and an env sensor on the broker: the kiosks' campaign never touches the
+    sensor; its canary's flow meter fails in the trial (the critical idle task), it rolls
+    back and the rollout halts; resumed once repaired, both kiosks run the update."""
+    kinds = ["water_atm", "water_atm", "env_sensor"]
+    ids = []
+    for board, kind in zip(boards, kinds):
+        ids.append(provision_networked(board, fleet_home, capsys, tmp_path, broker.url,
+                                       {"poll_s": 1}, kind=kind)[1])
+    atms = sorted(ids[:2])                  # the campaign takes them in device id order
+    by_id = dict(zip(ids, boards))
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        sensor_version = reg.get(ids[2])["fw_version"]
+    by_id[atms[0]].world.fault("flow", "nack")
+    # A trial of 15 s (not 30): the canary's rollback is what the test waits for.
+    path = signed_bundle(fleet_home, "1.0.7", 7, app_only=True, kind="water_atm",
+                         deadline=15).save(tmp_path / "atm.ekota")
+    via = ["--via", "fleet", "--broker", broker.url, "--timeout", "5", "--json"]
+    assert edgekit(["ota", "campaign", "start", str(path), "--name", "atm-net", "--stages",
+                    "1,100%", "--max-failures", "0%"] + via) == 1
+    report = json.loads(capsys.readouterr().out)
+    status = {d["device_id"]: d["status"] for d in report["devices"]}
+    assert report["state"] == "halted"
+    assert status == {atms[0]: "rolled_back", atms[1]: "pending"}     # the sensor: not in it
+
+    by_id[atms[0]].world.fault("flow", "none")
+    assert edgekit(["ota", "campaign", "resume", "atm-net", "--retry-failed"] + via) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["state"] == "done" and report["counts"] == {"installed": 2}
+    for device_id in atms:
+        assert verify_active(by_id[device_id].faults.flash) == ("a", "1.0.7", None)
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        assert [reg.get(d)["fw_version"] for d in atms] == ["1.0.7", "1.0.7"]
+        assert reg.get(ids[2])["fw_version"] == sensor_version
