@@ -17,13 +17,21 @@ pytest.importorskip("amqtt", reason="amqtt (the embedded broker) is not installe
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
 
 from edgekit.cli import main as edgekit  # noqa: E402
+from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
+from fleet_rig import provision_networked  # noqa: E402
 from operator_cli import fleet_home  # noqa: E402,F401 - a fixture
-from test_ota_network import (broker, provision, signed_bundle,  # noqa: E402,F401 - broker:
-                              wait_connected)                    # a fixture
+from ota_rig import signed_bundle, wait_connected  # noqa: E402
 
 pytestmark = pytest.mark.hil(kind="water_meter", time="real",
                              bench="fault injection (a board's Wi-Fi) needs the emulator")
+
+
+@pytest.fixture
+def broker():
+    b = EmbeddedBroker().start()
+    yield b
+    b.stop()
 
 
 def status(capsys, name):
@@ -45,13 +53,12 @@ def wait_status(capsys, name, pred, what, limit_s=240, service=None):
 @pytest.mark.hil(boards=2)
 def test_the_service_runs_a_campaign_pauses_and_retries_a_device_that_was_away(
         boards, broker, fleet_home, capsys, tmp_path):
-    for board in boards:
-        provision(board, broker, tmp_path, capsys)
     by_id = {}
     for board in boards:
+        by_id[provision_networked(board, fleet_home, capsys, tmp_path, broker.url,
+                                  {"poll_s": 1})[1]] = board
+    for board in boards:
         wait_connected(board, capsys)
-        assert edgekit(["command", board.url, "diag", "--json"]) == 0
-        by_id[json.loads(capsys.readouterr().out)["device"]] = board
     canary, second = sorted(by_id)
     path = signed_bundle(fleet_home, "1.0.8", 8, app_only=True).save(tmp_path / "wm.ekota")
     via = ["--via", "fleet", "--broker", broker.url, "--by-service", "--json"]
