@@ -5,6 +5,7 @@ answer) on the client's own thread, which owns the registry connection, and the 
 published QoS 1 on the device's down-topic.
 """
 import json
+import queue
 import sys
 import threading
 import urllib.parse
@@ -70,8 +71,13 @@ def parse_url(url, ca=None):
 
 
 class AlarmSink:
-    """A log line for every alarm set or cleared, and a POST of it to `webhook` (JSON) on a
-    background thread: a slow or dead webhook never holds up storing and acknowledging."""
+    """A log line for every alarm set or cleared, and a POST of it to `webhook` (JSON) from
+    one background sender: a slow or dead webhook never holds up storing and acknowledging,
+    and the POSTs leave in the order the alarms were stored (a thread per POST let a CLEARED
+    overtake its SET). The queue is bounded: past QUEUE_MAX waiting POSTs, new ones are
+    dropped and counted (the log line and the stored event remain)."""
+
+    QUEUE_MAX = 1000
 
     def __init__(self, webhook=None, out=None, timeout=5.0):
         self.webhook = webhook
@@ -79,6 +85,8 @@ class AlarmSink:
         self.timeout = timeout
         self.failures = 0
         self.sent = 0
+        self.dropped = 0
+        self._queue = None
 
     def __call__(self, device_id, row):
         state = "SET" if row["active"] else "CLEARED"
@@ -88,7 +96,18 @@ class AlarmSink:
             doc = {"device": device_id, "alarm": row["name"], "active": bool(row["active"]),
                    "time": row["time"], "journal_seq": row["journal_seq"],
                    "received_at": row["received_at"]}
-            threading.Thread(target=self._post, args=(doc,), daemon=True).start()
+            if self._queue is None:
+                self._queue = queue.Queue(self.QUEUE_MAX)
+                threading.Thread(target=self._sender, daemon=True,
+                                 name="edgekit-alarm-webhook").start()
+            try:
+                self._queue.put_nowait(doc)
+            except queue.Full:
+                self.dropped += 1
+
+    def _sender(self):
+        while True:
+            self._post(self._queue.get())
 
     def _post(self, doc):
         req = urllib.request.Request(self.webhook, data=json.dumps(doc).encode(),
