@@ -149,6 +149,8 @@ def _emu_launch():
     sys.modules["machine"] = emu_machine
     import emu_vfs                  # vfs.mount() lists the board's filesystem only
     sys.modules["vfs"] = emu_vfs
+    import emu_socket               # TCP through the board's network path (latency, loss)
+    sys.modules["socket"] = emu_socket
     if bare:
         os.umount("/.frozen")
         sys.path[:] = ["", ".frozen", "/lib"]

@@ -372,6 +372,12 @@ def net_up(cfg):
     return bool(_rt("net")) if _ch is not None else True
 
 
+def net_route(host, port):
+    """The emulator's relay standing for host:port (boards/emu_socket.py: the board's TCP
+    connections cross the world's latency and loss); None without a supervisor."""
+    return _rt("net_route", host, port) if _ch is not None else None
+
+
 net_downs = 0       # a battery device's radio switched off between reports (no world effect)
 
 

@@ -23,10 +23,11 @@ from edgekit.emu.rom import frozen_allowance
 from edgekit.emu import frozen_rom
 from edgekit.emu import hal_ops
 from edgekit.emu.clock import Clock
+from edgekit.emu.netpath import NetPath
 from edgekit.emu.uart import Uart
 from edgekit.emu.repl import ReplFilter
 from edgekit.emu.vm import VM
-from edgekit.emu.world import HardwareFault
+from edgekit.emu.world import NET_LATENCY, NET_LOSS, HardwareFault
 from edgekit.emu.worlds import make_world
 
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
@@ -56,6 +57,9 @@ class Board:
         self.rng = random.Random(seed)
         self.clock = Clock(time_mode, speed)
         self.world = make_world(kind, board_def)
+        # The board's TCP connections cross this relay (boards/emu_socket.py): the world's
+        # net_latency_ms and net_loss apply to them.
+        self.net = NetPath(loop, self._net_conditions, seed)
         self.uart = Uart(loop, link_baud(board_def),
                          tty_link=os.path.join(self.state_dir, "tty"), port=port)
         self.uart.on_output = self._filter_output
@@ -97,6 +101,10 @@ class Board:
         self._settled = asyncio.Event()
         self.stopped = False
         self.last_error = None
+
+    def _net_conditions(self):
+        self.world.advance_to(self.clock.now())        # a CSV may drive them
+        return self.world.values[NET_LATENCY], self.world.values[NET_LOSS]
 
     def _default_uid(self, n):
         # Stable per flash directory: the same "chip" every time this flash is booted.
@@ -255,6 +263,7 @@ class Board:
         vm = self.vm
         self.kill(lambda: None)
         self.uart.close()
+        self.net.close()
         if vm is not None and reap:
             try:
                 vm.proc.wait(timeout=2)     # reap now: SIGKILL takes milliseconds
@@ -544,6 +553,10 @@ class Board:
                 still = 0
                 continue
             now = self._progress()
+            if self.net.in_flight():
+                # Waiting for bytes its network path holds (latency, a retransmission): a
+                # round trip, not a hang. The wall backstop still applies.
+                cpu0 = now[0]
             if parks != self.parks or vm is not self.vm:
                 # a new wake: its own CPU and wall budget
                 parks, vm, cpu0, wall0, last, still = (self.parks, self.vm, now[0],
@@ -610,5 +623,5 @@ class Board:
             "rtc_drift_ppm": self.clock.rtc_ppm, "wdt_ms": self.wdt_ms,
             "flash_ops": self.flash_ops, "uid": self.uid.hex(),
             "wake_inputs": sorted(self.wake_armed), "wakeups": self.wakeups,
-            "rom": self.rom, "heap": self.vm_heap(),
+            "rom": self.rom, "heap": self.vm_heap(), "net": self.net.snapshot(),
         }

@@ -252,6 +252,19 @@ def _net(board, req_id):
     board.reply(req_id, bool(board.world.values.get("network", True)))
 
 
+def _net_route(board, req_id, host, port):
+    """The local port standing for host:port on the board's network path (boards/
+    emu_socket.py asks when the firmware resolves a host for a TCP connection)."""
+    if not isinstance(host, str) or not host or not isinstance(port, int) \
+            or not 0 < port < 65536:
+        raise Refused(f"net_route: host {host!r} port {port!r}: a host name and a port "
+                      "1..65535")
+    try:
+        board.reply(req_id, board.net.route(host, port))
+    except OSError as exc:
+        raise Refused(f"net_route: the emulator could not open a relay ({exc})") from None
+
+
 def _pulse(board, req_id, name):
     board.reply(req_id, _pulse_value(board, name))
 
@@ -336,4 +349,5 @@ _OPS = {
     "adc": _adc, "input": _input,
     "sensor": _sensor, "output": _output, "output_state": _output_state, "card": _card,
     "wake_on": _wake_on, "wakes": _wakes, "sensor_alert": _sensor_alert, "net": _net,
+    "net_route": _net_route,
 }

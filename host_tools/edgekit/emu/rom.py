@@ -14,8 +14,8 @@ Layout (mounted read-only at /.frozen by boards/emu_launch.py):
     fw/apps/*.mpy             every kind's folder, flattened (an emulated board can become
                               any kind; each kind imports only its own modules)
     protocol/catalog.mpy
-    boards/*.mpy              hal_emu, hal_common, emu_machine, emu_vfs (the board's
-                              `machine` and `vfs`)
+    boards/*.mpy              hal_emu, hal_common, emu_machine, emu_vfs, emu_socket (the
+                              board's `machine`, `vfs` and `socket`)
 """
 import hashlib
 import json
@@ -31,7 +31,8 @@ _SOURCES = (("fw/lib", firmware_tree.core_dirs()),
             ("fw/apps", [firmware_tree.kind_dir(k) for k in firmware_tree.KINDS]),
             ("protocol", [PROTOCOL_DIR / "catalog.py"]),
             ("boards", [BOARDS_DIR / "hal_common.py", BOARDS_DIR / "hal_emu.py",
-                        BOARDS_DIR / "emu_machine.py", BOARDS_DIR / "emu_vfs.py"]))
+                        BOARDS_DIR / "emu_machine.py", BOARDS_DIR / "emu_vfs.py",
+                        BOARDS_DIR / "emu_socket.py"]))
 _PROBE_HEAP = "4M"
 
 
@@ -77,9 +78,9 @@ def frozen_allowance(rom, kind) -> int:
         known = {}
     if key in known:
         return known[key]
-    # emu_machine and emu_vfs stand for the port's built-in `machine` and `vfs` (no heap on a
-    # board): counted.
-    modules = ["hal_emu", "emu_machine", "emu_vfs", "runtime"]
+    # emu_machine, emu_vfs and emu_socket stand for the port's built-in `machine`, `vfs` and
+    # `socket` (no heap on a board): counted.
+    modules = ["hal_emu", "emu_machine", "emu_vfs", "emu_socket", "runtime"]
     if kind and (rom / "fw" / "apps" / f"{kind}.mpy").exists():
         modules.append(kind)
     for optional in ("ota", "otaslots"):

@@ -30,6 +30,23 @@ class HardwareFault(Exception):
 
 STRAP = "maint_strap"
 NETWORK = "network"
+# The board's network path (edgekit.emu.netpath): one-way delay in ms, each direction, and
+# the fraction of TCP segments lost (each costs a retransmission timeout, as over TCP).
+NET_LATENCY = "net_latency_ms"
+NET_LOSS = "net_loss"
+# Quantities of every world with a valid range: (low, high, what the range means).
+LIMITS = {NET_LATENCY: (0.0, 60000.0, "a one-way delay in ms from 0 (none) to 60000"),
+          NET_LOSS: (0.0, 1.0, "the fraction of segments lost from 0 (none) to 1 (all)")}
+
+
+def _within(name, value):
+    limits = LIMITS.get(name)
+    if limits is None:
+        return value
+    low, high, meaning = limits
+    if not low <= value <= high:        # also false for nan
+        raise WorldError(f"{name}={value:g} is out of range: give {meaning}")
+    return value
 
 
 class World:
@@ -47,6 +64,8 @@ class World:
         # The board's network (Wi-Fi, cellular; SPEC 13): up unless a test or `emu set ID
         # network=false` takes it down. The firmware sees it through hal.net_up.
         self.values.setdefault(NETWORK, True)
+        self.values.setdefault(NET_LATENCY, 0.0)
+        self.values.setdefault(NET_LOSS, 0.0)
         self.t = 0.0                # world ms the state has been integrated to
         self.outputs = {}
         self.faults = {}            # read name -> [kind, value]
@@ -95,7 +114,7 @@ class World:
             return bool(value)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise WorldError(f"{name}={value!r}: expected a number")
-        return float(value)
+        return _within(name, float(value))
 
     def set(self, t, **values):
         coerced = {k: self.coerce(k, v) for k, v in values.items()}

@@ -15,9 +15,9 @@ ALL = "all"
 KINDS = firmware_tree.KINDS
 # The HAL each target freezes; `hal` is an alias module (`from hal_x import *`), the one
 # line a board image adds so the firmware's `import hal` finds its port's HAL. The unix VM
-# also freezes the emulator's stand-ins for the port's built-in `machine` and `vfs`, which
-# cost no heap on a board.
-HALS = {"unix": ("hal_emu", "hal_common", "emu_machine", "emu_vfs"),
+# also freezes the emulator's stand-ins for the port's built-in `machine`, `vfs` and
+# `socket`, which cost no heap on a board.
+HALS = {"unix": ("hal_emu", "hal_common", "emu_machine", "emu_vfs", "emu_socket"),
         "esp32": ("hal_esp32", "hal_common", "hal_machine", "hal_net", "rc522"),
         "rp2": ("hal_rp2040", "hal_common", "hal_machine", "hal_net", "rc522")}
 
