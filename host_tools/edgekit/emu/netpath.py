@@ -115,7 +115,8 @@ class NetPath:
 
     def snapshot(self):
         latency, loss = self.conditions()
-        return dict(self.stats, latency_ms=latency, loss=loss, open=len(self._conns))
+        return dict(self.stats, latency_ms=latency, loss=loss, open=len(self._conns),
+                    in_flight=self.in_flight())
 
 
 class _Connection:
