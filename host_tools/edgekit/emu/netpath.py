@@ -146,13 +146,16 @@ class _Connection:
             up = lift_socket(socket.socket(family, kind, proto))
             up.setblocking(False)
             self.up_sock = up
-            if lost > SYN_RETRIES:      # every SYN lost: the connect times out, the VM sees a reset
+            if lost > SYN_RETRIES:  # every SYN lost: the connect times out, the VM sees EOF
                 await asyncio.sleep(syn_ms / 1000.0)
                 path.stats["resets"] += 1
                 raise OSError("connection timed out")
             await self.loop.sock_connect(up, addr)
         except OSError:
             self.close()
+            return
+        if self.closed:             # the board stopped while the host connected
+            up.close()
             return
         # SYN and SYN-ACK cross (a round trip, and the timeouts of lost SYNs), then the VM's
         # first bytes (one latency more): none arrives sooner. The peer's answers come back
