@@ -1,9 +1,16 @@
 # MQTT 3.1.1 client with the API of micropython-lib's umqtt.simple (MQTTClient: connect,
 # disconnect, ping, publish, subscribe, set_callback, set_last_will, wait_msg, check_msg),
-# for images that lack it (the unix VM): netlink imports umqtt.simple when present, this
-# otherwise. Differences: every length from the broker is bounded (max_packet) before
-# anything is allocated, a malformed packet closes the connection with OSError instead of an
-# assert, and no wait is longer than `timeout` seconds. The socket is non-blocking once
+# which netlink prefers to the board image's umqtt.simple. Differences: every length from the
+# broker is bounded (max_packet) before anything is allocated, a malformed packet closes the
+# connection with OSError instead of an assert, and no wait is longer than `timeout` seconds.
+#
+# Given `rxbuf` (a bytearray the caller allocates once, at link set-up), a PUBLISH payload is
+# read into it and the callback gets a memoryview of it instead of a new bytes object: the
+# view is lent until release() (what the callback keeps must be copied or released), and a
+# message arriving while it is lent gets its own bytes, as without rxbuf. A payload larger
+# than rxbuf is read off the socket in small pieces and discarded, never allocated, and
+# on_refused(topic, size) says so. Why: after a power cut a fragmented heap had 22 KB free
+# and no 1 KB block for an incoming body (umqtt.simple allocates one per message). The socket is non-blocking once
 # connected and a wait for the broker polls it: the board stays busy rather than asleep in
 # the kernel for the round trip (the emulator takes a board asleep in the kernel for idle
 # and moves its clock on, and a watchdog would fire in the middle of a publish).
@@ -20,6 +27,7 @@ _SUBACK = const(0x90)
 _PINGREQ = b"\xc0\x00"
 _PINGRESP = const(0xD0)
 _DISCONNECT = b"\xe0\x00"
+_SCRATCH = const(64)        # small fields, and the pieces an oversized payload is drained in
 
 
 class MQTTException(Exception):
@@ -46,6 +54,10 @@ class MQTTClient:
         self.lw_qos = 0
         self.lw_retain = False
         self._hdr = bytearray(5)
+        self._scratch = bytearray(_SCRATCH)
+        self.rxbuf = None       # set_rxbuf(): PUBLISH payloads land there, lent to the callback
+        self.lent = False
+        self.on_refused = None  # f(topic, size): a payload larger than rxbuf was discarded
 
     # -- wire helpers -------------------------------------------------------------------
     def _write(self, data):
@@ -75,6 +87,36 @@ class MQTTClient:
             out += chunk
         return out
 
+    def _readinto(self, buf, n):
+        """Fill buf[:n] from the socket: nothing of n's size allocated (a view only when a
+        read came in parts)."""
+        deadline = time.ticks_add(time.ticks_ms(), self.timeout * 1000)
+        got = 0
+        while got < n:
+            k = self.sock.readinto(memoryview(buf)[got:] if got else buf, n - got)
+            if k is None:
+                if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                    raise OSError(110)
+                continue
+            if not k:
+                raise OSError(-1)
+            got += k
+
+    def _u8(self):
+        self._readinto(self._scratch, 1)
+        return self._scratch[0]
+
+    def _u16(self):
+        s = self._scratch
+        self._readinto(s, 2)
+        return s[0] << 8 | s[1]
+
+    def _drain(self, n):
+        while n:
+            k = n if n < _SCRATCH else _SCRATCH
+            self._readinto(self._scratch, k)
+            n -= k
+
     def _send_str(self, s):
         self._write(struct.pack("!H", len(s)))
         self._write(s)
@@ -83,7 +125,7 @@ class MQTTClient:
         n = 0
         sh = 0
         for _ in range(4):
-            b = self._read(1)[0]
+            b = self._u8()
             n |= (b & 0x7F) << sh
             if not b & 0x80:
                 if n > self.max_packet:
@@ -106,6 +148,17 @@ class MQTTClient:
     def _next_pid(self):
         self.pid = self.pid % 65535 + 1
         return self.pid
+
+    # -- the receive buffer (not in umqtt.simple) ------------------------------------------
+    def set_rxbuf(self, buf):
+        """Read PUBLISH payloads of up to len(buf) bytes into `buf` (preallocated once by the
+        caller); larger ones are discarded unread into memory and reported to on_refused."""
+        self.rxbuf = buf
+        self.lent = False
+
+    def release(self):
+        """The callback's view of rxbuf is no longer used: the next payload may go there."""
+        self.lent = False
 
     # -- umqtt.simple API -----------------------------------------------------------------
     def set_callback(self, f):
@@ -234,7 +287,7 @@ class MQTTClient:
         kind = op & 0xF0
         if kind == _PUBLISH:
             n = self._recv_len()
-            tl = struct.unpack("!H", self._read(2))[0]
+            tl = self._u16()
             if tl + 2 > n:
                 raise OSError(-2)
             topic = self._read(tl)
@@ -244,10 +297,21 @@ class MQTTClient:
             if qos:
                 if qos > 1 or n < 2:
                     raise OSError(-2)   # we subscribe at QoS 1: a broker never sends QoS 2
-                pid = struct.unpack("!H", self._read(2))[0]
+                pid = self._u16()
                 n -= 2
-            msg = self._read(n)
-            self.cb(topic, msg)
+            buf = self.rxbuf
+            if buf is None or self.lent and n <= len(buf):
+                self.cb(topic, self._read(n))       # its own bytes (umqtt.simple's way)
+            elif n > len(buf):
+                # Discarded, not allocated; still acknowledged, or the broker would send it
+                # again at every reconnect. Its sender hears of it through on_refused.
+                self._drain(n)
+                if self.on_refused is not None:
+                    self.on_refused(topic, n)
+            else:
+                self._readinto(buf, n)
+                self.lent = True
+                self.cb(topic, memoryview(buf)[:n])
             if qos == 1:
                 self._write(struct.pack("!BBH", _PUBACK, 2, pid))
             return _PUBLISH
