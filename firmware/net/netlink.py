@@ -20,10 +20,18 @@
 # _BURST_POLL_MS later instead of poll_s, until the broker has been quiet for _BURST_MS.
 import gc
 
+import catalog as C
+
+# Ours before the board image's umqtt.simple (frozen into the ESP32 / Pico W images): it reads
+# each body into one buffer taken here at set-up, where umqtt.simple allocates every message
+# anew, which a fragmented heap could not do for a 1 KB body after a power cut (a water
+# meter: 22 KB free, no 1 KB block). umqtt.simple (same API) serves only an image without
+# firmware/net/mqtt.py; every body is then an allocation, and one that fails is counted in
+# net.oom and sent again by its sender.
 try:
-    from umqtt.simple import MQTTClient     # frozen into the ESP32 / Pico W images
+    from mqtt import MQTTClient
 except ImportError:
-    from mqtt import MQTTClient             # ours, same API (the unix VM has none)
+    from umqtt.simple import MQTTClient
 
 import netcfg
 import nettls
@@ -54,6 +62,13 @@ class NetLink:
         nettls.check(self.client)
         self.client.set_callback(self._on_message)
         self.max_frame = max_frame
+        # The one receive buffer: a body is read into it and handed to the agent as a view
+        # (no allocation of its size per message); a larger one is discarded and refused.
+        self._lends = hasattr(self.client, "set_rxbuf")
+        if self._lends:
+            self.client.set_rxbuf(bytearray(max_frame))
+            self.client.on_refused = self._on_refused
+        self._refused = 0       # size of the last body refused as too large, to report
         self.sleepy = cfg.get("connect") == "to_report"
         self.connected = False
         # Set by the runtime: makes the next poll come soon (a one-shot scheduler task).
@@ -72,6 +87,7 @@ class NetLink:
         self.polls = 0
         self.busy_polls = 0     # polls that took a body: received / busy_polls = per poll
         self.oom = 0            # bodies lost to a full heap (diag: the heap's edge)
+        self.too_large = 0      # bodies above max_frame, discarded unread (an ERROR says so)
 
     # -- connection --------------------------------------------------------------------
     def _jitter(self, ms):
@@ -123,8 +139,23 @@ class NetLink:
                 or not (body[0] == _TAG_SIGN1 or body[0] == _ARRAY3 and body[1] == _UINT8
                         and body[2] == _OTA_CHUNK) or len(self._inbox) >= _INBOX:
             self.dropped += 1
+            if type(body) is memoryview:
+                self.client.release()
             return
         self._inbox.append(body)
+
+    def _on_refused(self, topic, size):
+        if topic == self.down:
+            self.too_large += 1
+            self._refused = size        # answered from poll(): this may be inside a publish
+
+    def _refuse(self):
+        # Unsigned bodies cannot be named (no seq was read): the ERROR says what to change.
+        size = self._refused
+        self._refused = 0
+        self.send(self.agent.dev.error(
+            None, C.E_TOO_LARGE, "a body of %d bytes over the network: at most %d (max_frame "
+            "in CAPS); split it" % (size, self.max_frame)))
 
     def poll(self):
         """Connect if due, take what the broker holds for us, answer it, keep alive."""
@@ -153,17 +184,19 @@ class NetLink:
                 # A packet half read: the stream is out of step. Reconnect; the broker
                 # sends QoS 1 messages again, the OTA sender resends its chunks.
                 op = None
-                self._inbox = []
+                self._drop_inbox()
                 self.oom += 1
                 gc.collect()
                 self._fail()
+            if self._refused and self.connected:
+                self._refuse()
             if self._inbox:
                 try:
                     took += self._answer()
                 except MemoryError:
                     # Opening or answering a body did not fit the heap: those bodies are
                     # lost (a request is sent again, an OTA chunk resent), the task lives.
-                    self._inbox = []
+                    self._drop_inbox()
                     self.oom += 1
                     gc.collect()
             if op is None or hal.ticks_diff(hal.ticks_ms(), start) >= _BURST_BUDGET_MS:
@@ -191,13 +224,26 @@ class NetLink:
         if down is not None:
             down(self.cfg)
 
+    def _drop_inbox(self):
+        self._inbox = []
+        if self._lends:
+            self.client.release()
+
     def _answer(self):
         n = 0
         while self._inbox:
             body = self._inbox.pop(0)
             self.received += 1
             n += 1
-            for answer in self.agent.handle(body):
+            try:
+                answers = self.agent.handle(body)
+            finally:
+                # What the agent keeps of a body it has copied (decoded): the buffer is
+                # free before an answer is published, during which the next body may come.
+                if type(body) is memoryview:
+                    self.client.release()
+            body = None
+            for answer in answers:
                 # Signed answers at QoS 1; unsigned ones are the OTA transfer's (chunk acks,
                 # manifest parts' status, a chunk's ERROR): QoS 0, as their loss is what the
                 # transfer's own retransmission repairs, and a PUBACK round trip per chunk
@@ -240,7 +286,8 @@ class NetLink:
         out.update({"connected": self.connected, "connects": self.connects, "sent": self.sent,
                     "received": self.received, "dropped": self.dropped,
                     "failures": self.failures, "polls": self.polls, "sleeps": self.sleeps,
-                    "busy_polls": self.busy_polls, "oom": self.oom})
+                    "busy_polls": self.busy_polls, "oom": self.oom,
+                    "too_large": self.too_large})
         return out
 
 
