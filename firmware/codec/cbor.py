@@ -444,6 +444,8 @@ def _dec(b, p, end, depth):
         q = p + n
         if q > end:
             raise _Overrun(n, end - p)
+        if _view_min and n >= _view_min and _isinstance(b, _memoryview):
+            return b[p:q], q
         return _bytes(b[p:q]), q
     if mt == 7:
         if n == 20:
@@ -522,16 +524,23 @@ def _dec_f64(b, p):
     return _unpack_from(">d", b, p)[0], p + 8
 
 
-def loads(data, max_len=None):
+_view_min = 0       # loads(views=n): byte strings of n bytes or more, as views of the input
+
+
+def loads(data, max_len=None, views=0):
     """Strictly decode one deterministic CBOR item that is all of `data` (SPEC section 3).
 
     Raises CBORError with code E_BAD_CBOR, E_TOO_DEEP, or E_TOO_LARGE when `data`, or a
-    length declared in it, is above `max_len`."""
+    length declared in it, is above `max_len`. With `views` and a memoryview `data`, byte
+    strings of at least `views` bytes come back as memoryviews of it, not copies: valid only
+    while `data` is (an OTA chunk's data read from the network's receive buffer)."""
+    global _view_min
     end = _len(data)
     if max_len is not None and end > max_len:
         raise CBORError("%d bytes exceed the limit of %d" % (end, max_len), E_TOO_LARGE)
     if end == 0:
         raise CBORError("empty input: expected one CBOR item")
+    _view_min = views
     try:
         if data[0] == _TAG18:
             if end < 2:
@@ -548,6 +557,8 @@ def loads(data, max_len=None):
         if _isinstance(e, CBORError):
             raise
         raise CBORError("truncated input: an item runs past the end")
+    finally:
+        _view_min = 0
     if p != end:
         raise CBORError("%d bytes after the top-level item" % (end - p))
     return v

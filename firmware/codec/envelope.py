@@ -127,11 +127,22 @@ def _fail(message, code, seq=None):
     raise ProtoError(message, code, seq)
 
 
+_CHUNK_VIEW = 64     # byte strings from this size on stay views (a digest, 32, is copied)
+
+
+def _is_chunk(body):
+    # [OTA_CHUNK, seq, payload]: CBOR array(3), uint8 OTA_CHUNK.
+    return len(body) > 3 and body[0] == 0x83 and body[1] == 0x18 and body[2] == C.OTA_CHUNK
+
+
 def open_body(body, keyring=None, last_seq=None, max_len=C.MAX_FRAME_LIMIT):
     """Decode and verify one body -> Message. `last_seq` maps kid -> last accepted seq; the
     caller persists the new seq (msg.kid, msg.seq) BEFORE acting on the message."""
     try:
-        item = cbor.loads(body, max_len)
+        # An OTA chunk's data is written to flash and dropped: from the network's receive
+        # buffer it stays a view of it (no 1 KB copy per chunk); digests (32 bytes) are
+        # copied, as they are compared.
+        item = cbor.loads(body, max_len, _CHUNK_VIEW if _is_chunk(body) else 0)
     except ValueError as exc:
         _fail(str(exc), getattr(exc, "code", C.E_BAD_CBOR))
     if isinstance(item, list) and len(item) == 3:

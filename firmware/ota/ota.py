@@ -20,6 +20,9 @@ import otaslots
 from agent import refuse
 from store import StoreError
 
+# A chunk's data: bytes, or a view of the network's receive buffer (envelope.open_body).
+_BYTES = (bytes, memoryview)
+
 _TICK_MS = const(1000)
 _IDLE_PERSIST_MS = const(1000)
 _STATUS_RANGES = const(48)      # OTA_STATUS stays within a 1024-byte frame
@@ -115,7 +118,7 @@ class Ota:
         if m is None or p.get(C.K_DIGEST) != m[0]:
             return self._uerror(msg.seq, C.E_INVALID_STATE,
                                 "no offer of that manifest is open: send OTA_OFFER again")
-        if not isinstance(data, bytes) or off != m[2] or off + len(data) > m[1]:
+        if not isinstance(data, _BYTES) or off != m[2] or off + len(data) > m[1]:
             return self._unsigned(C.OTA_CHUNK_ACK, {C.K_RE: msg.seq, C.K_OFFSET: m[2]})
         at = ota_manifest.HEAD + off
         self.slots.take_work()[at:at + len(data)] = data
@@ -233,7 +236,7 @@ class Ota:
         off = p.get(C.K_OFFSET)
         data = p.get(C.K_DATA)
         if p.get(C.K_OTA_SEQ) != tx.seq or not isinstance(off, int) or off < 0 or \
-                not isinstance(data, bytes) or not data or off + len(data) > tx.total:
+                not isinstance(data, _BYTES) or not data or off + len(data) > tx.total:
             return self._uerror(msg.seq, C.E_BAD_REQUEST,
                                 "chunk does not belong to update %d (or lies outside its "
                                 "%d-byte stream)" % (tx.seq, tx.total))
