@@ -25,9 +25,6 @@ from edgekit.fleet.topics import SERVICE_USER
 from edgekit.protocol import messages
 from edgekit.protocol.session import Session
 
-# Largest body sent to a device over the network (see hello()).
-NET_FRAME = 512
-
 # The only unsigned bodies a device may send over the network (SPEC 13.7).
 UNSIGNED_UP = (C.OTA_CHUNK_ACK, C.OTA_STATUS, C.ERROR)
 
@@ -169,10 +166,9 @@ class FleetSession(Session):
         self.last_hello = (caps.payload, sent, time.time())
         max_frame = caps.payload.get(C.K_MAX_FRAME)
         if isinstance(max_frame, int) and 64 <= max_frame <= C.MAX_FRAME_LIMIT:
-            # No body above NET_FRAME: each message is a fresh allocation on the device
-            # (the cable's frames land in a preallocated buffer), and after a power cut
-            # mid-transfer a water meter's heap had 22 KB free but no 1 KB block for a chunk.
-            self.max_frame = min(max_frame, NET_FRAME)
+            # The cable's limit: the device reads each MQTT body into one buffer of
+            # max_frame bytes taken at boot, as it does a frame (SPEC 13.7).
+            self.max_frame = max_frame
         return caps
 
     def wait_connected(self, timeout):
