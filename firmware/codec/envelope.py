@@ -127,22 +127,27 @@ def _fail(message, code, seq=None):
     raise ProtoError(message, code, seq)
 
 
-_CHUNK_VIEW = 64     # byte strings from this size on stay views (a digest, 32, is copied)
+# From the network's receive buffer (a memoryview), large byte strings stay views of it
+# instead of 1 KB copies: an OTA chunk's data (written to flash, then dropped; its digest, 32
+# bytes, is copied, as it is compared) and a signed body's payload (verified and decoded
+# into a new map; the protected header and the signature, under 128 bytes, are copied).
+_CHUNK_VIEW = 64
+_SIGNED_VIEW = 128
 
 
-def _is_chunk(body):
-    # [OTA_CHUNK, seq, payload]: CBOR array(3), uint8 OTA_CHUNK.
-    return len(body) > 3 and body[0] == 0x83 and body[1] == 0x18 and body[2] == C.OTA_CHUNK
+def _views(body):
+    if len(body) < 4:
+        return 0
+    if body[0] == 0x83 and body[1] == 0x18 and body[2] == C.OTA_CHUNK:
+        return _CHUNK_VIEW
+    return _SIGNED_VIEW if body[0] == 0xD2 else 0
 
 
 def open_body(body, keyring=None, last_seq=None, max_len=C.MAX_FRAME_LIMIT):
     """Decode and verify one body -> Message. `last_seq` maps kid -> last accepted seq; the
     caller persists the new seq (msg.kid, msg.seq) BEFORE acting on the message."""
     try:
-        # An OTA chunk's data is written to flash and dropped: from the network's receive
-        # buffer it stays a view of it (no 1 KB copy per chunk); digests (32 bytes) are
-        # copied, as they are compared.
-        item = cbor.loads(body, max_len, _CHUNK_VIEW if _is_chunk(body) else 0)
+        item = cbor.loads(body, max_len, _views(body))
     except ValueError as exc:
         _fail(str(exc), getattr(exc, "code", C.E_BAD_CBOR))
     if isinstance(item, list) and len(item) == 3:

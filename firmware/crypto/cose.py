@@ -63,6 +63,9 @@ def sign1(payload, seed32, protected, public_key=None):
                      bstr_head(len(payload)), payload, b"\x58\x40", signature))
 
 
+_BYTES = (bytes, memoryview)
+
+
 def parse(item):
     """Shape check of a decoded COSE_Sign1 -> (protected, protected_bytes, payload, signature).
 
@@ -75,9 +78,10 @@ def parse(item):
     if not isinstance(item, list) or len(item) != 4:
         raise CoseError("COSE_Sign1 must be a 4-element array", C.E_BAD_CBOR)
     protected_bytes, unprotected, payload, signature = item
-    if not isinstance(protected_bytes, bytes) or not isinstance(unprotected, dict):
+    # Views of the receiver's buffer as well as bytes (envelope.open_body).
+    if not isinstance(protected_bytes, _BYTES) or not isinstance(unprotected, dict):
         raise CoseError("COSE_Sign1 headers malformed", C.E_BAD_CBOR)
-    if not isinstance(payload, bytes):
+    if not isinstance(payload, _BYTES):
         raise CoseError("detached or non-bstr payload", C.E_BAD_CBOR)
     if not isinstance(signature, bytes) or len(signature) != 64:
         raise CoseError("Ed25519 signature must be 64 bytes")

@@ -74,15 +74,26 @@ M = load("messages.json")
 ring = envelope.Keyring()
 for e in M["keyring"]:
     ring.add(bytes.fromhex(KEYS[e["key"]]["public"]), e["role"])
+# Each body as bytes (the serial link's) and as a view of a buffer (the network's receive
+# buffer): the same outcome, and a payload of bytes either way (no view escapes).
 for case in M["cases"]:
-    last = {}
-    for k, v in M["last_seq"].items():
-        last[bytes.fromhex(KEYS[k]["kid"])] = v
-    try:
-        envelope.open_body(bytes.fromhex(case["hex"]), ring, last, C.MAX_FRAME_LIMIT)
-        check("msg " + case["name"], case["error"] is None)
-    except envelope.ProtoError as e:
-        check("msg " + case["name"] + " code %d" % e.code, e.code == case["error"])
+    payload = None
+    for src in ("bytes", "view"):
+        last = {}
+        for k, v in M["last_seq"].items():
+            last[bytes.fromhex(KEYS[k]["kid"])] = v
+        body = bytes.fromhex(case["hex"])
+        if src == "view":
+            body = memoryview(bytearray(body))
+        try:
+            m = envelope.open_body(body, ring, last, C.MAX_FRAME_LIMIT)
+            check("msg %s %s" % (src, case["name"]), case["error"] is None)
+            if src == "bytes":
+                payload = m.payload
+            else:
+                check("msg view payload " + case["name"], m.payload == payload)
+        except envelope.ProtoError as e:
+            check("msg %s %s code %d" % (src, case["name"], e.code), e.code == case["error"])
 
 F = load("framing.json")
 for case in F["valid"]:
