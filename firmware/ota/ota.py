@@ -20,7 +20,8 @@ import otaslots
 from agent import refuse
 from store import StoreError
 
-# A chunk's data: bytes, or a view of the network's receive buffer (envelope.open_body).
+# A chunk's data, an offer's manifest part: bytes, or a view of the network's receive buffer
+# (envelope.open_body).
 _BYTES = (bytes, memoryview)
 
 _TICK_MS = const(1000)
@@ -97,7 +98,7 @@ class Ota:
         digest = p.get(C.K_DIGEST)
         size = p.get(C.K_SIZE)
         part = p.get(C.K_MANIFEST)
-        if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(part, bytes):
+        if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(part, _BYTES):
             refuse(C.E_BAD_REQUEST, "offer needs the manifest digest and its first part")
         if not isinstance(size, int) or not len(part) <= size <= C.OTA_MANIFEST_MAX:
             refuse(C.E_TOO_LARGE, "manifest size must be 1..%d bytes" % C.OTA_MANIFEST_MAX)
