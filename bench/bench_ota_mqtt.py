@@ -6,6 +6,9 @@ device drains the broker while a transfer runs; without that it took 4 per poll_
 what was resent. Figures are ratios and counts, never asserts.
 
     python bench/bench_ota_mqtt.py [--poll-s 5]
+    python bench/bench_ota_mqtt.py --no-serial --stage-only --rom frozen32 --heap-scale 0.7
+                    # the networked meter on the board-accurate VM with 30% of the ESP32's
+                    # heap kept free (the headroom test's scale): its heap and net.oom too
 """
 import argparse
 import json
@@ -76,6 +79,12 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="the pushes' progress on stderr")
     ap.add_argument("--no-serial", action="store_true", help="skip the cable's figure")
+    ap.add_argument("--stage-only", action="store_true",
+                    help="stop once the update is staged (no install, no trial)")
+    ap.add_argument("--rom", choices=("mpy", "frozen32"), default="mpy",
+                    help="the networked board's VM (frozen32: the board-accurate 32-bit one)")
+    ap.add_argument("--heap-scale", type=float, default=None,
+                    help="the networked board's share of its heap (the headroom test: 0.7)")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ota-mqtt-"))
     fleet = HilFleet(tmp)
@@ -97,7 +106,14 @@ def main(argv=None):
             dev.close()
             serial.close()
 
-        target = EmulatedTarget(emu, BoardSpec("emu:esp32:water_meter"), time_mode="real")
+        if args.rom == "frozen32":
+            from edgekit.frozen import unixvm
+            ok, why = unixvm.status()
+            if not ok:
+                unixvm.build()
+        sized = {} if args.heap_scale is None else {"heap_scale": args.heap_scale}
+        target = EmulatedTarget(emu, BoardSpec("emu:esp32:water_meter"), time_mode="real",
+                                rom=args.rom, **sized)
         dev = provision_networked(target, fleet, broker, args.poll_s)
         wait_connected(dev)
         before = net_stats(dev)
@@ -106,10 +122,12 @@ def main(argv=None):
         p = Pusher(link.session, bundle, link.public_key, progress=show)
         t0 = time.monotonic()
         stage(p, patience_s=60)
-        after = net_stats(dev)          # before the install's reboot clears the counters
-        p.install()
-        if p.wait_result()["status"] != "installed":
-            raise SystemExit("bench: the update over MQTT did not install")
+        diag = dev.command("diag")      # before the install's reboot clears the counters
+        after = diag["net"]
+        if not args.stage_only:
+            p.install()
+            if p.wait_result()["status"] != "installed":
+                raise SystemExit("bench: the update over MQTT did not install")
         total = time.monotonic() - t0
         link.close()
         if args.verbose:
@@ -123,7 +141,9 @@ def main(argv=None):
                resent_bytes=s["resent_bytes"], chunks=s["chunks"], transfer_s=s["seconds"],
                offer_to_confirmed_s=total, bodies_taken=taken,
                busy_polls=after["busy_polls"] - before["busy_polls"],
-               per_busy_poll=taken / busy)
+               per_busy_poll=taken / busy, rom=args.rom, heap_scale=args.heap_scale,
+               heap_free=diag.get("heap_free"), net_oom=after["oom"],
+               task_errors=diag.get("task_errors"), max_frame=link.session.max_frame)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(out, sort_keys=True))
@@ -132,7 +152,11 @@ def main(argv=None):
     print(f"OTA over MQTT (embedded broker, device poll_s {args.poll_s}): "
           f"{out['mqtt_goodput']:.0f} B/s goodput over {out['transfer_s']:.1f} s of transfer, "
           f"{out['chunks']} chunks, sent {out['sent_bytes']} B (resent "
-          f"{out['resent_bytes']} B); offer to confirmed {total:.1f} s")
+          f"{out['resent_bytes']} B); offer to "
+          f"{'staged' if args.stage_only else 'confirmed'} {total:.1f} s")
+    print(f"bodies up to {out['max_frame']} B; the device ({args.rom} VM, heap scale "
+          f"{args.heap_scale or 'default'}): {out['heap_free']} B free after the transfer, "
+          f"{out['net_oom']} bodies lost to memory, {out['task_errors']} task errors")
     chunk = out["stream_bytes"] / max(1, out["chunks"])
     print(f"the device took {taken} bodies in {out['busy_polls']} busy polls = "
           f"{out['per_busy_poll']:.1f} per poll (4 per {args.poll_s} s poll without draining: "
