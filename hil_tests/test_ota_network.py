@@ -230,3 +230,34 @@ def test_a_campaign_through_the_broker_halts_on_a_failing_canary_then_resumes(
     assert report["state"] == "done" and report["counts"] == {"installed": 3}
     with Registry(fleet_home / "registry.sqlite") as reg:
         assert all(reg.get(d)["fw_version"] == "1.0.7" for d in ids)
+
+
+def test_a_body_above_max_frame_is_refused_unread_and_the_link_goes_on(board, broker,
+                                                                      fleet_home, capsys,
+                                                                      tmp_path):
+    device_id = provision(board, broker, tmp_path, capsys)
+    wait_connected(board, capsys)
+    keys = KeyStore(fleet_home / "keys")
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        link = FleetLink(reg, device_id, keys, keys.signer(C.ROLE_OPERATOR, PASS),
+                         parse_url(broker.url), min_timeout=5)
+    try:
+        caps = link.session.hello()
+        max_frame = caps.payload[C.K_MAX_FRAME]
+        # Larger than the device's receive buffer: read off the connection in small pieces
+        # and discarded (SPEC 13.2), answered with a signed ERROR too_large.
+        broker.inject(topics.down(device_id), b"\xd2" + bytes(max_frame + 500), qos=1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            msg = link.session.receive(1.0)
+            if msg is not None and msg.type == C.ERROR:
+                break
+        else:
+            raise AssertionError("the device did not refuse the oversized body")
+        assert msg.signed and msg.payload[C.K_CODE] == C.E_TOO_LARGE
+        assert str(max_frame) in msg.payload[C.K_MSG]
+        assert link.session.hello().payload[C.K_MAX_FRAME] == max_frame     # still in step
+    finally:
+        link.close()
+    net = device_diag(board, capsys)["net"]
+    assert net["too_large"] == 1 and net["oom"] == 0 and net["failures"] == 0
