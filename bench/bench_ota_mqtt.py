@@ -80,7 +80,8 @@ def main(argv=None):
     ap.add_argument("--verbose", action="store_true", help="the pushes' progress on stderr")
     ap.add_argument("--no-serial", action="store_true", help="skip the cable's figure")
     ap.add_argument("--stage-only", action="store_true",
-                    help="stop once the update is staged (no install, no trial)")
+                    help="stop once the update is staged (no install, no trial: a full "
+                         "image does not run on a frozen board at its heap, docs/ota.md 8)")
     ap.add_argument("--rom", choices=("mpy", "frozen32"), default="mpy",
                     help="the networked board's VM (frozen32: the board-accurate 32-bit one)")
     ap.add_argument("--heap-scale", type=float, default=None,
