@@ -535,12 +535,12 @@ def loads(data, max_len=None, views=0):
     strings of at least `views` bytes come back as memoryviews of it, not copies: valid only
     while `data` is (an OTA chunk's data read from the network's receive buffer)."""
     global _view_min
+    _view_min = views       # set by every call: nothing stale reaches the next one
     end = _len(data)
     if max_len is not None and end > max_len:
         raise CBORError("%d bytes exceed the limit of %d" % (end, max_len), E_TOO_LARGE)
     if end == 0:
         raise CBORError("empty input: expected one CBOR item")
-    _view_min = views
     try:
         if data[0] == _TAG18:
             if end < 2:
@@ -557,8 +557,6 @@ def loads(data, max_len=None, views=0):
         if _isinstance(e, CBORError):
             raise
         raise CBORError("truncated input: an item runs past the end")
-    finally:
-        _view_min = 0
     if p != end:
         raise CBORError("%d bytes after the top-level item" % (end - p))
     return v
