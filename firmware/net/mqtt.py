@@ -10,10 +10,12 @@
 # message arriving while it is lent gets its own bytes, as without rxbuf. A payload larger
 # than rxbuf is read off the socket in small pieces and discarded, never allocated, and
 # on_refused(topic, size) says so. Why: after a power cut a fragmented heap had 22 KB free
-# and no 1 KB block for an incoming body (umqtt.simple allocates one per message). The socket is non-blocking once
-# connected and a wait for the broker polls it: the board stays busy rather than asleep in
-# the kernel for the round trip (the emulator takes a board asleep in the kernel for idle
-# and moves its clock on, and a watchdog would fire in the middle of a publish).
+# and no 1 KB block for an incoming body (umqtt.simple allocates one per message).
+#
+# The socket is non-blocking once connected and a wait for the broker polls it: the board
+# stays busy rather than asleep in the kernel for the round trip (the emulator takes a board
+# asleep in the kernel for idle and moves its clock on, and a watchdog would fire in the
+# middle of a publish).
 import socket
 import struct
 import time
