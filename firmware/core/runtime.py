@@ -214,15 +214,19 @@ class Runtime:
 
     # -- records ---------------------------------------------------------------------------
     def record(self, records):
-        """Journal a SenML pack of records taken now (durable when this returns)."""
-        entry = [self.hal.time(), self.device_time(), records]
+        """Journal a SenML pack of records taken now (durable when this returns). Dated as
+        every date the device reports (SPEC 8.4): after a power cut that lost the RTC, the
+        estimate that never goes below a date reported before. Stamped by device time
+        instead, a pack from before a reboot sent after it came out up to an hour too old
+        (device time resumes at its saved limit), behind the packs stored before it."""
+        entry = [self.date(), self.device_time(), records]
         return self.telemetry.append(cbor.dumps(entry))
 
     def restamp(self, entry):
         """Stored [unix|None, device_time, records] -> a SenML pack for sending now."""
         at_unix, at_dt, records = entry
         base = "urn:dev:ek:%s:" % self.dev.device_id
-        t = senml.stamp(at_unix, at_dt, self.hal.time(), self.device_time())
+        t = senml.stamp(at_unix, at_dt, self.date(), self.device_time())
         return senml.pack(base, records, base_time=t)
 
     def event(self, name, active, duration, severity, suppressed=0):

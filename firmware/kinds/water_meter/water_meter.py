@@ -171,7 +171,7 @@ class App:
             records.append(senml.record("volume_reverse", self.rev_ml // 1000, "l"))
         if mv is not None:
             records.append(senml.record("battery", mv / 1000.0, "V"))
-        entry = [self.hal.time(), self.rt.device_time(), records]
+        entry = [self.rt.date(), self.rt.device_time(), records]   # as rt.record dates
         history = [h, self.hour_ml]
         day_end = (h + 1) % 24 == 0
         day = [h // 24, self.day_ml, self.fwd_ml] if day_end else None
