@@ -15,6 +15,7 @@ from edgekit.fleet import topics
 from edgekit.fleet.broker_acl import SERVICE_USER
 from edgekit.fleet.ingest import Ingest
 from edgekit.fleet.service import FleetService
+from edgekit.protocol import messages
 from edgekit.registry import telemetry as store
 from edgekit.registry.db import Registry
 from operator_cli import PASS
@@ -125,3 +126,15 @@ class Spy:
     def close(self):
         self.c.loop_stop()
         self.c.disconnect()
+
+
+def answers_of(spy, ring, msg_type, into):
+    """A step_until predicate: the `msg_type` bodies the device published (seen by `spy`,
+    verified with the device's keyring `ring`) are collected into `into`; true once one is."""
+    def answered():
+        while not spy.up.empty():
+            msg = messages.open_body(spy.up.get(), ring)
+            if msg.type == msg_type:
+                into.append(msg)
+        return bool(into)
+    return answered

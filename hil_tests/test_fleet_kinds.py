@@ -28,8 +28,8 @@ from edgekit.keys.store import KeyStore  # noqa: E402
 from edgekit.ota.testing import verify_active  # noqa: E402
 from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
-from fleet_rig import (Settled, Spy, diag, provision_networked, run_service,  # noqa: E402
-                       step_until)
+from fleet_rig import (Settled, Spy, answers_of, diag, provision_networked,  # noqa: E402
+                       run_service, step_until)
 from operator_cli import fleet_home  # noqa: E402,F401 - a fixture
 from ota_rig import CliPush, signed_bundle  # noqa: E402
 
@@ -326,14 +326,8 @@ def test_a_command_sent_while_the_device_does_not_poll_runs_at_its_next_wake(
         time.sleep(0.5)                 # (a paused board's network task does not run)
         assert spy.up.empty(), "the command ran before the device's next wake"
         answers = []
-
-        def answered():
-            while not spy.up.empty():
-                msg = messages.open_body(spy.up.get(), ring)
-                if msg.type == C.COMMAND_RESULT:
-                    answers.append(msg)
-            return bool(answers)
-        step_until(clock, answered, "the command at the next wake",
+        step_until(clock, answers_of(spy, ring, C.COMMAND_RESULT, answers),
+                   "the command at the next wake",
                    step_s=60 if sleepy else 2, limit_s=60)
     finally:
         spy.close()

@@ -15,10 +15,10 @@ from edgekit import catalog as C  # noqa: E402
 from edgekit.cli import main as edgekit  # noqa: E402
 from edgekit.fleet.broker import EmbeddedBroker  # noqa: E402
 from edgekit.keys.store import KeyStore  # noqa: E402
-from edgekit.protocol import messages  # noqa: E402
 from edgekit.registry import telemetry as store  # noqa: E402
 from edgekit.registry.db import Registry  # noqa: E402
-from fleet_rig import HOUR, Spy, diag, provision_networked, run_service, step_until  # noqa: E402
+from fleet_rig import (HOUR, Spy, answers_of, diag, provision_networked,  # noqa: E402
+                       run_service, step_until)
 from operator_cli import fleet_home  # noqa: E402,F401 - a fixture
 
 pytestmark = pytest.mark.hil(kind="water_meter")
@@ -71,14 +71,8 @@ def test_a_battery_meter_sleeps_between_reports_and_takes_queued_commands_when_i
             time.sleep(0.5)
             assert spy.up.empty(), "the command ran before the meter's next wake"
             answers = []
-
-            def answered():
-                while not spy.up.empty():
-                    msg = messages.open_body(spy.up.get(), ring)
-                    if msg.type == C.COMMAND_RESULT:
-                        answers.append(msg)
-                return bool(answers)
-            step_until(clock, answered, "the command at the next wake", step_s=60,
+            step_until(clock, answers_of(spy, ring, C.COMMAND_RESULT, answers),
+                       "the command at the next wake", step_s=60,
                        limit_s=90)
             assert answers[0].payload[C.K_RESULT] == {"valve": "closed", "requested": False}
         finally:
