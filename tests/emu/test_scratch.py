@@ -28,3 +28,25 @@ def test_a_named_state_dir_stays_where_it_was_put(tmp_path):
         assert emu.state_dir == tmp_path / "emu"
         b = emu.start("esp32", time="paused", bare=True)
         assert b.flash.startswith(str(tmp_path))
+
+
+def test_a_killed_emulators_ram_directory_is_swept_by_the_next(tmp_path):
+    dead = subprocess_pid_that_exited()
+    stale = tmp_path / "edgekit-emu-stale"
+    stale.mkdir()
+    (stale / "owner.pid").write_text(str(dead))
+    mine = tmp_path / "edgekit-emu-mine"
+    mine.mkdir()
+    (mine / "owner.pid").write_text(str(os.getpid()))
+    unmarked = tmp_path / "edgekit-emu-unmarked"
+    unmarked.mkdir()
+    scratch.sweep(str(tmp_path), "edgekit-emu-")
+    assert not stale.exists() and mine.exists() and unmarked.exists()
+
+
+def subprocess_pid_that_exited():
+    import subprocess
+    import sys
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid

@@ -25,6 +25,43 @@ def ram_dir():
     return None
 
 
+_OWNER = "owner.pid"
+
+
 def scratch_dir(prefix):
-    """A new throwaway directory, in RAM when the host has one (see the module's note)."""
-    return tempfile.mkdtemp(prefix=prefix, dir=ram_dir())
+    """A new throwaway directory, in RAM when the host has one (see the module's note),
+    marked with our pid. Directories of `prefix` whose process is gone (killed before it
+    could remove them) are removed first: in RAM they would hold memory until a reboot."""
+    ram = ram_dir()
+    if ram is not None:
+        sweep(ram, prefix)
+    path = tempfile.mkdtemp(prefix=prefix, dir=ram)
+    with open(os.path.join(path, _OWNER), "w") as f:
+        f.write(str(os.getpid()))
+    return path
+
+
+def sweep(parent, prefix):
+    """Remove `parent`'s `prefix`* directories whose owner process no longer runs."""
+    import shutil
+    for name in os.listdir(parent):
+        path = os.path.join(parent, name)
+        if not name.startswith(prefix) or not os.path.isdir(path):
+            continue
+        try:
+            with open(os.path.join(path, _OWNER)) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            continue            # not ours to judge (no owner mark): left alone
+        if not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True             # another user's process: alive
+    return True
