@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from edgekit.emu.scratch import process_alive
 from edgekit.emu.supervisor import EmuError
 
 _START_TIMEOUT = 15.0
@@ -39,13 +40,7 @@ class Control:
 
     @staticmethod
     def _alive(pid):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return process_alive(pid)
 
     def _connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

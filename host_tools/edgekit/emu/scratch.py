@@ -53,11 +53,12 @@ def sweep(parent, prefix):
                 pid = int(f.read().strip())
         except (OSError, ValueError):
             continue            # not ours to judge (no owner mark): left alone
-        if not _alive(pid):
+        if not process_alive(pid):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid):
+def process_alive(pid):
+    """Does process `pid` still run (signal 0: asks, sends nothing)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
