@@ -68,6 +68,15 @@ def device_diag(board, capsys):
     return {k: d.get(k) for k in ("net", "heap_free", "task_errors", "ota")}
 
 
+def operator_link(fleet_home, device_id, broker):
+    """The operator's FleetLink to one device through the broker (what `ota push --via
+    fleet` opens), for tests that drive a Pusher themselves."""
+    keys = KeyStore(fleet_home / "keys")
+    with Registry(fleet_home / "registry.sqlite") as reg:
+        return FleetLink(reg, device_id, keys, keys.signer(C.ROLE_OPERATOR, PASS),
+                         parse_url(broker.url), min_timeout=5)
+
+
 def test_push_through_the_broker_survives_an_outage_and_installs(board, world, broker,
                                                                 fleet_home, capsys, tmp_path):
     device_id = provision(board, broker, tmp_path, capsys)
@@ -138,10 +147,7 @@ def test_a_tampered_chunk_from_the_broker_is_refused_and_sent_again(board, broke
     device_id = provision(board, broker, tmp_path, capsys)
     wait_connected(board, capsys)
     bundle = signed_bundle(fleet_home, "1.0.1", 2, app_only=True)
-    keys = KeyStore(fleet_home / "keys")
-    with Registry(fleet_home / "registry.sqlite") as reg:
-        link = FleetLink(reg, device_id, keys, keys.signer(C.ROLE_OPERATOR, PASS),
-                         parse_url(broker.url), min_timeout=5)
+    link = operator_link(fleet_home, device_id, broker)
     try:
         pusher = Pusher(link.session, bundle, link.public_key)
         pusher.offer()
@@ -178,10 +184,7 @@ def test_a_manifest_signed_by_an_unknown_key_is_refused_with_nothing_staged(
     rogue = sign_bundle(bundle_mod.build("esp32", "water_meter", "6.6.6", seq=66,
                                          app_only=True, deadline=30),
                         Ed25519PrivateKey.generate(), 1)
-    keys = KeyStore(fleet_home / "keys")
-    with Registry(fleet_home / "registry.sqlite") as reg:
-        link = FleetLink(reg, device_id, keys, keys.signer(C.ROLE_OPERATOR, PASS),
-                         parse_url(broker.url), min_timeout=5)
+    link = operator_link(fleet_home, device_id, broker)
     try:
         pusher = Pusher(link.session, rogue, link.public_key)
         with pytest.raises(ProtocolError) as info:
@@ -237,10 +240,7 @@ def test_a_body_above_max_frame_is_refused_unread_and_the_link_goes_on(board, br
                                                                       tmp_path):
     device_id = provision(board, broker, tmp_path, capsys)
     wait_connected(board, capsys)
-    keys = KeyStore(fleet_home / "keys")
-    with Registry(fleet_home / "registry.sqlite") as reg:
-        link = FleetLink(reg, device_id, keys, keys.signer(C.ROLE_OPERATOR, PASS),
-                         parse_url(broker.url), min_timeout=5)
+    link = operator_link(fleet_home, device_id, broker)
     try:
         caps = link.session.hello()
         max_frame = caps.payload[C.K_MAX_FRAME]
