@@ -118,17 +118,26 @@ def main():
         env = dict(os.environ, EDGEKIT_HOME=str(tmp / "home"), EDGEKIT_KEY_PASSPHRASE=PASS)
         edgekit(env, "keys", "init")
         (tmp / "street.toml").write_text(f"report_s = {REPORT_S}\n")
+        # Keepalive in simulated seconds: at 60x a meter's default 60 s is a PINGREQ every
+        # wall second, 1,000 a second for a 1,000-board street (a run at 1,000 with it did
+        # not finish provisioning in 18 minutes). The longest keepalive, 3,600 s, is a ping
+        # a wall minute at 60x: the broker sees the pings a real street at keepalive 60
+        # would send it.
+        keepalive = int(min(3600, 60 * SPEED))
+        (tmp / "net.json").write_text(json.dumps({"keepalive": keepalive}))
         broker = EmbeddedBroker().start()
         print(f"street of {COUNT} water meters (esp32), virtual time at {SPEED:.0f}x, "
-              f"report_s {REPORT_S}, embedded broker (amqtt)")
+              f"report_s {REPORT_S}, keepalive {keepalive} s simulated, embedded broker "
+              f"(amqtt)")
         t0 = time.monotonic()
         boards = emu.fleet(COUNT, board="esp32", kind="water_meter", speed=SPEED)
         started = time.monotonic() - t0
         t0 = time.monotonic()
         report = json.loads(edgekit(env, "provision", "--ports", *[b.url for b in boards],
                                     "--kind", "water_meter", "--site", "bench-street",
-                                    "--broker", broker.url, "--config",
-                                    str(tmp / "street.toml"), "--parallel", "16", "--json",
+                                    "--broker", broker.url, "--net", str(tmp / "net.json"),
+                                    "--config", str(tmp / "street.toml"), "--parallel", "16",
+                                    "--json",
                                     json_report=True))
         provisioned = time.monotonic() - t0
         print(f"started {COUNT} boards in {started:.1f} s; provisioned {report['ok']} "
