@@ -44,7 +44,6 @@ class CampaignDriver:
         self.log = log or (lambda line: None)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.not_before = {}            # campaign id -> time.time() of its next attempt
-        self.reports = []               # the last run of each attempt (diagnostics, tests)
         self._thread = None
 
     def start(self, stop):
@@ -70,7 +69,9 @@ class CampaignDriver:
     def turn(self, stop):
         """Claim one campaign that is due and run it; False when there was none."""
         now = time.time()
-        waiting = [cid for cid, t in self.not_before.items() if t > now]
+        # Only campaigns still waiting are kept: a service runs for months.
+        self.not_before = {cid: t for cid, t in self.not_before.items() if t > now}
+        waiting = list(self.not_before)
         with Registry(self.registry_path) as reg:
             cid = CampaignStore(reg).claim(self.owner, now, LEASE_S, exclude=waiting)
         if cid is None:
@@ -113,7 +114,6 @@ class CampaignDriver:
             parallel=self.parallel, connect=connect, push=push, keep_going=keep_going,
             progress=lambda dev, step, detail="": self.log(
                 f"campaign {cid}: {dev} {step} {detail}".rstrip())).run()
-        self.reports.append(report)
         counts = ", ".join(f"{n} {k}" for k, n in sorted(report["counts"].items()))
         self.log(f"campaign {cid}: {report['state']} at stage {report['stage']}: {counts}"
                  + (f"; {report['note']}" if report["note"] else ""))

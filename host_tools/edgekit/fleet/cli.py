@@ -6,6 +6,7 @@
                         [--no-campaigns] [--campaign-poll S] [--campaign-retry S]
     edgekit fleet init-store postgresql://USER@HOST/DB [--registry FILE] [--json]
 """
+import argparse
 import json
 import os
 import signal
@@ -44,7 +45,6 @@ def _seconds(text):
     except ValueError:
         value = -1.0
     if not 0.1 <= value <= 86400:
-        import argparse
         raise argparse.ArgumentTypeError(f"{text!r}: give seconds between 0.1 and 86400")
     return value
 
