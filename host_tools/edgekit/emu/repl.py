@@ -21,15 +21,22 @@ def _suffix_prefix(buf, mark):
 
 class ReplFilter:
     def __init__(self):
-        self.mode = "friendly"      # the REPL the VM last announced: "friendly" | "raw"
+        self.mode = "none"          # the REPL this VM announced: "none" | "friendly" | "raw"
         self._phase = "forward"     # "forward" | "await_mark" (raw reboot) | "swallow"
         self._held = b""
         self._tail = b""
 
     def reboot(self, raw):
-        """A new VM starts; `raw`: it was a raw-REPL soft reboot."""
+        """A new VM starts; `raw`: it was a raw-REPL soft reboot.
+
+        The REPL the old VM announced dies with it: a board reset out of a raw REPL session
+        (the bench's factory reset ends one by a power cycle) runs its firmware, and a VM
+        that later ends by itself must soft-reboot into main.py, not into that raw REPL
+        (found on the serial tray: a provisioned board came back silent in a raw REPL)."""
         self._phase = "await_mark" if raw else "forward"
         self._held = b""
+        self._tail = b""
+        self.mode = "none"
 
     def feed(self, data, enter_raw):
         """Filter VM output; calls `enter_raw()` when the VM must be sent Ctrl-A."""
