@@ -66,14 +66,22 @@ def _sync_clock(session, fleet, registry, device_id):
 def provision_one(port, fleet, args, config, location, progress):
     """One device: its result fields (the runner adds port, ok, seconds and failures)."""
     registry = Registry(args.registry)     # one connection per thread (SQLite's rule)
+    step = [None]
+
+    def report(name, detail=""):
+        step[0] = name
+        progress(port, name, detail)
     try:
         with SerialTransport(port) as transport:
             session = Session(transport, timeout=args.timeout)
             row = flow.provision(session, fleet, registry, args.kind, args.site, config=config,
                                  location=location, reprovision=args.reprovision,
-                                 net=getattr(args, "net_config", None),
-                                 progress=lambda step, detail="": progress(port, step, detail))
+                                 net=getattr(args, "net_config", None), progress=report)
+            report("clock")
             clock = _sync_clock(session, fleet, registry, row["device_id"])
+    except (EdgekitError, OSError) as exc:
+        exc.step = step[0]          # the report's "step": where a tray's failures happened
+        raise
     finally:
         registry.close()
     progress(port, "done", row["device_id"])

@@ -76,13 +76,18 @@ def wait_for_boot(session, public_key, timeout=20.0):
     deadline = time.monotonic() + timeout
     last_error = None
     retries, session.retries = session.retries, 0
+    # Short attempts first: a HELLO sent while the device still boots is simply lost. Each
+    # silent one doubles the next (to 3 s): a device that signs its CAPS slower than 0.4 s
+    # (a loaded host's emulated boards; a slow board) was never heard, every answer coming
+    # after its request had been given up (a 1,000-board street: 199 boards failed so).
+    attempt = 0.4
     try:
         while time.monotonic() < deadline:
             try:
-                # short attempts: a HELLO sent while the device still boots is simply lost
-                caps = session.hello(timeout=0.4)
+                caps = session.hello(timeout=min(attempt, max(0.1, deadline - time.monotonic())))
             except (LinkError, ProtocolError) as exc:
                 last_error = exc
+                attempt = min(3.0, attempt * 2)
                 continue
             if caps.role == C.ROLE_DEVICE and caps.payload.get(C.K_STATE) != "factory":
                 return caps

@@ -61,8 +61,10 @@ def each(items, work, parallel):
 def run_per_port(ports, work, parallel, progress=None):
     """Run `work(port) -> dict` on every port; one result per port, in port order.
 
-    Each result has "port", "ok" and "seconds"; a failed port has "error" (the message)
-    and progress(port, "failed", message) is called for it."""
+    Each result has "port", "ok" and "seconds"; a failed port has "error" (the message),
+    "step" when the error names the step it failed in (its `step` attribute: which of
+    provisioning's exchanges a tray's failures have in common), and progress(port,
+    "failed", message) is called for it."""
     progress = progress or (lambda port, step, detail="": None)
 
     def one(port):
@@ -77,6 +79,8 @@ def run_per_port(ports, work, parallel, progress=None):
             # port itself: a link error).
             status = exc.exit_code if isinstance(exc, EdgekitError) else LinkError.exit_code
             result = {"port": port, "ok": False, "error": message, "exit_status": status}
+            if getattr(exc, "step", None):
+                result["step"] = exc.step
         result["seconds"] = round(time.monotonic() - started, 2)
         return result
 
