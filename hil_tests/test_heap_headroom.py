@@ -39,12 +39,10 @@ ROMS = ("mpy", "frozen32")
 # a tx_fetch page until the page stopped being decoded (docs/memory.md);
 # `bench/bench_heap.py --repeat 30 water_atm esp32` counts its failures at 0.70.
 FROZEN_SCALE = {}
-# The same on the 64-bit VM, the approximation. The air node on the plain ESP32 sits at its
-# edge there: its PROV_COMMIT (the certificate verified in pure Python) ran out of memory in
-# 5 runs of 8 at 0.70 once the network path's byte-string views added ~300 bytes of code to
-# cbor/envelope (0 in 8 before), in 1 of 10 at 0.72, 0 of 10 at 0.75; the board-accurate VM
-# keeps its 30% free every time. Held at 0.75 until its provisioning path is leaner.
-MPY_SCALE = {("esp32", "env_sensor"): 0.75}
+# The same on the 64-bit VM, the approximation. None now: the air node on the plain ESP32
+# ran out of memory in its PROV_COMMIT in 3 to 5 runs of 10 at 0.70 (loading its settings
+# schema there) until provisioning loaded the schema at PROV_BEGIN (docs/memory.md).
+MPY_SCALE = {}
 # 0.7 = 30% headroom on the board's own figure (110 KB ESP32, 190 KB RP2040).
 HEADROOM_SCALE = {"esp32": 0.7, "rp2040": 0.7, "esp32s3": 0.7, "esp32_wrover": 0.7}
 T0 = 1767225600          # 2026-01-01T00:00:00Z
