@@ -190,7 +190,8 @@ def main():
                                             "--broker", broker.url, "--net",
                                             str(tmp / "net.json"), "--config",
                                             str(tmp / "street.toml"), "--parallel", "16",
-                                            "--json", json_report=True))
+                                            # a loaded host's boards answer and boot slowly
+                                            "--timeout", "10", "--json", json_report=True))
                 for d in report["devices"]:
                     devices[d["port"]] = d
                 print(f"  pass {attempt}: provisioned "

@@ -68,8 +68,12 @@ def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def wait_for_boot(session, public_key, timeout=20.0):
-    """HELLO until the device answers CAPS signed by `public_key` (it rebooted into its app)."""
+def wait_for_boot(session, public_key, timeout=None):
+    """HELLO until the device answers CAPS signed by `public_key` (it rebooted into its app):
+    20 s, or four times the session's answer timeout when the user gave a longer one for a
+    slow link or board (--timeout)."""
+    if timeout is None:
+        timeout = max(20.0, 4 * getattr(session, "timeout", 5.0))
     ring = messages.Keyring()
     ring.add(public_key, C.ROLE_DEVICE)
     session.device_keys = ring
