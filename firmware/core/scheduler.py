@@ -22,6 +22,7 @@ _MAX_SLEEP_MS = const(60000)    # wake at least once a minute: watchdog and cloc
 _FAIL_LIMIT = const(5)          # consecutive failures of a critical task before we stop feeding
 _SPAN = const(0x10000000)       # 3.1 days: a deadline never lies further ahead in ticks
 _PERIOD = const(0x40000000)     # ticks period of every port (MicroPython 32-bit small ints)
+_HALF = const(0x20000000)       # above any ticks_diff (a small int on a 32-bit port too)
 
 
 class Task:
@@ -64,6 +65,8 @@ class Scheduler:
         self.max_sleep = min(_MAX_SLEEP_MS, wdt_timeout_ms // 2) if wdt_timeout_ms \
             else _MAX_SLEEP_MS
         self._stop = False
+        self._order = ()            # the tasks as a pass walks them (see _changed)
+        self._changed = False       # a task was added or removed during a pass
         self.wake_roles = []        # inputs armed with hal.wake_on (bounded by the board's pins)
         self.unarmed = []           # roles that could not be armed: their tasks only poll
         if wdt_timeout_ms:
@@ -140,7 +143,7 @@ class Scheduler:
     def cancel(self, name):
         for t in self.tasks:
             if t.name == name:
-                self.tasks.remove(t)
+                self._remove(t)
                 return True
         return False
 
@@ -149,7 +152,18 @@ class Scheduler:
             raise ValueError("too many tasks")
         self.cancel(task.name)
         self.tasks.append(task)
+        self._tasks_changed()
         return task
+
+    def _remove(self, task):
+        self.tasks.remove(task)
+        self._tasks_changed()
+
+    def _tasks_changed(self):
+        # A pass walks a snapshot, as it walked a copy of the list before; the snapshot is
+        # made here, when the tasks change (a few times a day), not at every pass.
+        self._order = tuple(self.tasks)
+        self._changed = True
 
     def stop(self):
         self._stop = True
@@ -157,17 +171,30 @@ class Scheduler:
     def run_due(self):
         """Run every task that is due; return ms until the next one is due."""
         hal = self.hal
+        diff = hal.ticks_diff
         healthy = True
         self.tick()
         # The clock is read again only after a task ran: skipping a task that is not due
         # takes no time worth reading (in the emulator each read is a HAL call, and a
-        # meter checks seven tasks at every wake).
-        now = hal.ticks_ms()
-        for task in list(self.tasks):
-            if hal.ticks_diff(task.due, now) > 0:
+        # meter checks seven tasks at every wake). Dues are taken relative to the pass's
+        # first reading `t0` (all lie within _SPAN of it, far inside half a ticks period,
+        # so d - el is exactly ticks_diff(due, now)); the earliest seen gives the wait
+        # without a second walk over the tasks.
+        t0 = now = self._mark
+        el = 0                      # ms from t0 to now
+        soon = _HALF                # the earliest due seen, ms after t0
+        self._changed = False
+        for task in self._order:
+            d = diff(task.due, t0)
+            if d > el:
+                if d < soon:
+                    soon = d
                 continue
             if task.extra:              # one _SPAN step of a long delay is over: next one
                 self._due_in(task, task.due, task.extra)
+                d = diff(task.due, t0)
+                if d < soon:
+                    soon = d
                 continue
             start = now
             cpu0 = time.ticks_us()
@@ -185,7 +212,8 @@ class Scheduler:
             # the energy estimate scales to a board's speed.
             task.cpu_us += time.ticks_diff(time.ticks_us(), cpu0)
             now = hal.ticks_ms()
-            elapsed = hal.ticks_diff(now, start)
+            elapsed = diff(now, start)
+            el += elapsed
             task.runs += 1
             task.awake_ms += elapsed
             if elapsed > task.deadline:
@@ -196,13 +224,23 @@ class Scheduler:
                 # Keep the phase; skip missed periods rather than bunching them up. ticks_add,
                 # not +: ticks wrap (2**30 ms on most ports, about 12 days).
                 self._due_in(task, task.due, task.period)
-                if not task.extra and hal.ticks_diff(task.due, now) <= 0:
+                if not task.extra and diff(task.due, now) <= 0:
                     self._due_in(task, now, task.period)
+                d = diff(task.due, t0)
+                if d < soon:
+                    soon = d
             elif task in self.tasks:
-                self.tasks.remove(task)
+                self.tasks.remove(task)     # done: no due of its own to count
+                self._order = tuple(self.tasks)
         if healthy and self.wdt:
             hal.wdt_feed()
-        return self.next_due_ms()
+        if self._changed:
+            # A task added, cancelled or rescheduled another (a retry, a hurry): walk them.
+            return self.next_due_ms()
+        wait = soon - diff(hal.ticks_ms(), t0)
+        if wait > self.max_sleep:
+            return self.max_sleep
+        return wait if wait > 0 else 0
 
     def next_due_ms(self):
         now = self.hal.ticks_ms()

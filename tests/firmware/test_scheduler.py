@@ -137,3 +137,101 @@ print(json.dumps({"ran": ran, "inputs": inputs, "armed": hal.armed, "logs": logs
     assert result["armed"] == ["temp_alert", "tilt"] == result["roles"]
     assert result["woken"] == 1
     assert any("nope cannot wake the board" in line for line in result["logs"])
+
+
+# The pass before it took the earliest due from its own walk (run_due, 2026-12): a copy of
+# the list every pass and a second walk over the tasks for the wait. The walk-once pass must
+# run the same tasks at the same instants and ask for the same waits.
+REFERENCE_PASS = r"""
+class Reference(scheduler.Scheduler):
+    def run_due(self):
+        hal = self.hal
+        healthy = True
+        self.tick()
+        now = hal.ticks_ms()
+        for task in list(self.tasks):
+            if hal.ticks_diff(task.due, now) > 0:
+                continue
+            if task.extra:
+                self._due_in(task, task.due, task.extra)
+                continue
+            start = now
+            try:
+                task.fn()
+                task.fails = 0
+            except Exception:
+                task.fails += 1
+                self.errors += 1
+            now = hal.ticks_ms()
+            elapsed = hal.ticks_diff(now, start)
+            task.runs += 1
+            task.awake_ms += elapsed
+            if elapsed > task.deadline:
+                task.misses += 1
+            if task.critical and task.fails >= 5:
+                healthy = False
+            if task.period:
+                self._due_in(task, task.due, task.period)
+                if not task.extra and hal.ticks_diff(task.due, now) <= 0:
+                    self._due_in(task, now, task.period)
+            elif task in self.tasks:
+                self.tasks.remove(task)
+        if healthy and self.wdt:
+            hal.wdt_feed()
+        return self.next_due_ms()
+"""
+
+
+def test_one_walk_pass_runs_and_waits_exactly_as_the_two_walk_pass():
+    out = mp.run_json(FAKE_HAL + REFERENCE_PASS + r"""
+import json
+def workload(cls):
+    hal = FakeHal(start=(1 << 30) - 7000000)    # the ticks wrap two hours in
+    s = cls(hal, wdt_timeout_ms=120000)
+    trace = [0, 0, []]      # runs, a checksum of (task, instant) in order, every name seen
+    seed = [12345]
+    def rnd(n):
+        seed[0] = (seed[0] * 1103515245 + 12345) & 0x7FFFFFFF
+        return (seed[0] >> 12) % n
+    def task(name, busy):
+        def fn():
+            trace[0] += 1
+            trace[1] = (trace[1] * 31 + len(name) * 1000003 + hal.t) & 0xFFFFFFF
+            if name not in trace[2]:
+                trace[2].append(name)
+            hal.t += busy + rnd(3)            # time passes while tasks run
+            r = rnd(40)
+            if r == 0:
+                s.after("retry", 1000 + rnd(90000), task("retry", 5))
+            elif r == 1:
+                s.cancel("retry")
+            elif r == 2:
+                s.cancel("slow")
+                s.every("slow", 3600000, task("slow", 300), phase_ms=rnd(600000))
+            elif r == 3:
+                s.after("now", 0, task("now", 0))
+            elif r == 4:
+                hal.t += 70000                # a task over a whole sleep
+        return fn
+    s.every("sample", 60000, task("sample", 0), critical=True)
+    s.every("tamper", 60000, task("tamper", 1))
+    s.every("fast", 20000, task("fast", 0))
+    s.every("checkpoint", 900000, task("checkpoint", 40))
+    s.every("slow", 3600000, task("slow", 300), phase_ms=1234)
+    s.every("weekly", 7 * 86400000, task("weekly", 2))      # walked in _SPAN steps
+    s.after("once", 2500, task("once", 0))
+    waits = 0
+    for _ in range(20000):                  # about 4.6 days: past a _SPAN step
+        w = s.run_due()
+        waits = (waits * 31 + w) & 0xFFFFFFF
+        hal.wait(w)
+    return {"runs": trace[0], "trace": trace[1], "names": sorted(trace[2]), "waits": waits,
+            "fed": hal.fed, "t": hal.t,
+            "tasks": sorted([t.name, t.runs, t.misses, t.awake_ms] for t in s.tasks)}
+print(json.dumps({"new": workload(scheduler.Scheduler), "ref": workload(Reference)}))
+""")
+    new, ref = out["new"], out["ref"]
+    assert new["names"] == ["checkpoint", "fast", "now", "once", "retry", "sample", "slow",
+                            "tamper", "weekly"]
+    assert new["t"] > 4 * 86400000 and new["runs"] > 20000
+    assert new == ref
