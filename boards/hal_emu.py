@@ -283,7 +283,11 @@ def power_stats():
 
 
 def _wait(ms):
-    if link.any():
+    # Input already waiting ends the wait at once. Where the wait goes to the supervisor
+    # anyway (virtual and paused time) it looks itself (hal_ops._wait: bytes the VM has not
+    # read) and answers at once, at the same instant: asking here too was one poll of the
+    # link a wake for nothing.
+    if (_ch is None or _mode == "real") and link.any():
         return True
     ms = max(0, int(ms))
     # With wake sources armed the supervisor must see the wait (it ends it on an edge), in
@@ -326,7 +330,8 @@ def _read(op, name):
     while i < n and not (_w_op[i] == op and _w_name[i] == name):
         i += 1
     if _cache:
-        _drain()
+        if _time.ticks_ms() != _polled:     # _drain's own check, without the call
+            _drain()
         if _cache & (1 << i):           # i == n: never set
             return _vals[i]
     value = _rt(op, name)

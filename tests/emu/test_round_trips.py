@@ -57,3 +57,34 @@ def test_an_idle_kiosk_and_an_air_node_wait_about_one_round_trip_per_wake(emu, t
             assert wakes >= 500 and trips <= most, (kind, wakes, trips)
         finally:
             t.close()
+
+
+# hal.wait() with host bytes already waiting ends at once. In virtual and paused time the VM
+# no longer polls its link for that before asking (a poll a wake): the supervisor, which
+# looks at the bytes the VM has not read, answers True at once, at the same instant.
+PENDING_INPUT_APP = """
+import hal
+hal.wait(600000)                # woken by the host's two bytes
+hal.link.readinto(bytearray(1)) # take one: the other stays waiting
+t0 = hal.ticks_ms()
+r = hal.wait(600000)
+t1 = hal.ticks_ms()
+hal.link.write(b"R %s %d\\n" % (r, t1 - t0))
+while True:
+    hal.wait(600000)
+"""
+
+
+def test_a_wait_with_input_already_waiting_ends_at_once_in_paused_time(emu, tmp_path):
+    (tmp_path / "main.py").write_text(PENDING_INPUT_APP)
+    b = emu.start("esp32", time="paused", flash=tmp_path)
+    try:
+        b.wait_for(lambda i: i["state"] == "asleep")
+        sim0 = b.now()
+        with b.serial(timeout=10) as port:
+            port.write(b"ab")
+            line = port.readline()
+        assert line == b"R True 0\n", line
+        assert b.now() == sim0          # no simulated time passed: nothing was advanced
+    finally:
+        b.stop()
