@@ -51,6 +51,30 @@ def test_10000_litres_total_within_0_1_percent(board, world, clock, provisioned)
     assert volumes == sorted(volumes) and abs(volumes[-1] - truth) <= 0.001 * truth + 1
 
 
+@pytest.mark.hil(sim_s=1200)  # a wait it needs: skips early on a bench
+def test_a_new_config_counts_from_the_next_sample(board, world, clock, provisioned):
+    """The meter works out what a sample needs of its config once per config, not at every
+    sample: a K-factor and privacy set at run time must still count from the next sample."""
+    dev = provisioned()
+    world.set(k_factor=1.0, flow_lpm=6)
+    clock.advance(600)
+    before = dev.command("read")["volume_ml"]
+    truth0 = litres_in_world(world)
+    dev.session.request(C.CONFIG_SET, {C.K_CONFIG: {"litres_per_pulse": 0.5,
+                                                    "privacy": "fine"}}, expect=C.ACK)
+    clock.advance(600)
+    after = dev.command("read")["volume_ml"]
+    pulses = litres_in_world(world) - truth0          # one pulse per litre in the world
+    assert abs((after - before) - 500 * pulses) <= 500, (before, after, pulses)
+    # per-sample flow records (privacy "fine"), at the new K-factor: 6 pulses a minute are
+    # 3 L/min, 5e-5 m3/s
+    flows = [r[C.SENML_V] for p in dev.drain_telemetry() for r in p
+             if r.get(C.SENML_N) == "flow"]
+    at_new_k = [v for v in flows if abs(v - 3 / 60000.0) < 1e-7]
+    assert len(at_new_k) >= 9, flows
+    assert all(v < 5.5e-5 for v in flows), flows        # none at the old K-factor (1e-4)
+
+
 @pytest.mark.hil(sim_s=7200)  # a wait it needs: skips early on a bench
 def test_telemetry_is_signed_by_the_device_key(board, world, clock, provisioned):
     dev = provisioned()

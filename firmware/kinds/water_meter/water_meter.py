@@ -31,7 +31,7 @@ class App:
         self.rt = rt
         self.hal = rt.hal
         self.store = rt.dev.store
-        self.cfg = rt.dev.config
+        self._derive(rt.dev.config)
         root = rt.hal.storage_root().rstrip("/") + "/data"
         self.hourly = Journal(root, "hourly", 24 * self.cfg["history_days"] * 20, 4096)
         self.daily = Journal(root, "daily", 16384, 2048)
@@ -113,7 +113,7 @@ class App:
         fwd = hal.pulse_count("flow")
         rev = self._rev_count()
         dt_min = hal.ticks_diff(now, self.last_sample) / 60000.0
-        k_ml = int(self.cfg["litres_per_pulse"] * 1000 + 0.5)
+        k_ml = self._k_ml
         dfwd = fwd - self.last_fwd
         drev = rev - self.last_rev
         if dfwd < 0 or drev < 0:     # counter restarted under us (board reset): resync
@@ -131,12 +131,12 @@ class App:
             self.hour_max = self.flow_lpm
         t = self._mono_s()
         a = self.alarms
-        if a.update("burst", self.flow_lpm > self.cfg["burst_lpm"], t) and \
+        if a.update("burst", self.flow_lpm > self._burst_lpm, t) and \
                 a.is_active("burst") and self.cfg["auto_shutoff"]:
             hal.output("valve", False)
             self.rt.log("burst: valve closed automatically", 3)
-        a.update("backflow", drev * k_ml >= self.cfg["backflow_l"] * 1000, t)
-        if self.cfg["privacy"] == "fine":
+        a.update("backflow", drev * k_ml >= self._backflow_ml, t)
+        if self._fine:
             self.rt.record([senml.record("flow", self.flow_lpm / 60000.0, "m3/s")])
 
     def check_tamper(self):
@@ -233,7 +233,16 @@ class App:
             self.rt.sched.cancel("report-retry")
 
     def reconfigure(self, cfg):
+        self._derive(cfg)
+
+    def _derive(self, cfg):
+        # What sample() needs of the config, worked out once per config instead of at
+        # every sample (a meter samples every minute for years).
         self.cfg = cfg
+        self._k_ml = int(cfg["litres_per_pulse"] * 1000 + 0.5)
+        self._burst_lpm = cfg["burst_lpm"]
+        self._backflow_ml = cfg["backflow_l"] * 1000
+        self._fine = cfg["privacy"] == "fine"
 
     # -- commands ---------------------------------------------------------------------------
     def command(self, name, args):
