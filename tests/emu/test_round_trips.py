@@ -59,9 +59,8 @@ def test_an_idle_kiosk_and_an_air_node_wait_about_one_round_trip_per_wake(emu, t
             t.close()
 
 
-# hal.wait() with host bytes already waiting ends at once. In virtual and paused time the VM
-# no longer polls its link for that before asking (a poll a wake): the supervisor, which
-# looks at the bytes the VM has not read, answers True at once, at the same instant.
+# hal.wait() with host bytes already waiting ends at once, at the same instant: the VM's
+# own poll of its link sees them, and so would the supervisor (bytes the VM has not read).
 PENDING_INPUT_APP = """
 import hal
 hal.wait(600000)                # woken by the host's two bytes
