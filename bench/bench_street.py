@@ -144,6 +144,19 @@ def serve(home, broker, latency, stop):
     return ingest
 
 
+def boards_heard(db_path):
+    """From the service's store: how many boards' telemetry it holds, and how much each
+    (the issue's "each reporting": a board that never got through shows as missing)."""
+    import sqlite3
+    db = sqlite3.connect(db_path)
+    try:
+        rows = [n for (n,) in db.execute("SELECT COUNT(*) FROM telemetry GROUP BY device_id")]
+    finally:
+        db.close()
+    return {"boards": len(rows), "fewest": min(rows, default=0),
+            "median": statistics.median(rows) if rows else 0}
+
+
 def report_errors(failed):
     errors = {}
     for d in failed:
@@ -229,6 +242,9 @@ def main():
               f"service answered {len(pairs) / wall:.1f} msg/s "
               f"(over its whole run: accepted {counts['accepted']}, stored "
               f"{counts['records_stored']} records, dropped {sum(dropped.values())})")
+        heard = boards_heard(tmp / "home" / "registry.sqlite")
+        print(f"boards heard: {heard['boards']} of {COUNT} have telemetry stored (records a "
+              f"board: fewest {heard['fewest']}, median {heard['median']})")
         if pairs:
             lat = sorted(pairs)
             print(f"publish -> answer through the broker: p50 {statistics.median(lat) * 1000:.0f}"
