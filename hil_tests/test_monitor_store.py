@@ -8,6 +8,7 @@ The reference for "what the device produced" is what a plain watcher (`monitor` 
 import json
 import os
 import queue
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -147,6 +148,14 @@ class Lines:
             self.lines.append(line)
 
 
+def _ctrl_c_default():
+    # The monitor is stopped with Ctrl-C (SIGINT), as a technician stops it. A suite run in
+    # the background of a non-interactive shell (`nohup make test &`) hands its children
+    # SIGINT ignored, and a Python started so never raises KeyboardInterrupt: the monitor
+    # ran on and the test waited 60 s for it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("via", ["socket", "tty"])
 @pytest.mark.hil(bench="unplugging the cable needs the emulator (a bench has no cable robot)")
 def test_monitor_reconnects_after_an_unplugged_cable_without_loss_or_duplicates(
@@ -155,7 +164,8 @@ def test_monitor_reconnects_after_an_unplugged_cable_without_loss_or_duplicates(
     port = board.url if via == "socket" else faults.pty_link   # the serial port's path
     provisioned_meter(board, world, clock, capsys, hours=2)
     proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "monitor", port, "--ack"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_default)
     try:
         out, err = Lines(proc.stdout), Lines(proc.stderr)
         out.wait_for(lambda s: "#2.3 " in s, "the backlog (pack 2)")

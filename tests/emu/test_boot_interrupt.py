@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import serial
+from conftest import read_until
 
 from edgekit.emu import hal_ops
 from edgekit.hil.devices import HilFleet, provision
@@ -70,8 +71,6 @@ def test_a_vm_ending_itself_after_a_raw_repl_session_boots_the_firmware(emu, tmp
     The REPL a VM announced dies with it; a reset board runs its firmware."""
     import os
     import signal
-
-    from conftest import read_until
 
     t = EmulatedTarget(emu, BoardSpec("emu:esp32:water_meter"), time_mode="real")
     try:
