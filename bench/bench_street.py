@@ -159,8 +159,8 @@ def boards_heard(db_path):
 
 def report_errors(failed):
     errors = {}
-    for d in failed:
-        error = d.get("error", "?")[:160]
+    for dev in failed:
+        error = f"{dev.get('step') or '?'}: {dev.get('error', '?')[:160]}"
         errors[error] = errors.get(error, 0) + 1
     for error, n in sorted(errors.items(), key=lambda e: -e[1])[:5]:
         print(f"  {n} failed: {error}")
@@ -205,16 +205,18 @@ def main():
                                             str(tmp / "street.toml"), "--parallel", "16",
                                             # a loaded host's boards answer and boot slowly
                                             "--timeout", "10", "--json", json_report=True))
-                for d in report["devices"]:
-                    devices[d["port"]] = d
+                for dev in report["devices"]:
+                    devices[dev["port"]] = dev
                 print(f"  pass {attempt}: provisioned "
                       f"{sum(1 for d in devices.values() if d.get('ok'))} of {COUNT} after "
                       f"{first + len(batch)} ports, {time.monotonic() - t0:.0f} s; load average "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
-            if attempt == 1:
-                failed = [d for d in devices.values() if not d.get("ok")]
+            failed = [dev for dev in devices.values() if not dev.get("ok")]
+            if attempt == 1 and failed:
                 print(f"  pass 1: {len(failed)} failed; once more", flush=True)
                 report_errors(failed)
+            if not failed:
+                break
         provisioned = time.monotonic() - t0
         ok = sum(1 for d in devices.values() if d.get("ok"))
         print(f"provisioned {ok} ({COUNT - ok} failed) in {provisioned:.1f} s "
