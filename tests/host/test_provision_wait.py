@@ -25,6 +25,7 @@ class SlowDevice:
     def __init__(self, answer_s, boot_s=0.0):
         self.answer_s, self.ready_at = answer_s, time.monotonic() + boot_s
         self.retries, self.device_keys, self.attempts = 2, None, []
+        self.timeout = 5.0              # the session's answer timeout (--timeout)
 
     def hello(self, timeout):
         self.attempts.append(timeout)

@@ -73,7 +73,7 @@ def wait_for_boot(session, public_key, timeout=None):
     20 s, or four times the session's answer timeout when the user gave a longer one for a
     slow link or board (--timeout)."""
     if timeout is None:
-        timeout = max(20.0, 4 * getattr(session, "timeout", 5.0))
+        timeout = max(20.0, 4 * session.timeout)
     ring = messages.Keyring()
     ring.add(public_key, C.ROLE_DEVICE)
     session.device_keys = ring
