@@ -57,6 +57,10 @@ class EmbeddedBroker:
             raise EdgekitError("a TLS listener needs both the certificate and its key")
         self.host = host
         self.port = port or free_port(host)
+        # A port we chose can be taken by another process between free_port() and the bind
+        # (parallel test workers did): the first start then picks another. A restart keeps
+        # the port its clients know.
+        self._chosen = not port
         self.tls_cert, self.tls_key = tls_cert, tls_key
         self._loop = None
         self._broker = None
@@ -67,6 +71,20 @@ class EmbeddedBroker:
         return f"{'mqtts' if self.tls_cert else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout=10.0):
+        for _ in range(3 if self._chosen else 1):
+            failed = self._start_once(timeout)
+            if not failed or "already in use" not in str(failed[0]) or not self._chosen:
+                break
+            self.port = free_port(self.host)
+        self._chosen = False
+        if failed:
+            raise EdgekitError(f"the embedded MQTT broker did not start on {self.host}:"
+                               f"{self.port}: {failed[0]} (is the "
+                               "port taken? choose another with --port)")
+        return self
+
+    def _start_once(self, timeout):
+        """Start on self.port; [] once it listens, else [the reason]."""
         from amqtt.broker import Broker      # here: the rest of edgekit runs without amqtt
         _quiet()
         ready = threading.Event()
@@ -90,11 +108,9 @@ class EmbeddedBroker:
 
         self._thread = threading.Thread(target=run, name=f"mqtt-broker:{self.port}", daemon=True)
         self._thread.start()
-        if not ready.wait(timeout) or failed:
-            raise EdgekitError(f"the embedded MQTT broker did not start on {self.host}:"
-                               f"{self.port}: {failed[0] if failed else 'timed out'} (is the "
-                               "port taken? choose another with --port)")
-        return self
+        if not ready.wait(timeout) and not failed:
+            failed.append("timed out")
+        return failed
 
     def stop(self, timeout=10.0):
         if self._loop is None:
