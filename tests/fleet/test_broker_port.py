@@ -1,7 +1,11 @@
-"""The embedded broker's port race: a port chosen by free_port() can be taken by another
-process before the broker binds it (parallel test workers did: 'address already in use').
-A chosen port is chosen again; a port the user named is not."""
+"""The embedded broker's start and stop. The port race: a port chosen by free_port() can be
+taken by another process before the broker binds it (parallel test workers did: 'address
+already in use'); a chosen port is chosen again, a port the user named is not. The stop: a
+stop is what a broker restart looks like to clients, even when amqtt's shutdown hangs."""
+import asyncio
 import socket
+import threading
+import time
 
 import pytest
 
@@ -34,3 +38,29 @@ def test_a_named_port_that_is_taken_is_refused_with_the_reason():
             EmbeddedBroker(port=taker.getsockname()[1]).start()
     finally:
         taker.close()
+
+
+def test_a_stop_closes_every_client_connection_even_when_the_shutdown_hangs():
+    # amqtt's shutdown hung on a client handler in CI; the connections stayed open and the
+    # service saw the broker's restart only at its keepalive (30 s).
+    mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+    broker = EmbeddedBroker().start()
+    gone = threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="wm-0a0b0c0d0e0f")
+    c.username_pw_set("wm-0a0b0c0d0e0f")
+    c.on_disconnect = lambda *a: gone.set()
+    c.connect(broker.host, broker.port, keepalive=60)
+    c.loop_start()
+    try:
+        deadline = time.monotonic() + 5
+        while not c.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.is_connected()
+
+        async def hang():
+            await asyncio.Event().wait()
+        broker._broker.shutdown = hang
+        broker.stop(timeout=1.0)
+        assert gone.wait(3.0), "the client was not disconnected by the broker's stop"
+    finally:
+        c.loop_stop()

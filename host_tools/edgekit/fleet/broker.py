@@ -85,7 +85,6 @@ class EmbeddedBroker:
 
     def _start_once(self, timeout):
         """Start on self.port; [] once it listens, else [the reason]."""
-        from amqtt.broker import Broker      # here: the rest of edgekit runs without amqtt
         _quiet()
         ready = threading.Event()
         failed = []
@@ -94,8 +93,8 @@ class EmbeddedBroker:
             loop = self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             try:
-                self._broker = Broker(config(self.host, self.port, self.tls_cert,
-                                             self.tls_key), loop=loop)
+                self._broker = _tracking_broker()(
+                    config(self.host, self.port, self.tls_cert, self.tls_key), loop=loop)
                 loop.run_until_complete(self._broker.start())
             except Exception as exc:  # noqa: BLE001 — reported to the caller below
                 failed.append(exc)
@@ -119,11 +118,12 @@ class EmbeddedBroker:
         try:
             asyncio.run_coroutine_threadsafe(self._broker.shutdown(), loop).result(timeout)
         except concurrent.futures.TimeoutError:
-            # amqtt's shutdown closed its listeners but can wait forever on a client
-            # handler's queue (seen once in CI): those handlers are cancelled below.
+            # amqtt's shutdown can wait forever on a client handler's queue (seen in CI):
+            # its connections are then still open, and clients would only notice the
+            # restart at their keepalive. They are aborted below, its handlers cancelled.
             pass
         finally:
-            loop.call_soon_threadsafe(_cancel_and_stop, loop)
+            loop.call_soon_threadsafe(_abort_cancel_and_stop, loop, self._broker)
             self._thread.join(timeout)
 
     def inject(self, topic, payload, qos=1, timeout=5.0):
@@ -141,11 +141,44 @@ class EmbeddedBroker:
         self.stop()
 
 
-def _cancel_and_stop(loop):
-    """Cancel what the broker left running on its loop, then stop the loop once they ran."""
-    for task in asyncio.all_tasks(loop):
+def _tracking_broker():
+    """amqtt's Broker, remembering each client connection until it ends, so a stop can close
+    every one whatever amqtt's own shutdown left (a broker restart closes them all)."""
+    from amqtt.broker import Broker      # here: the rest of edgekit runs without amqtt
+
+    class TrackingBroker(Broker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.open_writers = set()
+
+        async def stream_connected(self, reader, writer, listener_name):
+            self.open_writers.add(writer)
+            try:
+                await super().stream_connected(reader, writer, listener_name)
+            finally:
+                self.open_writers.discard(writer)
+
+    return TrackingBroker
+
+
+def _abort_cancel_and_stop(loop, broker):
+    """Abort the client connections still open, cancel what the broker left running on its
+    loop, then stop the loop once they ran."""
+    for writer in list(broker.open_writers):
+        writer.transport.abort()
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
         task.cancel()
-    loop.call_soon(loop.stop)
+
+    async def settle():
+        # A cancelled task may await in its cleanup: let it finish (bounded) before the loop
+        # stops, or it is destroyed pending.
+        await asyncio.wait(tasks, timeout=2.0)
+        loop.stop()
+    if tasks:
+        loop.create_task(settle())
+    else:
+        loop.stop()
 
 
 def serve_forever(host="127.0.0.1", port=DEFAULT_PORT, tls_cert=None, tls_key=None):
