@@ -215,3 +215,25 @@ def test_an_alarm_cut_between_store_and_ack_is_stored_and_logged_once(
     code = edgekit(["monitor", board.url, "--duration", "1", "--json"])   # nothing left
     lines = [json.loads(s) for s in capsys.readouterr().out.splitlines() if s.strip()]
     assert code == 0 and not [e for e in lines if e["type_name"] == "EVENT"], lines
+
+
+@pytest.mark.hil(sim_s=25200)  # a wait it needs: skips early on a bench
+def test_drain_stops_once_everything_journaled_is_stored(board, world, clock, fleet_home,
+                                                         capsys):
+    # A scheduled gateway (or a technician's collect-and-go): without --drain the monitor
+    # listens until --duration ends or Ctrl-C, whatever is left to fetch.
+    provisioned_meter(board, world, clock, capsys, hours=7)
+    before = journal(board, capsys)
+    assert before["pending"] >= 7
+    registry = fleet_home / "registry.sqlite"
+    look = cli("monitor", board.url, "--drain", "--json")
+    assert look.returncode == 0, look.stderr
+    check_complete(stored(registry), before["last"])
+    assert journal(board, capsys)["pending"] == before["pending"]    # not --ack: kept
+
+    gateway = cli("monitor", board.url, "--ack", "--drain")
+    assert gateway.returncode == 0, gateway.stderr
+    assert journal(board, capsys)["pending"] == 0
+    check_complete(stored(registry), before["last"])                  # each record once
+    assert f"telemetry up to #{before['last']}; 0 left" in gateway.stderr
+

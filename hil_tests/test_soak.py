@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 import types
 from datetime import datetime, timezone
@@ -186,8 +187,12 @@ class Campaign:
         one-second sessions)."""
         idle, last = 0, None
         while idle < 10:
-            code, _, err = self.cli("monitor", self.board.url, "--ack", "--duration",
-                                    5 if self.noisy else 1, "--json", *self.quick, ok=False)
+            # --drain: done once everything is stored (a listening monitor waited out its
+            # whole --duration: in paused time nothing new comes; ten years of 5 s sessions
+            # were 1.7 hours of waiting). Through noise it reopens the link for up to 30 s.
+            code, _, err = self.cli("monitor", self.board.url, "--ack", "--drain",
+                                    "--duration", 30 if self.noisy else 0, "--json",
+                                    *self.quick, ok=False)
             # through link noise the first HELLO can fail (exit 3): the next session retries
             assert code == 0 or (code == 3 and self.noisy), err
             d = self.diag()
@@ -465,11 +470,17 @@ def test_soak(kind, board, world, clock, host_calendar, soak_home, capsys):
         board.faults.noise(NOISE_RATE, seed=13)
         c.noisy = True
     chip0 = board.faults.info()["flash_ops"]
+    began = time.monotonic()
     for day in range(DAYS):
         c.disturb(day)                # at midnight, before the day's activity
         app.day(day)
         if day % MONITOR_EVERY == MONITOR_EVERY - 1:
             c.gateway()
+        if NIGHTLY and day % 100 == 99:
+            # Past capsys (which holds the CLI's output): a ten-year run takes hours, and
+            # where it stands is what an operator of the nightly asks first.
+            print(f"soak {kind}: day {day + 1}/{DAYS}, {time.monotonic() - began:.0f} s, "
+                  f"{c.caused_boots} resets caused", file=sys.__stderr__, flush=True)
     c.advance(3 * HOUR)              # a last sample sees the last day's end (a collection)
     end = c.gateway()
     if NIGHTLY:

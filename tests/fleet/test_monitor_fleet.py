@@ -107,6 +107,7 @@ def test_what_monitor_via_fleet_refuses(fleet, capsys):
             (["--ack"], "the fleet service acknowledges"),
             (["--interval", "0"], "--interval"),
             (["--since", "yesterday"], "--since"),
+            (["--drain"], "--drain is for a port"),
     ]:
         assert edgekit(["monitor", "--via", "fleet", DEV, "--registry", str(path), *argv]) != 0
         assert what in capsys.readouterr().err

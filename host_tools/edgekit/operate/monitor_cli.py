@@ -73,6 +73,9 @@ def cmd_via_fleet(args):
 
 def cmd_monitor(args):
     if args.via == "fleet":
+        if args.drain:
+            raise EdgekitError("--drain is for a port: with --via fleet the monitor prints "
+                               "what the service stored and stops (without --follow)")
         return cmd_via_fleet(args)
     if args.since is not None or args.follow:
         raise EdgekitError("--since and --follow are for --via fleet (a port is followed "
@@ -90,6 +93,8 @@ def cmd_monitor(args):
                                             _show(args, device_id), _acked(device_id))
                 gateway.shown = shown
                 gateway.catch_up()
+                if args.drain:
+                    return 0        # everything journaled is stored (and acknowledged)
                 while end is None or time.monotonic() < end:
                     msg = session.events.popleft() if session.events else \
                         session.receive(timeout=1.0)
@@ -103,6 +108,10 @@ def cmd_monitor(args):
                 transport.close()
                 registry.close()
             link = reconnect(args, end)
+            if link is None and args.drain:
+                raise LinkError(f"{device_id}: not drained: the link did not come back "
+                                f"within --duration {args.duration:g} s (what was stored "
+                                "stays stored; run it again)")
             if link is not None:
                 print(f"{device_id}: link back, catching up", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
@@ -119,6 +128,10 @@ def register(subparsers):
     p.add_argument("--ack", action="store_true",
                    help="acknowledge telemetry and events once shown (the gateway's job)")
     p.add_argument("--duration", type=float, default=0, help="stop after SECONDS (0: never)")
+    p.add_argument("--drain", action="store_true",
+                   help="stop once everything the device journaled is stored (acknowledged "
+                        "with --ack): a scheduled gateway or a technician's collect-and-go; "
+                        "a link lost meanwhile is reopened until --duration ends (exit 3)")
     p.add_argument("--via", choices=("port", "fleet"), default="port",
                    help="fleet: PORT is a device id; print what the fleet service stored for "
                         "it (its registry), never acknowledging anything (docs/fleet.md)")
