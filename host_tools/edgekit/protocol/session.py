@@ -3,7 +3,11 @@ matched to responses by seq (K_RE), events the device pushes meanwhile kept in `
 
 Retransmission resends the *same bytes*: a device that already acted on the request answers
 from its response cache instead of rejecting the repeat as a replay (SPEC 5), so a lost
-response never makes a command run twice.
+response never makes a command run twice. On silence it resends after `timeout`; when the
+link shows the exchange was damaged (a frame-sized candidate that failed its check, or the
+device's `ERROR{bad_crc}` for ours, SPEC 2) it resends at once: on a noisy cable a damaged
+answer no longer costs a whole timeout. Those resends are bounded too (as many as the
+timed attempts) and answers to an exchange already finished are dropped, not queued.
 """
 import time
 from collections import deque
@@ -11,6 +15,11 @@ from collections import deque
 from edgekit import catalog as C
 from edgekit.errors import LinkError, ProtocolError
 from edgekit.protocol import exchanges, framing, messages
+
+
+# Raw bytes a dropped candidate must have taken to count as a damaged frame (an answer is a
+# signed COSE message of 80 bytes and more; a stray byte or a short burst of noise is not).
+DAMAGED_MIN_BYTES = 24
 
 
 class SeqCounter:
@@ -38,8 +47,11 @@ class Session:
         self.retries = retries
         self.decoder = framing.FrameDecoder(C.MAX_FRAME_LIMIT)
         self.events = deque(maxlen=256)
-        self.stats = {"frames_in": 0, "frames_out": 0, "rejected_in": 0, "retransmits": 0}
+        self.stats = {"frames_in": 0, "frames_out": 0, "rejected_in": 0, "retransmits": 0,
+                      "damaged_in": 0, "late_answers": 0}
         self._pending = deque()
+        self._raw = 0                        # bytes read since the last candidate ended
+        self._answered = deque(maxlen=32)    # seqs of finished exchanges: repeats are late
         self.last_hello = None      # (CAPS payload, host time sent, host time answered)
 
     # -- frames -------------------------------------------------------------------------
@@ -54,9 +66,13 @@ class Session:
         data = self.transport.read(timeout)
         if not data:
             return False
+        self._raw += len(data)
         for body in self.decoder.feed(data):
+            raw, self._raw = self._raw, 0
             if not isinstance(body, bytes):  # Dropped candidate (noise, REPL text) or INTERRUPT
                 self.stats["rejected_in"] += 1
+                if isinstance(body, framing.Dropped) and raw >= DAMAGED_MIN_BYTES:
+                    self.stats["damaged_in"] += 1
                 continue
             self._take(body)
         return True
@@ -80,14 +96,19 @@ class Session:
                 self.stats["rejected_in"] += 1
                 return
         self.stats["frames_in"] += 1
+        if msg.type == C.ERROR and msg.payload.get(C.K_RE) is None \
+                and msg.payload.get(C.K_CODE) == C.E_BAD_CRC:
+            self.stats["damaged_in"] += 1   # the device got a damaged frame: ours, likely
         self._pending.append(msg)
 
-    def receive(self, timeout=None):
-        """The next verified message, or None after `timeout` seconds."""
+    def receive(self, timeout=None, damaged=None):
+        """The next verified message, or None after `timeout` seconds (or, given `damaged`,
+        as soon as stats["damaged_in"] is no longer that count)."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not self._pending:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (damaged is not None
+                                  and self.stats["damaged_in"] != damaged):
                 return None
             self._fill(min(remaining, 0.2))
         return self._pending.popleft()
@@ -119,23 +140,34 @@ class Session:
         timeout = self.timeout if timeout is None else timeout
         if request_type is None:
             request_type = exchanges.type_of(body)
-        for attempt in range(self.retries + 1):
-            if attempt:
+        attempts = resends = 0
+        while attempts <= self.retries:
+            if attempts or resends:
                 self.stats["retransmits"] += 1
             self.send_body(body)
             deadline = time.monotonic() + timeout
+            damaged = self.stats["damaged_in"]
             while True:
-                msg = self.receive(max(0.0, deadline - time.monotonic()))
+                msg = self.receive(max(0.0, deadline - time.monotonic()), damaged)
                 if msg is None:
                     break
-                if msg.payload.get(C.K_RE) != seq:
-                    self.events.append(msg)  # pushed event, or a late answer to something else
+                re = msg.payload.get(C.K_RE)
+                if re != seq:
+                    if re is not None and re in self._answered:
+                        self.stats["late_answers"] += 1     # a resend's second answer
+                        continue
+                    self.events.append(msg)  # pushed event, or an answer to something else
                     continue
+                self._answered.append(seq)
                 if msg.type == C.ERROR:
                     code = msg.payload.get(C.K_CODE)
                     raise ProtocolError(f"device refused: {C.error_name(code)}: "
                                         f"{msg.payload.get(C.K_MSG, '')}", code)
                 return exchanges.check_answer(request_type, msg, expect)
+            if self.stats["damaged_in"] != damaged and resends < self.retries + 1:
+                resends += 1        # damaged, not silent: again at once, no attempt spent
+                continue
+            attempts += 1
         raise LinkError(f"no answer from the device after {self.retries + 1} attempts of "
                         f"{timeout:.1f} s: check the cable/port and that the firmware is running")
 
