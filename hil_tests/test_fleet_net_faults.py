@@ -74,3 +74,55 @@ def test_a_meter_behind_latency_and_loss_delivers_every_record_once(board, world
         stop.set()
         thread.join(5)
         broker.stop()
+
+
+class BlackHole:
+    """A 'broker' that accepts TCP and never answers: a path that swallows the CONNECT, or
+    a broker too loaded to say CONNACK."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.srv.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.srv.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.mark.hil(sim_s=120)
+def test_a_broker_that_never_answers_does_not_hold_the_serial_link(board, clock, fleet_home,
+                                                                   capsys, tmp_path):
+    # The device's connect waited up to 10 s for the CONNACK, its serial link and tasks
+    # held meanwhile.
+    hole = BlackHole()
+    try:
+        provision_networked(board, fleet_home, capsys, tmp_path,
+                            f"mqtt://127.0.0.1:{hole.port}", {"poll_s": 2, "keepalive": 60})
+        # The client's timeout counts the network's own time (wall time in the emulator:
+        # the path is real): 10 s, and once more after a backoff.
+        slowest, end = 0.0, time.monotonic() + 13
+        while time.monotonic() < end:
+            clock.advance(2)
+            t0 = time.monotonic()
+            d = diag(board, capsys)
+            slowest = max(slowest, time.monotonic() - t0)
+        net = d["net"]
+        assert hole.conns, "the device never tried the broker"
+        assert net["connects"] == 0 and net["failures"] >= 1, net   # timed out, tried again
+        assert slowest < 3.0, f"a diag over the cable took {slowest:.1f} s"
+    finally:
+        hole.close()

@@ -16,6 +16,8 @@
 # stays busy rather than asleep in the kernel for the round trip (the emulator takes a board
 # asleep in the kernel for idle and moves its clock on, and a watchdog would fire in the
 # middle of a publish).
+import errno
+import select
 import socket
 import struct
 import time
@@ -29,6 +31,8 @@ _SUBACK = const(0x90)
 _PINGREQ = b"\xc0\x00"
 _PINGRESP = const(0xD0)
 _DISCONNECT = b"\xe0\x00"
+_TCP = const(1)             # begin_connect's steps: the TCP connect under way ...
+# _CONNACK (above) doubles as the step waiting for the broker's CONNACK
 _SCRATCH = const(64)        # small fields, and the pieces an oversized payload is drained in
 
 
@@ -60,6 +64,9 @@ class MQTTClient:
         self.rxbuf = None       # set_rxbuf(): PUBLISH payloads land there, lent to the callback
         self.lent = False
         self.on_refused = None  # f(topic, size): a payload larger than rxbuf was discarded
+        self._step = 0          # begin_connect's progress: _TCP, _CONNACK, 0 (none/done)
+        self._clean = True
+        self._deadline = 0
 
     # -- wire helpers -------------------------------------------------------------------
     def _write(self, data):
@@ -172,46 +179,103 @@ class MQTTClient:
         self.lw_topic, self.lw_msg, self.lw_qos, self.lw_retain = topic, msg, qos, retain
 
     def connect(self, clean_session=True, timeout=None):
+        """umqtt.simple's connect: returns once the broker accepted (its session-present
+        flag), or raises. Waits up to `timeout`; begin_connect/connect_step never wait."""
+        self.begin_connect(clean_session, timeout)
+        while True:
+            present = self.connect_step()
+            if present is not None:
+                return present
+
+    def begin_connect(self, clean_session=True, timeout=None):
+        """Start a connection without waiting for it (not in umqtt.simple): a device on a
+        cable goes on answering it while a broker that takes its time is reached. The TCP
+        connect is non-blocking; connect_step() does the rest, one step a call."""
         addr = socket.getaddrinfo(self.server, self.port)[0][-1]
+        self.close()
+        self._clean = clean_session
+        self._deadline = time.ticks_add(time.ticks_ms(),
+                                        (self.timeout if timeout is None else timeout) * 1000)
+        self._step = _TCP
         self.sock = socket.socket()
-        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        self.sock.setblocking(False)
         try:
             self.sock.connect(addr)
-            if self.ssl:
-                self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
-            # variable header: protocol name "MQTT", level 4, flags, keepalive (3.1.2)
-            msg = bytearray(b"\0\x04MQTT\x04\x02\0\0")
-            sz = 10 + 2 + len(self.client_id)
-            msg[7] = clean_session << 1
-            if self.user:
-                sz += 2 + len(self.user) + 2 + len(self.pswd or b"")
-                msg[7] |= 0xC0
-            if self.keepalive:
-                msg[8] |= self.keepalive >> 8
-                msg[9] |= self.keepalive & 0xFF
-            if self.lw_topic:
-                sz += 2 + len(self.lw_topic) + 2 + len(self.lw_msg)
-                msg[7] |= 0x4 | (self.lw_qos & 0x1) << 3 | (self.lw_qos & 0x2) << 3
-                msg[7] |= self.lw_retain << 5
-            self._head(_CONNECT, sz)
-            self._write(msg)
-            self._send_str(self.client_id)
-            if self.lw_topic:
-                self._send_str(self.lw_topic)
-                self._send_str(self.lw_msg)
-            if self.user:
-                self._send_str(self.user)
-                self._send_str(self.pswd or b"")
-            self.sock.setblocking(False)
-            resp = self._read(4)
+        except OSError as e:
+            if e.args[0] != errno.EINPROGRESS and e.args[0] != errno.EAGAIN:
+                self.close()
+                raise
+
+    def connect_step(self):
+        """One step of a connection begun by begin_connect, without waiting: None while it
+        goes on, the session-present flag once the broker accepted; OSError (ETIMEDOUT past
+        the timeout, the socket's own error) or MQTTException (refused) when it failed."""
+        try:
+            if time.ticks_diff(self._deadline, time.ticks_ms()) <= 0:
+                raise OSError(110)
+            if self._step == _TCP:
+                if not self._writable():
+                    return None
+                if self.ssl:
+                    # The TLS handshake is the one wait left (up to the timeout): the
+                    # ports' ssl has no handshake in steps. The broker answered TCP.
+                    self.sock.settimeout(self.timeout)
+                    self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+                    self.sock.setblocking(False)
+                self._send_connect()
+                self._step = _CONNACK
+                return None
+            b = self.sock.read(1)
+            if b is None:
+                return None
+            if b == b"":
+                raise OSError(-1)       # the broker closed the connection
+            resp = b + self._read(3)
             if resp[0] != _CONNACK or resp[1] != 2:
                 raise OSError(-2)
             if resp[3] != 0:
                 raise MQTTException(resp[3])    # 4: bad credentials, 5: not authorised
+            self._step = 0
             return resp[2] & 1      # session present
         except BaseException:
             self.close()
             raise
+
+    def _writable(self):
+        # Poll for the end of a non-blocking TCP connect: writable once connected, an error
+        # or hang-up when refused (the socket was closed on us).
+        p = select.poll()
+        p.register(self.sock, select.POLLOUT)
+        for _, ev in p.ipoll(0):
+            if ev & (select.POLLERR | select.POLLHUP):
+                raise OSError(errno.ECONNREFUSED)
+            return True
+        return False
+
+    def _send_connect(self):
+        # variable header: protocol name "MQTT", level 4, flags, keepalive (3.1.2)
+        msg = bytearray(b"\0\x04MQTT\x04\x02\0\0")
+        sz = 10 + 2 + len(self.client_id)
+        msg[7] = self._clean << 1
+        if self.user:
+            sz += 2 + len(self.user) + 2 + len(self.pswd or b"")
+            msg[7] |= 0xC0
+        if self.keepalive:
+            msg[8] |= self.keepalive >> 8
+            msg[9] |= self.keepalive & 0xFF
+        if self.lw_topic:
+            sz += 2 + len(self.lw_topic) + 2 + len(self.lw_msg)
+            msg[7] |= 0x4 | (self.lw_qos & 0x1) << 3 | (self.lw_qos & 0x2) << 3
+            msg[7] |= self.lw_retain << 5
+        self._head(_CONNECT, sz)
+        self._write(msg)
+        self._send_str(self.client_id)
+        if self.lw_topic:
+            self._send_str(self.lw_topic)
+            self._send_str(self.lw_msg)
+        if self.user:
+            self._send_str(self.user)
+            self._send_str(self.pswd or b"")
 
     def close(self):
         if self.sock is not None:

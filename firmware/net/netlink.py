@@ -44,6 +44,7 @@ _INBOX = const(4)           # bodies held at once (RAM: each up to max_frame); m
 _BURST_BUDGET_MS = const(250)   # a poll answers for at most this long: other tasks run too
 _BURST_POLL_MS = const(10)      # the next poll while a conversation goes on ...
 _BURST_MS = const(3000)         # ... which it does until the broker is quiet this long
+_CONNECT_POLL_MS = const(50)    # the next poll while a connect is under way
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(300000)
 
@@ -71,6 +72,10 @@ class NetLink:
         self._refused = 0       # size of the last body refused as too large, to report
         self.sleepy = cfg.get("connect") == "to_report"
         self.connected = False
+        # Ours (firmware/net/mqtt.py) connects in steps; umqtt.simple only at once.
+        self._stepwise = hasattr(self.client, "begin_connect")
+        self._connecting = False
+        self._subscribed = False
         # Set by the runtime: makes the next poll come soon (a one-shot scheduler task).
         self.hurry = None
         self._last_rx = None
@@ -103,17 +108,37 @@ class NetLink:
         if grow:
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
 
-    def _connect(self):
+    def _connect(self, wait=False):
+        """Connect, or take the connection one step further: True once connected. poll()
+        connects in steps (a step never waits: a broker that takes seconds to answer, or a
+        path that drops the CONNECT, no longer holds the device's serial link and tasks for
+        the client's timeout); a battery device's push (`wait`) connects at once."""
         if not self.hal.net_up(self.cfg):
             # Our own network is down: nobody to spare, so the wait does not grow. It grows
             # on broker failures only; otherwise a Wi-Fi outage of a minute left the device
             # minutes away from its next try once the network was back (an OTA waiting).
+            self._connecting = False
             self._fail(grow=False)
             return False
+        c = self.client
         try:
-            self.client.connect(clean_session=False)
-            self.client.subscribe(self.down, 1)
+            if wait or not self._stepwise:
+                present = c.connect(clean_session=False)
+            else:
+                if not self._connecting:
+                    c.begin_connect(clean_session=False)
+                    self._connecting = True
+                present = c.connect_step()
+                if present is None:
+                    return False        # under way: poll() comes back soon
+            self._connecting = False
+            # A session the broker kept holds our subscription (MQTT 3.1.1 3.2.2.2), once
+            # this boot has seen it granted: one round trip less on every reconnect.
+            if not (present and self._subscribed):
+                c.subscribe(self.down, 1)
+                self._subscribed = True
         except Exception:   # OSError, or MQTTException: refused (credentials, ACL)
+            self._connecting = False
             self._fail()
             return False
         self.connected = True
@@ -132,6 +157,7 @@ class NetLink:
                 pass
         self.client.close()
         self.connected = False
+        self._connecting = False
 
     # -- traffic -----------------------------------------------------------------------
     def _on_message(self, topic, body):
@@ -164,7 +190,11 @@ class NetLink:
             self._fail(grow=False)      # the network went: the session waits in the broker
             return
         if not self.connected:
-            if hal.ticks_diff(self._next_try, hal.ticks_ms()) > 0 or not self._connect():
+            if not self._connecting and hal.ticks_diff(self._next_try, hal.ticks_ms()) > 0:
+                return
+            if not self._connect():
+                if self._connecting and self.hurry is not None:
+                    self.hurry(_CONNECT_POLL_MS)
                 return
         self.polls += 1
         start = hal.ticks_ms()
@@ -259,9 +289,9 @@ class NetLink:
         """Publish one body (QoS 1: PUBACK awaited); False when not connected or it failed:
         the caller's data stays journaled and goes again on its retry."""
         hal = self.hal
-        if not self.connected and self.sleepy and \
-                hal.ticks_diff(self._next_try, hal.ticks_ms()) <= 0:
-            self._connect()         # a sleeping device wakes its radio to report
+        if not self.connected and self.sleepy and (
+                self._connecting or hal.ticks_diff(self._next_try, hal.ticks_ms()) <= 0):
+            self._connect(wait=True)    # a sleeping device wakes its radio to report
         if not self.connected:
             return False
         if not hal.net_up(self.cfg):
@@ -283,7 +313,8 @@ class NetLink:
 
     def stats(self):
         out = netcfg.public(self.cfg)       # the broker, never the credentials
-        out.update({"connected": self.connected, "connects": self.connects, "sent": self.sent,
+        out.update({"connected": self.connected, "connecting": self._connecting,
+                    "connects": self.connects, "sent": self.sent,
                     "received": self.received, "dropped": self.dropped,
                     "failures": self.failures, "polls": self.polls, "sleeps": self.sleeps,
                     "busy_polls": self.busy_polls, "oom": self.oom,

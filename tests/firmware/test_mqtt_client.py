@@ -247,3 +247,61 @@ def test_max_size_bodies_land_in_one_buffer_and_an_oversized_one_is_never_alloca
     pubacks = [int.from_bytes(acks[k + 2:k + 4], "big") for k in range(0, len(acks), 4)
                if acks[k] == 0x40]
     assert pubacks == want
+
+
+STEPS = r'''
+from mqtt import MQTTClient
+import time
+c = MQTTClient(b"wm-1", "127.0.0.1", PORT, user=b"wm-1", timeout=TIMEOUT)
+c.set_callback(lambda t, m: None)
+t0 = time.ticks_ms()
+c.begin_connect(clean_session=False)
+steps, longest, present = 0, time.ticks_diff(time.ticks_ms(), t0), None
+try:
+    while present is None:
+        t = time.ticks_ms()
+        present = c.connect_step()
+        longest = max(longest, time.ticks_diff(time.ticks_ms(), t))
+        steps += 1
+        time.sleep_ms(20)           # the device's other tasks, its serial link
+    print("connected", present, steps > 1, longest)
+except OSError as e:
+    print("oserror", e.args[0], time.ticks_diff(time.ticks_ms(), t0) // 1000, longest)
+'''
+
+
+def _steps(port, timeout=2):
+    out = mp.run(STEPS.replace("PORT", str(port)).replace("TIMEOUT", str(timeout)),
+                 timeout=30).split()
+    return out[0], out[1:]
+
+
+def test_a_broker_that_never_answers_costs_each_step_nothing_and_times_out():
+    # A path that swallows the CONNECT (or a broker too loaded to answer): the blocking
+    # connect held the device, its serial link included, for the whole timeout.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    try:
+        what, (code, seconds, longest) = _steps(srv.getsockname()[1], timeout=2)
+    finally:
+        srv.close()
+    assert (what, code) == ("oserror", "110") and 1 <= int(seconds) <= 3
+    assert int(longest) < 50, f"a step took {longest} ms"
+
+
+def test_a_refused_connect_fails_at_its_step():
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    free = port.getsockname()[1]
+    port.close()                      # nothing listens there
+    what, rest = _steps(free, timeout=5)
+    assert what == "oserror" and rest[0] != "110" and int(rest[1]) < 2, rest
+
+
+def test_steps_reach_a_real_broker():
+    pytest.importorskip("amqtt", reason="amqtt (the embedded broker) is not installed")
+    from edgekit.fleet.broker import EmbeddedBroker
+    with EmbeddedBroker() as broker:
+        what, (present, several, longest) = _steps(broker.port, timeout=5)
+    assert (what, present, several) == ("connected", "0", "True") and int(longest) < 50
