@@ -3,6 +3,7 @@
 names the kinds; a missing toolchain gets the one apt command; a changed source makes the
 built VM stale."""
 import json
+import os
 
 import pytest
 
@@ -78,3 +79,42 @@ def test_build_image_prints_the_upstream_commands_for_the_board(tmp_path, monkey
     assert "BOARD=ESP32_GENERIC BOARD_VARIANT=SPIRAM FROZEN_MANIFEST=" in p["commands"][-1]
     assert p["output"].endswith("build-ESP32_GENERIC-SPIRAM/firmware.bin")
     assert main(["build-image", "--board", "esp32", "--kind", "toaster"]) != 0
+
+
+FAKE_MAKE = r'''#!/bin/sh
+# The upstream build as far as this test needs it: the commands in order, and the image
+# where the port's Makefile puts it.
+echo "make $*" >> "$MAKE_LOG"
+[ -n "$MAKE_FAILS" ] && case "$*" in *"$MAKE_FAILS"*) exit 2;; esac
+dir= board=
+while [ $# -gt 0 ]; do
+  case "$1" in -C) dir="$2"; shift;; BOARD=*) board="${1#BOARD=}";; FROZEN_MANIFEST=*) frozen=1;; esac
+  shift
+done
+if [ -n "$frozen" ]; then mkdir -p "$dir/build-$board" && echo image > "$dir/build-$board/firmware.bin"; fi
+'''
+
+
+def test_build_image_runs_the_upstream_build_where_the_toolchain_is(tmp_path, monkeypatch,
+                                                                     capsys):
+    from edgekit.cli import main
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, text in (("idf.py", "#!/bin/sh\n"), ("make", FAKE_MAKE)):
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    monkeypatch.setenv("MAKE_LOG", str(tmp_path / "make.log"))
+    src = tmp_path / "mp"
+    assert main(["build-image", "--board", "esp32", "--kind", "water_meter", "--out",
+                 str(tmp_path / "out"), "--src", str(src), "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert p["toolchain_present"] and p["built"] == str(src / "ports/esp32/build-ESP32_GENERIC"
+                                                             "/firmware.bin")
+    ran = (tmp_path / "make.log").read_text().splitlines()
+    assert ran == p["commands"]                     # what it printed, in order
+    # A failing step stops the build and says which.
+    monkeypatch.setenv("MAKE_FAILS", "submodules")
+    assert main(["build-image", "--board", "esp32", "--kind", "water_meter", "--out",
+                 str(tmp_path / "out2"), "--src", str(tmp_path / "mp2")]) != 0
+    assert "submodules` failed (exit 2)" in capsys.readouterr().err

@@ -10,7 +10,8 @@ def cmd_build_image(args):
                         args.out, args.src)
     ran = None
     if p["toolchain_present"] and not args.dry_run:
-        ran = boardimage.run(p)
+        # With --json the build's own output goes to stderr: stdout is the one JSON line.
+        ran = boardimage.run(p, log=2 if args.json else None)
     if args.json:
         print(json.dumps({k: v for k, v in p.items() if k != "argv"} | {"built": ran}))
         return 0
