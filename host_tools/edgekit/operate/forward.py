@@ -25,6 +25,7 @@ CRASH_ENV = "EDGEKIT_TEST_CRASH_AT"
 CRASH_STATUS = 70
 
 SMALL_FETCH = 8             # records per fetch after a fetch's answer was lost
+ACK_EVERY = 8               # pages stored between two acknowledgements while draining
 JOURNALS = {
     "telemetry": (C.TELEMETRY_FETCH, C.TELEMETRY, C.TELEMETRY_ACK),
     "events": (C.EVENT_FETCH, C.EVENTS, C.EVENT_ACK),
@@ -65,11 +66,16 @@ class Forwarder:
         self.drain("telemetry")
 
     def drain(self, journal):
-        """Fetch, store (and with --ack acknowledge) until the device has no more."""
+        """Fetch, store (and with --ack acknowledge) until the device has no more. Pages
+        are fetched from a cursor and acknowledged together, every ACK_EVERY pages and at
+        the end: each acknowledgement is a signed exchange and a flash write on the device
+        (its journal's state), and one per page cost as much time as the fetches did."""
         fetch, answer_type, _ = JOURNALS[journal]
         cursor, count = None, None
+        stored, pages = None, 0         # the last stored seq not yet acknowledged
         while True:
-            # Acking, the device's default `from` is its first unacknowledged record.
+            # The first request has no `from`: acking, the device starts at its first
+            # unacknowledged record; watching, at its oldest.
             request = {} if cursor is None else {C.K_FROM: cursor}
             if count is not None:
                 request[C.K_COUNT] = count
@@ -84,10 +90,16 @@ class Forwarder:
                 count = max(1, (count or SMALL_FETCH * 2) // 2)
                 continue
             rows = rows_of(answer.payload)
-            self._take(journal, answer, rows)
-            if not rows or not answer.payload.get(C.K_MORE):
+            self._take(journal, answer, rows, ack=False)
+            more = bool(rows) and answer.payload.get(C.K_MORE)
+            if rows:
+                stored, pages = rows[-1][0], pages + 1
+            if self.ack and stored is not None and (not more or pages % ACK_EVERY == 0):
+                self._ack(journal, stored)
+                stored = None
+            if not more:
                 return
-            cursor = None if self.ack else rows[-1][0] + 1
+            cursor = rows[-1][0] + 1
 
     def on_message(self, msg):
         """A message the device pushed (no request of ours): store what it carries."""
