@@ -20,6 +20,7 @@ time are the campaign's start plus simulated seconds). Without that every `monit
 "sync" the device 30 days back and times could not be compared; with it, the syncs are the
 real ones: after a power cut (no RTC) and when the board's RTC drift passes 2 s.
 """
+import bisect
 import csv
 import io
 import json
@@ -377,6 +378,7 @@ class EnvSensor:
     def __init__(self, c):
         self.c = c
         self.air = []                # (sim s from, temp_c)
+        self._at = []                # the steps' starts, for bisection
 
     def day(self, day):
         rows = io.StringIO()
@@ -393,8 +395,12 @@ class EnvSensor:
         self.c.advance(DAY)
 
     def temps_between(self, t0, t1):
-        got = [temp for i, (at, temp) in enumerate(self.air)
-               if at < t1 and (i + 1 == len(self.air) or self.air[i + 1][0] > t0)]
+        """The air's temperatures over (t0, t1): each step from its start to the next's.
+        By bisection: ten years hold 21,900 steps, scanned for each of 87,600 hourly means."""
+        if len(self._at) != len(self.air):
+            self._at = [at for at, _ in self.air]
+        first = max(0, bisect.bisect_right(self._at, t0) - 1)    # the step holding t0
+        got = [temp for _, temp in self.air[first:bisect.bisect_left(self._at, t1)]]
         return min(got), max(got)
 
     def check(self, records, snap):
@@ -427,9 +433,13 @@ def check_journal(stored, diag):
     assert diag["telemetry"]["dropped"] == 0 and diag["telemetry"]["pending"] == 0
     missing = sorted(set(range(1, last + 1)) - set(seqs))
     assert not missing and seqs[-1] == last, f"gaps in the telemetry journal: {missing[:20]}"
-    for seq in seqs:
-        idx = sorted(i for s, i in keys if s == seq)
-        assert idx == list(range(len(idx))), (seq, idx)
+    # Each pack's records indexed 0..n-1. Grouped once: a scan of every key per pack was
+    # quadratic, and ten years of a meter (87,600 packs, 440,000 records) never got past it.
+    packs = {}
+    for seq, i in keys:
+        packs.setdefault(seq, []).append(i)
+    for seq, idx in packs.items():
+        assert sorted(idx) == list(range(len(idx))), (seq, sorted(idx))
 
 
 # After a reset that lost the RTC a device dates by an estimate that starts at the limit it
