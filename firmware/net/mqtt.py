@@ -67,6 +67,7 @@ class MQTTClient:
         self._step = 0          # begin_connect's progress: _TCP, _CONNACK, 0 (none/done)
         self._clean = True
         self._deadline = 0
+        self._poller = None     # the TCP connect's, while it is under way
 
     # -- wire helpers -------------------------------------------------------------------
     def _write(self, data):
@@ -197,6 +198,7 @@ class MQTTClient:
         self._deadline = time.ticks_add(time.ticks_ms(),
                                         (self.timeout if timeout is None else timeout) * 1000)
         self._step = _TCP
+        self._poller = None
         self.sock = socket.socket()
         self.sock.setblocking(False)
         try:
@@ -243,10 +245,13 @@ class MQTTClient:
 
     def _writable(self):
         # Poll for the end of a non-blocking TCP connect: writable once connected, an error
-        # or hang-up when refused (the socket was closed on us).
-        p = select.poll()
-        p.register(self.sock, select.POLLOUT)
-        for _, ev in p.ipoll(0):
+        # or hang-up when refused (the socket was closed on us). One poller a connect, not
+        # one a step (a step comes every 50 ms for up to the timeout).
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.sock, select.POLLOUT)
+        for _, ev in self._poller.ipoll(0):
+            self._poller = None
             if ev & (select.POLLERR | select.POLLHUP):
                 raise OSError(errno.ECONNREFUSED)
             return True
@@ -278,6 +283,7 @@ class MQTTClient:
             self._send_str(self.pswd or b"")
 
     def close(self):
+        self._poller = None
         if self.sock is not None:
             try:
                 self.sock.close()
