@@ -19,6 +19,7 @@ from edgekit.testing.mpycache import compile_tree
 # files every build adds (the protocol catalog, build_info).
 BUILT_IN = {"array", "binascii", "deflate", "gc", "hashlib", "json", "math", "micropython",
             "os", "socket", "struct", "sys", "time",
+            "errno", "select",  # the ports' own (mqtt.py's non-blocking connect)
             "tls"}     # mbedTLS: the unix VM, ESP32, Pico W (nettls, only for mqtts://)
 # umqtt: frozen into the ESP32 / Pico W images (netlink falls back to firmware/net/mqtt.py)
 BOARD_IMAGE = {"hal", "umqtt"}
