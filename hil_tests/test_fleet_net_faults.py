@@ -2,6 +2,8 @@
 300 ms of one-way latency and 20% segment loss (edgekit.emu.netpath: each lost segment waits
 its retransmission timeout, as over TCP), and `fleet serve` still stores every record once,
 with no gap; the meter's journal empties on the service's acks."""
+import socket
+import threading
 import time
 
 import pytest
@@ -81,8 +83,6 @@ class BlackHole:
     a broker too loaded to say CONNACK."""
 
     def __init__(self):
-        import socket
-        import threading
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(8)
