@@ -62,5 +62,9 @@ def test_a_stop_closes_every_client_connection_even_when_the_shutdown_hangs():
         broker._broker.shutdown = hang
         broker.stop(timeout=1.0)
         assert gone.wait(3.0), "the client was not disconnected by the broker's stop"
+        port = broker.port
+        broker.start()          # a restart on the same port: the listener was closed too
+        assert broker.port == port
+        broker.stop()
     finally:
         c.loop_stop()

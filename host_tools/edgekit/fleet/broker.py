@@ -98,6 +98,7 @@ class EmbeddedBroker:
                 loop.run_until_complete(self._broker.start())
             except Exception as exc:  # noqa: BLE001 — reported to the caller below
                 failed.append(exc)
+                self._loop = None       # closed: nothing for stop() to do
                 ready.set()
                 loop.close()
                 return
@@ -166,6 +167,11 @@ def _abort_cancel_and_stop(loop, broker):
     loop, then stop the loop once they ran."""
     for writer in list(broker.open_writers):
         writer.transport.abort()
+    # A shutdown that hung never reached its listeners: close them, or a restart on the
+    # same port finds it still bound ("address already in use").
+    for server in list(getattr(broker, "_servers", {}).values()):
+        if getattr(server, "instance", None) is not None:
+            server.instance.close()
     tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()
