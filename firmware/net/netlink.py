@@ -122,15 +122,19 @@ class NetLink:
             return False
         c = self.client
         try:
-            if wait or not self._stepwise:
-                present = c.connect(clean_session=False)
-            else:
+            if self._connecting or (self._stepwise and not wait):
                 if not self._connecting:
                     c.begin_connect(clean_session=False)
                     self._connecting = True
                 present = c.connect_step()
+                # A push while a connect is under way finishes that one (a second CONNECT
+                # with the same client id makes the broker drop one of the two sessions).
+                while present is None and wait:
+                    present = c.connect_step()
                 if present is None:
                     return False        # under way: poll() comes back soon
+            else:
+                present = c.connect(clean_session=False)
             self._connecting = False
             # A session the broker kept holds our subscription (MQTT 3.1.1 3.2.2.2), once
             # this boot has seen it granted: one round trip less on every reconnect.
