@@ -219,14 +219,25 @@ class Runtime:
         estimate that never goes below a date reported before. Stamped by device time
         instead, a pack from before a reboot sent after it came out up to an hour too old
         (device time resumes at its saved limit), behind the packs stored before it."""
-        entry = [self.date(), self.device_time(), records]
+        d = self.date()
+        entry = [d, self.device_time(), records]
+        if d is not None and not self.clock.synced():
+            entry.append(1)         # dated by the estimate: see restamp
         return self.telemetry.append(cbor.dumps(entry))
 
     def restamp(self, entry):
-        """Stored [unix|None, device_time, records] -> a SenML pack for sending now."""
-        at_unix, at_dt, records = entry
+        """Stored [unix|None, device_time, records, estimated?] -> a SenML pack for sending
+        now. A pack dated by the estimate (RTC lost) and sent on a clock synced since, in the
+        same boot, is dated back from the sync by device time, which ran with the true time
+        all along: the estimate was up to an hour off, by the time the board was off and by
+        the saved limit it resumed at (SPEC 8.3); from the sync it is right to the second."""
+        at_unix, at_dt, records = entry[0], entry[1], entry[2]
+        now_unix, now_dt = self.date(), self.device_time()
+        if (len(entry) > 3 and now_unix is not None and self.clock.synced()
+                and at_dt >= self.clock.boot_time()):
+            at_unix = now_unix - (now_dt - at_dt)
         base = "urn:dev:ek:%s:" % self.dev.device_id
-        t = senml.stamp(at_unix, at_dt, self.date(), self.device_time())
+        t = senml.stamp(at_unix, at_dt, now_unix, now_dt)
         return senml.pack(base, records, base_time=t)
 
     def event(self, name, active, duration, severity, suppressed=0):

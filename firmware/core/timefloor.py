@@ -66,6 +66,11 @@ class Clock:
     def synced(self):
         return self.hal.time() is not None
 
+    def boot_time(self):
+        """Device time at this boot's start: a device time at or above it is of this boot,
+        where device time and true time run together."""
+        return self._dt0
+
     def floor(self):
         """Unix seconds the time is at least, or None when nothing has proved a time."""
         if self._fl is None:

@@ -181,6 +181,55 @@ print(json.dumps(s))
     assert dates[-2] <= before["date"] <= after["date"] == dates[-1] - 60, (dates, after)
 
 
+def test_packs_dated_by_the_estimate_are_dated_from_the_next_sync(tmp_path):
+    """After a power cut that lost the RTC, packs are dated by the estimate: the board was off
+    for two hours here, so it runs behind the true time (or up to an hour ahead, by the limit
+    it resumed at). Sent after a sync in the same boot, they are dated back from the sync by
+    device time: right to the second. A pack estimated in an earlier boot keeps its estimate
+    (device time skipped at the reboot between). A nightly soak found an hourly air mean
+    dated into the wrong hour (3 days of estimates between a brown-out and the next sync)."""
+    flash = tmp_path / "flash"
+    before = run(r"""
+import json
+sync(%d)
+advance(5 * 3600 * 1000 + 1234)
+rt.record([senml.record("v", 0)])
+print(json.dumps(state()))
+""" % T0, flash, ticks0=99)
+    cut = before["date"]                # the power fails here; the board is off for 2 hours
+    true0 = cut + 7200
+    # boot 2: two packs on the estimate, then another power cut before any sync
+    run(r"""
+import json
+advance(600 * 1000)
+rt.record([senml.record("v", 1)])
+print(json.dumps(state()))
+""", flash, ticks0=0, rtc=None)
+    # boot 3 (off for 10 minutes more): packs at +600 and +1200 s, the sync at +1800 s
+    true3 = true0 + 600 + 600
+    out = run(r"""
+import json
+advance(600 * 1000)
+rt.record([senml.record("v", 2)])
+advance(600 * 1000)
+rt.record([senml.record("v", 3)])
+est = rt.date()
+advance(600 * 1000)
+sync(%d)
+advance(60 * 1000)
+rt.record([senml.record("v", 4)])
+print(json.dumps({"est": est, "packs": [[p[0].get(%d), p[0].get(%d)] for p in packs()]}))
+""" % (true3 + 1800, C.SENML_BT, C.SENML_V), flash, ticks0=0, rtc=None)
+    dates = dict((v, t) for t, v in out["packs"])
+    assert dates[0] == cut                                  # synced when taken
+    assert dates[2] == true3 + 600 and dates[3] == true3 + 1200, (out, true3)
+    assert dates[4] == true3 + 1860
+    # the estimate they were taken on was off (behind, by the time the board was off)
+    assert out["est"] != true3 + 1200, out
+    # boot 2's pack: on its estimate, between the packs around it
+    assert cut < dates[1] < dates[2], out
+
+
 def test_a_reboot_that_hands_nothing_out_does_not_move_time_on(tmp_path):
     flash = tmp_path / "flash"
     first = run("import json\nadvance(5000)\nprint(json.dumps(state()))", flash)
