@@ -3,12 +3,14 @@
     python bench/bench_emu.py                 # everything, fleet of 200
     EDGEKIT_BENCH_FLEET=50 python bench/bench_emu.py
     python bench/bench_emu.py --meter 5       # only the provisioned meter against its HAL
-                                              # floor, 5 runs of 2 simulated days, medians
+                                              # floor, with and without leases, 5 runs of
+                                              # 2 simulated days, medians
 
 No asserts on time: every figure is printed with a reference measured in the same run (a bare
 `micropython -c pass` start, the nominal 115200-baud byte rate, the fs cp rate FACTS.md
 records for a TCP link throttled to 115200 baud).
 """
+import contextlib
 import os
 import statistics
 import subprocess
@@ -153,26 +155,46 @@ def _vm_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def leases(on):
+    """Boards started inside run with leases (paused time, hal_ops.lease) on or off."""
+    old = os.environ.get("EDGEKIT_EMU_LEASE")
+    os.environ["EDGEKIT_EMU_LEASE"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["EDGEKIT_EMU_LEASE"]
+        else:
+            os.environ["EDGEKIT_EMU_LEASE"] = old
+
+
 def _paused_speed(b, days):
     """Simulated s per wall s over `days` of an advance, VM/supervisor CPU per wake, and
     round trips per wake (side-channel requests the VM waited for an answer to: a count, the
-    same on any machine)."""
+    same on any machine). Wakes: those that ended in a round trip and those run on a lease."""
     i0 = b.info()
     pid = i0["pid"]
     v0, c0, t0 = _vm_cpu_s(pid), time.process_time(), time.perf_counter()
     b.advance(days * 86400)
     wall = time.perf_counter() - t0
     i1 = b.info()
-    wakes = max(1, i1["parks"] - i0["parks"])
+    wakes = max(1, i1["parks"] - i0["parks"] + i1["lease_wakes"] - i0["lease_wakes"])
     return (days * 86400 / wall, (_vm_cpu_s(pid) - v0) / wakes * 1e6,
             (time.process_time() - c0) / wakes * 1e6,
             (i1["side_replies"] - i0["side_replies"]) / wakes)
 
 
-def provisioned_meter_speed(emu, tmp, days=3, virtual_s=3.0):
+def provisioned_meter_speed(emu, tmp, days=3, virtual_s=3.0, lease=True):
     """A provisioned water meter (esp32s3_psram, as the field runs it) with flow, paused time,
     against the bare HAL loop above on the same board in the same run; then `virtual_s` wall
-    seconds of it in virtual time (0: not measured, None returned)."""
+    seconds of it in virtual time (0: not measured, None returned). `lease`: leases on for
+    both (the floor's loop takes them too)."""
+    with leases(lease):
+        return _provisioned_meter_speed(emu, tmp, days, virtual_s)
+
+
+def _provisioned_meter_speed(emu, tmp, days, virtual_s):
     from edgekit.hil.devices import HilFleet, provision
     from edgekit.hil.targets import BoardSpec, EmulatedTarget
     (tmp / "floor").mkdir()
@@ -239,13 +261,16 @@ def kinds_paused_speed(emu, tmp, days=0.25):
     from edgekit.hil.targets import BoardSpec, EmulatedTarget
     out = {}
     for kind in ("water_atm", "env_sensor", "smart_bin"):
-        target = EmulatedTarget(emu, BoardSpec(f"emu:esp32:{kind}"), time_mode="paused")
-        try:
-            provision(target, HilFleet(tmp / kind), kind).close()
-            target.handle.advance(3600)
-            out[kind] = _paused_speed(target.handle, days)
-        finally:
-            target.close()
+        for lease in (True, False):
+            with leases(lease):
+                target = EmulatedTarget(emu, BoardSpec(f"emu:esp32:{kind}"),
+                                        time_mode="paused")
+            try:
+                provision(target, HilFleet(tmp / f"{kind}-{lease}"), kind).close()
+                target.handle.advance(3600)
+                out[kind, lease] = _paused_speed(target.handle, days)
+            finally:
+                target.close()
     return out
 
 
@@ -361,20 +386,31 @@ def print_meter_speed(ref, paused, info):
 
 def meter_only(runs, days=2):
     """The provisioned meter against its HAL floor, `runs` times (the machine's load moves
-    single runs by tens of percent): each run, then the medians."""
-    speeds, floors, ratios = [], [], []
+    single runs by tens of percent), with leases and then without in each run: each run,
+    then the medians."""
+    speeds, floors, ratios, gains = [], [], [], []
     for n in range(runs):
         with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
-            ref, paused, _, info = provisioned_meter_speed(emu, Path(tmp), days=days,
+            (Path(tmp) / "on").mkdir()
+            (Path(tmp) / "off").mkdir()
+            ref, paused, _, info = provisioned_meter_speed(emu, Path(tmp) / "on", days=days,
                                                            virtual_s=0)
+            ref0, paused0, _, info0 = provisioned_meter_speed(emu, Path(tmp) / "off",
+                                                              days=days, virtual_s=0,
+                                                              lease=False)
         print(f"run {n + 1} of {runs}, {days} simulated days, load average "
-              f"{os.getloadavg()[0]:.1f}:")
+              f"{os.getloadavg()[0]:.1f}; with leases:")
         print_meter_speed(ref, paused, info)
+        print("  without leases (EDGEKIT_EMU_LEASE=0), the same run:")
+        print_meter_speed(ref0, paused0, info0)
+        print(f"  leases: {paused[0] / paused0[0]:.2f}x the meter's speed without them")
         speeds.append(paused[0])
         floors.append(ref[0])
         ratios.append(paused[0] / ref[0])
+        gains.append(paused[0] / paused0[0])
     print(f"median of {runs}: meter {statistics.median(speeds):.0f} sim s per wall s, HAL floor "
-          f"{statistics.median(floors):.0f}, meter/floor {statistics.median(ratios):.2f}; "
+          f"{statistics.median(floors):.0f}, meter/floor {statistics.median(ratios):.2f}, "
+          f"leases/none {statistics.median(gains):.2f}x; "
           f"target 500000: {'met' if statistics.median(speeds) >= 500000 else 'not met'}")
 
 
@@ -408,10 +444,13 @@ def main():
               f"(VM {disk[1]:.0f} us a wake; RAM flash {paused[0] / disk[0]:.2f}x faster); "
               f"a write+rename costs {disk_us:.0f} us on disk, {ram_us:.0f} us in "
               f"{ram_dir or 'no RAM directory'}")
-        for kind, (speed, vm_us, sup_us, trips) in kinds_paused_speed(emu, tmp).items():
+        kinds = kinds_paused_speed(emu, tmp)
+        for (kind, lease), (speed, vm_us, sup_us, trips) in kinds.items():
             print(f"provisioned {kind:<10}, idle, paused time    {speed:10.0f} sim s per wall s "
                   f"(per wake: VM {vm_us:.0f} us, supervisor {sup_us:.0f} us CPU, "
-                  f"{trips:.2f} round trips)")
+                  f"{trips:.2f} round trips) "
+                  + (f"with leases ({speed / kinds[kind, False][0]:.2f}x without)" if lease
+                     else "without leases"))
         (tmp / "b").mkdir()
         tx, rx, ok = link_throughput(emu, tmp / "b")
         print(f"link board->host (64 KiB)                       {tx:8.0f} B/s "

@@ -50,6 +50,28 @@ _vals = [None] * _WATCH_MAX
 _watch_n = 0
 _watch_sent = 0     # _watch_n when last sent
 
+# Paused time, during an advance: a lease. With a wake's answer the supervisor may say "up
+# to device ms E nothing happens that you do not see: no event, no world change, no host
+# byte; your watched reads stay as prefetched, but for each pulse counter's steps (the device
+# ms of each +1)". Until E the waits (and sleeps) of the wakes run here, without a round trip:
+# the clock moves on locally, the reads come from the lease. Anything else (a read not
+# watched, an output, a flash write that asks, a push) is a round trip as always, and ends
+# the lease; the supervisor first hears where the clock got to (_lease_line). The watchdog
+# is kept here meanwhile: a wait that would end at or past the last feed + its timeout is
+# not taken locally, the supervisor fires it at its instant. A provisioned meter's wake was
+# two processes waiting for each other (bench/bench_emu.py); a kiosk polls its card reader
+# every few seconds.
+_lease_end = 0      # device ms the lease reaches (0: none)
+_lease_msg = None   # the lease the last answer carried, taken by _start_lease
+_lease_steps = None
+_lease_pos = [0] * _WATCH_MAX
+_lease_base = [0] * _WATCH_MAX
+_lease_mask = 0
+_lease_t0 = 0       # device ms the lease began at
+_lease_moved = 0    # local wakes since the supervisor last heard the clock (0: none)
+_fed_at = 0         # device ms of the last watchdog feed (or start)
+_wdt_ms = 0
+
 
 def _sync(dev_ms):
     global _base_dev, _base_loc, _last_dev
@@ -70,8 +92,9 @@ def _recv():
 def _pushed(msg):
     # [0, device_ms, info]: the supervisor moved the clock (paused time: an advance while we
     # ran), changed the world, the mode, the drift or the RTC. Our copies are stale.
-    global _cache, _mode, _rate, _fed
+    global _cache, _mode, _rate, _fed, _lease_end
     _cache = 0
+    _lease_end = 0
     info = msg[2]
     if info:
         if _fed and info["mode"] != "paused":
@@ -132,7 +155,20 @@ def _send(msg):
     line = json.dumps(msg).encode() + b"\n"
     if _flash_held:         # flash operations held in paused time (EmuFlash): one write
         line = _held_line() + line
+    if _lease_moved:        # first: where the clock got to on the lease
+        line = _lease_line() + line
     _ch.write(line)
+
+
+def _lease_line():
+    # [0, "lease", device ms now, the last feed if it was during the lease (else null), the
+    # local wakes]: the supervisor moves its clock there before what follows.
+    global _lease_moved
+    fed = _fed_at if _fed_at >= _lease_t0 else None
+    line = ('[0,"lease",%d,%s,%d]\n' % (_last_dev, "null" if fed is None else "%d" % fed,
+                                         _lease_moved)).encode()
+    _lease_moved = 0
+    return line
 
 
 class _EmuLink(StdioLink):
@@ -142,8 +178,11 @@ class _EmuLink(StdioLink):
     writes one KEY_EPOCH costs found none)."""
 
     def write(self, data):
-        if _flash_held and _ch is not None:
-            _ch.write(_held_line())
+        if _ch is not None:
+            if _lease_moved:        # the host may ask the board's clock once it has these
+                _ch.write(_lease_line())
+            if _flash_held:
+                _ch.write(_held_line())
         StdioLink.write(self, data)
 
 
@@ -155,8 +194,9 @@ def _rt(op, *args):
     global _id
     if _ch is None:
         return _detached(op, args)
-    global _extra, _fed
+    global _extra, _fed, _lease_end, _lease_msg
     _id = _id % 1000000 + 1
+    _lease_end = 0          # any round trip ends a lease; a wake's answer may bring one
     # A negative id says "the watchdog was fed before this request" (paused time: see
     # wdt_feed); the answer comes back with the positive id.
     _send([-_id if _fed else _id, op] + list(args))
@@ -169,6 +209,7 @@ def _rt(op, *args):
             _pushed(msg)
     _sync(msg[1])
     _extra = msg[4] if len(msg) > 4 else None
+    _lease_msg = msg[5] if len(msg) > 5 else None
     if len(msg) > 3 and msg[3] is not None:
         raise HalError(msg[3])
     return msg[2]
@@ -251,9 +292,10 @@ def sleep_ms(ms):
         _drain()            # a mode change (else _rt takes pushes with the answer)
     if _mode == "real" or _ch is None:
         _time.sleep_ms(int(ms / _rate))
-    else:
+    elif not _lease_wait(ms):
         _rt("sleep", ms, *_watch_arg())
         _prefetched()
+        _start_lease()
 
 
 def wait(ms):
@@ -295,9 +337,71 @@ def _wait(ms):
         _drain()
     if (_mode == "real" and not _woke_armed) or _ch is None:
         return link.poll_ms(int(ms / _rate))
+    if _lease_wait(ms):
+        return False
     woke = bool(_rt("wait", ms, *_watch_arg()))
     _prefetched()
+    _start_lease()
     return woke
+
+
+def _start_lease():
+    # The lease the wake's answer carried: [end device ms, per watched read None (not
+    # leased) or the device ms of each +1 ([]: constant)], on top of the prefetched values.
+    global _lease_end, _lease_steps, _lease_mask, _lease_msg, _lease_t0
+    m = _lease_msg
+    _lease_msg = None
+    if not m or _mode != "paused":
+        return
+    steps = m[1]
+    mask = 0
+    i = 0
+    n = min(len(steps), _watch_n)
+    while i < n:
+        if steps[i] is not None and _cache & (1 << i):
+            _lease_base[i] = _vals[i]
+            _lease_pos[i] = 0
+            mask |= 1 << i
+        i += 1
+    _lease_steps = steps
+    _lease_mask = mask
+    _lease_t0 = _last_dev
+    _lease_end = m[0]
+
+
+def _lease_wait(ms):
+    """A wait (or sleep) of `ms` run here on the lease: True when taken (the clock moved, the
+    reads set as they are at the new instant), False when it needs the supervisor."""
+    global _last_dev, _base_dev, _cache, _lease_moved, _fed
+    if not _lease_end:
+        return False
+    now = _last_dev + ms
+    if ms <= 0 or now > _lease_end:
+        return False
+    if _wdt_ms and now >= _fed_at + _wdt_ms:
+        return False        # the watchdog fires first: the supervisor's to do, at its instant
+    _drain()                # a push (a world change) ends the lease
+    if not _lease_end:
+        return False
+    _fed = False            # a feed in the wake that ends here: told by the lease line
+    _last_dev = _base_dev = now
+    mask = _lease_mask
+    steps = _lease_steps
+    i = 0
+    while i < _watch_n:
+        if mask & (1 << i):
+            s = steps[i]
+            if s:
+                p = _lease_pos[i]
+                k = len(s)
+                while p < k and s[p] <= now:
+                    p += 1
+                _lease_pos[i] = p
+                _vals[i] = _lease_base[i] + p
+        i += 1
+    _cache = mask
+    _lease_moved += 1
+    return True
 
 
 def _watch_arg():
@@ -413,7 +517,10 @@ def wdt_start(timeout_ms):
     timeout_ms = int(timeout_ms)
     if timeout_ms < 1:
         raise ValueError("wdt_start: timeout_ms must be >= 1")
+    global _wdt_ms, _fed_at
     _rt("wdt_start", timeout_ms)
+    _wdt_ms = timeout_ms
+    _fed_at = _last_dev
 
 
 # Paused time stands still while the board runs, so a feed told with the next request is
@@ -423,11 +530,12 @@ _fed = False
 
 
 def wdt_feed():
-    global _fed
+    global _fed, _fed_at
     if _ch is None:
         return
     if _mode == "paused":
         _fed = True
+        _fed_at = _last_dev
     else:
         _ch.write(b'[0,"wdt_feed"]\n')     # every wake feeds: no encoding on that path
 

@@ -87,6 +87,15 @@ class Clock:
         world = self.now() if world is None else world
         return int((world - self.boot_world) * (1.0 + self.ppm * 1e-6))
 
+    def device_ms_from(self, world):
+        """The first whole device ms at or after world time `world` (device_ms rounds down)."""
+        return math.ceil((world - self.boot_world) * (1.0 + self.ppm * 1e-6))
+
+    def world_at_device_ms(self, device_ms):
+        """World time at which the device clock reads `device_ms` (the inverse of device_ms,
+        as exact as world_after_device_ms is for a wake)."""
+        return self.boot_world + device_ms / (1.0 + self.ppm * 1e-6)
+
     def world_after_device_ms(self, device_ms):
         """World time when `device_ms` of the device clock will have passed from now."""
         return self.now() + device_ms / (1.0 + self.ppm * 1e-6)
@@ -111,6 +120,11 @@ class Clock:
 
     def next_event(self):
         return self._live_top()
+
+    def next_event_but(self, name):
+        """World ms of the next live event not called `name`, or None."""
+        times = [e[0] for e in self._events if e[3] is not None and e[2] != name]
+        return min(times) if times else None
 
     def pop_event(self):
         entry = heapq.heappop(self._events)

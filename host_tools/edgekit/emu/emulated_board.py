@@ -85,11 +85,17 @@ class Board:
         self.brownout_after = None  # flash operations left before the cut
         self.flash_ops = 0
         self.pulse_offset = {}
+        self.pulse_leased = {}
+        self.lease_granted = []
         self.pending = None         # parked sleep/wait: (req_id, op)
         self.watch = []             # reads prefetched with each wake in paused time (hal_ops)
         self.side_msgs = 0          # side-channel requests handled (progress, for _busy)
         self.side_replies = 0       # of which answered: the VM waited a round trip
         self.parks = 0              # times the board went to sleep or off (a wake ended)
+        self.lease_wakes = 0        # wakes the VM ran on a lease, without a round trip
+        # Leases in paused time (hal_ops.lease): on unless EDGEKIT_EMU_LEASE=0 (the bench
+        # measures both ways; a suspected lease fault is ruled in or out so).
+        self.lease_on = os.environ.get("EDGEKIT_EMU_LEASE", "1") != "0"
         self._advancing = None      # paused time: (target world ms, future) of an advance
         self._kicked = False
         self._in_side = False
@@ -143,6 +149,8 @@ class Board:
         self.repl.reboot(start == "raw")
         self.clock.wake()
         self.world.advance_to(self.clock.now())
+        self.pulse_leased = {}      # counter -> the most a lease let the VM count (hal_ops)
+        self.lease_granted = []     # the pulse steps of the last lease granted (hal_ops)
         self.pulse_offset = {role: self.world.pulse_total(role)
                              for role, pin in self.board["pins"].items()
                              if pin["mode"] == "pulse"}
@@ -340,15 +348,17 @@ class Board:
             if self.vm is not vm:       # the request killed or restarted the VM
                 return
 
-    def reply(self, req_id, value=None, error=None, extra=None):
+    def reply(self, req_id, value=None, error=None, extra=None, lease=None):
         if not req_id or self.vm is None:
             return
         self.side_replies += 1
         msg = [req_id, self.clock.device_ms(), value]
-        if error is not None or extra is not None:
+        if error is not None or extra is not None or lease is not None:
             msg.append(error)
-        if extra is not None:
+        if extra is not None or lease is not None:
             msg.append(extra)
+        if lease is not None:
+            msg.append(lease)
         self._send_side(msg)
 
     def push_clock(self):
@@ -356,6 +366,9 @@ class Board:
         hal_emu reads its clock locally between answers (in paused time it is frozen while
         the board runs) and drops its prefetched reads. Sent when any of these changes
         while the VM is not parked (a parked VM gets the time with its wake-up)."""
+        # What a lease let the VM count holds until the world changes: a new K-factor set by
+        # a test moves every count (hal_ops.lease).
+        self.pulse_leased = {}
         if self.vm is None:
             return
         self._send_side([0, self.clock.device_ms(), dict(self.clock_info())])
@@ -410,7 +423,8 @@ class Board:
         self.clock.wake()
         self.state = "running"
         self._settled.clear()
-        self.reply(req_id, value, extra=hal_ops.prefetch(self))
+        extra = hal_ops.prefetch(self)
+        self.reply(req_id, value, extra=extra, lease=hal_ops.lease(self, extra))
         self._arm()
 
     def _arm(self):
@@ -623,6 +637,7 @@ class Board:
             "device_ms": self.clock.device_ms(), "rtc": None if rtc is None else rtc / 1000.0,
             "reset_cause": self.cause, "boots": self.boots, "resets": dict(self.resets),
             "side_msgs": self.side_msgs, "side_replies": self.side_replies, "parks": self.parks,
+            "lease_wakes": self.lease_wakes,
             "repl": self.repl.mode, "drift_ppm": self.clock.ppm,
             "rtc_drift_ppm": self.clock.rtc_ppm, "wdt_ms": self.wdt_ms,
             "flash_ops": self.flash_ops, "uid": self.uid.hex(),

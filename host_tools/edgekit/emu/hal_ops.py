@@ -74,7 +74,7 @@ def _wait(board, req_id, ms, watch=None):
     # A wake input latched while the firmware was busy ends the wait at once, as a pending
     # pin IRQ does on a board.
     if board.vm.unread_input() > 0 or board.woken:
-        board.reply(req_id, True, extra=prefetch(board))
+        board.reply(req_id, True, extra=prefetch(board))     # (no lease: input waits)
         return
     board.park(req_id, "wait", max(0, int(ms)))
 
@@ -103,6 +103,81 @@ def prefetch(board):
         except Refused:
             out.append(None)
     return out
+
+
+# --- leases (paused time, during an advance; boards/hal_emu.py says what the VM does) -------
+LEASE_MAX_MS = 3600000.0    # world ms one lease reaches at most (the VM's CPU per lease
+                            # stays far under the hang limit: a kiosk's 720 wakes of 5 s)
+LEASE_STEPS = 32            # pulse steps per counter in one lease (a list in the VM's heap)
+
+
+def lease(board, extra):
+    """[end device ms, per watched read the device ms of each +1 ([]: constant)], or None.
+
+    Granted only when the supervisor knows everything that can happen until the end: an
+    advance is running (its target bounds the lease), no event but the watchdog comes first
+    (the VM keeps the watchdog meanwhile), no driven row, no fault, no armed brown-out, no
+    host byte waiting, no network socket (those run in wall time), and the world says its
+    reads stay steady (World.steady_until) but for pulse counters whose steps it can tell
+    (World.pulse_steps). A pulse step is counted from the first whole device ms at or after
+    the world's crossing, as a wake at that ms would read it; should float rounding put the
+    world a hair behind there, a later read answers at least what the lease let the VM count
+    (board.pulse_leased): a counter never goes back."""
+    if (not board.lease_on or board._advancing is None or board.clock.mode != "paused"
+            or not extra or len(extra) != len(board.watch) or board.world.faults
+            or board.brownout_after is not None or board.uart.to_vm or board.woken
+            or board.net.used() or any(v is None for v in extra)):
+        return None
+    clock, world = board.clock, board.world
+    t0 = clock.now()
+    end = min(board._advancing[0], t0 + LEASE_MAX_MS)
+    nxt = clock.next_event_but("wdt")
+    if nxt is not None:
+        end = min(end, nxt)
+    row = world.next_change()
+    if row is not None:
+        end = min(end, row)
+    end = world.steady_until(t0, end)
+    if end <= t0:
+        return None
+    pulses = []
+    for op, name in board.watch:
+        if op != "pulse":
+            pulses.append(None)
+            continue
+        got = world.pulse_steps(name, t0, end, LEASE_STEPS)
+        if got is None:
+            return None
+        at, valid = got
+        end = min(end, valid)
+        pulses.append(at)
+    end_dev = clock.device_ms(end)
+    if end_dev <= clock.device_ms(t0):
+        return None
+    steps = []
+    board.lease_granted = []
+    for (op, name), at, value in zip(board.watch, pulses, extra):
+        dev = [] if at is None else [clock.device_ms_from(t) for t in at]
+        dev = [d for d in dev if d <= end_dev]
+        steps.append(dev)
+        if dev:
+            board.lease_granted.append((name, value[0], dev))
+    return [end_dev, steps]
+
+
+def _lease(board, req_id, dev_ms, fed_ms=None, wakes=0):
+    """The VM ran wakes on its lease up to device ms `dev_ms` (feeding the watchdog last at
+    `fed_ms`): the clock and the world catch up, before what the VM sends next."""
+    clock = board.clock
+    if fed_ms is not None and board.wdt_ms:
+        clock.jump(clock.world_at_device_ms(int(fed_ms)))
+        _wdt_schedule(board)
+    clock.jump(clock.world_at_device_ms(int(dev_ms)))
+    board.world.advance_to(clock.now())
+    board.lease_wakes += int(wakes)
+    for name, base, dev in board.lease_granted:
+        counted = base + sum(1 for d in dev if d <= dev_ms)
+        board.pulse_leased[name] = max(board.pulse_leased.get(name, 0), counted)
 
 
 def _set_time(board, req_id, unix):
@@ -217,7 +292,8 @@ def _flash(board, req_id, kind, nbytes=0):
 def _pulse_value(board, name):
     _role(board, name, "pulse")
     total = _read(board, None, "pulse", name)
-    return max(0, int(total) - board.pulse_offset.get(name, 0))
+    return max(0, int(total) - board.pulse_offset.get(name, 0),
+               board.pulse_leased.get(name, 0))
 
 
 def _adc_value(board, name):
@@ -349,5 +425,5 @@ _OPS = {
     "adc": _adc, "input": _input,
     "sensor": _sensor, "output": _output, "output_state": _output_state, "card": _card,
     "wake_on": _wake_on, "wakes": _wakes, "sensor_alert": _sensor_alert, "net": _net,
-    "net_route": _net_route,
+    "net_route": _net_route, "lease": _lease,
 }

@@ -98,6 +98,11 @@ class NetPath:
         self._conns.add(conn)
         conn.start(host, port)
 
+    def used(self):
+        """True once the board has resolved a host or holds a connection: its sockets run in
+        wall time, which a lease (hal_ops.lease) would let paused time outrun."""
+        return bool(self._routes or self._conns)
+
     def in_flight(self):
         """True while the path holds bytes for a board's connection (it waits on them)."""
         return any(c.in_flight() for c in self._conns)

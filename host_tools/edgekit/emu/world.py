@@ -246,6 +246,19 @@ class World:
         """World ms of the next scheduled step change (a driven CSV row), or None."""
         return self._series[0][0] if self._series else None
 
+    # --- leases (emu.hal_ops.lease): how long the reads stay as they are now -----------------
+    def steady_until(self, t0, t1):
+        """World ms up to which (at most `t1`) every read stays what it is at `t0` (now, the
+        state integrated to it), but for the pulse counters (pulse_steps); `t0` when the
+        world cannot tell. A kind whose state moves by itself (a draining battery, a filling
+        bin, the sun) says nothing: no lease, every wake a round trip, as before."""
+        return t0
+
+    def pulse_steps(self, role, t0, t1, limit):
+        """(world ms of each +1 of counter `role` in (t0, t1], at most `limit` of them;
+        how far that list is complete), or None when the world cannot tell."""
+        return None
+
     def adc_mv(self, role):
         if role == "battery":
             return self.values["battery_mv"]

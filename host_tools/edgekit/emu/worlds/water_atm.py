@@ -87,6 +87,18 @@ class WaterAtmWorld(World):
             v["tank_l"] = min(v["tank_cap_l"],
                               v["tank_l"] + v["refill_lph"] * (t1 - t0) / 3600000.0)
 
+    # Leases: with the valve shut (and done closing), the tank full or not refilling and no
+    # queued scan, nothing a kiosk reads moves until a test changes the world.
+    def steady_until(self, t0, t1):
+        v = self.values
+        if (self.valve_open or (self.closing_until is not None and self.closing_until > t0)
+                or self.scans or (v["refill_lph"] and v["tank_l"] < v["tank_cap_l"])):
+            return t0
+        return t1
+
+    def pulse_steps(self, role, t0, t1, limit):
+        return ([], t1) if self.steady_until(t0, t1) == t1 else None
+
     def pulse_total(self, role):
         if role == "flow":
             return int(math.floor(self.litres * self.values["k_factor"] + 1e-9))

@@ -63,6 +63,34 @@ class WaterMeterWorld(World):
     def input(self, role):
         return self.values["tamper"] if role == "tamper" else False
 
+    # Leases: every read is constant between changes (set, driven rows, the valve, all of
+    # which end a lease) but the pulse counters, whose crossings follow from the flow.
+    def steady_until(self, t0, t1):
+        return t0 if self.values["battery_drain_mv_per_day"] else t1
+
+    def pulse_steps(self, role, t0, t1, limit):
+        q = self.flow_lpm()
+        if role == "flow":
+            litres, lpm = self.litres_fwd, q
+        elif role == "flow_rev":
+            litres, lpm = self.litres_rev, -q
+        else:
+            return [], t1
+        k = self.values["k_factor"]
+        if lpm <= 0 or k <= 0:
+            return [], t1
+        n = self.pulse_total(role)
+        out = []
+        while True:
+            # the instant litres * k + 1e-9 (pulse_total) reaches n + 1
+            t = t0 + ((n + 1 - 1e-9) / k - litres) / lpm * 60000.0
+            if t > t1:
+                return out, t1
+            if len(out) == limit:
+                return out, t
+            out.append(t)
+            n += 1
+
     def snapshot(self):
         snap = super().snapshot()
         snap.update(litres_fwd=round(self.litres_fwd, 6), litres_rev=round(self.litres_rev, 6),
