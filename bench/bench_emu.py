@@ -5,6 +5,8 @@
     python bench/bench_emu.py --meter 5       # only the provisioned meter against its HAL
                                               # floor, with and without leases, 5 runs of
                                               # 2 simulated days, medians
+    python bench/bench_emu.py --kinds         # the kiosk, air node and bin idle, paused,
+                                              # with and without leases
 
 No asserts on time: every figure is printed with a reference measured in the same run (a bare
 `micropython -c pass` start, the nominal 115200-baud byte rate, the fs cp rate FACTS.md
@@ -384,6 +386,20 @@ def print_meter_speed(ref, paused, info):
           f"boots {info['boots']}, resets {info['resets']}")
 
 
+def print_kinds(kinds):
+    for (kind, lease), (speed, vm_us, sup_us, trips) in kinds.items():
+        print(f"provisioned {kind:<10}, idle, paused time    {speed:10.0f} sim s per wall s "
+              f"(per wake: VM {vm_us:.0f} us, supervisor {sup_us:.0f} us CPU, "
+              f"{trips:.2f} round trips) "
+              + (f"with leases ({speed / kinds[kind, False][0]:.2f}x without)" if lease
+                 else "without leases"))
+
+
+def kinds_only():
+    with Emulator() as emu, tempfile.TemporaryDirectory() as tmp:
+        print_kinds(kinds_paused_speed(emu, Path(tmp)))
+
+
 def meter_only(runs, days=2):
     """The provisioned meter against its HAL floor, `runs` times (the machine's load moves
     single runs by tens of percent), with leases and then without in each run: each run,
@@ -444,13 +460,7 @@ def main():
               f"(VM {disk[1]:.0f} us a wake; RAM flash {paused[0] / disk[0]:.2f}x faster); "
               f"a write+rename costs {disk_us:.0f} us on disk, {ram_us:.0f} us in "
               f"{ram_dir or 'no RAM directory'}")
-        kinds = kinds_paused_speed(emu, tmp)
-        for (kind, lease), (speed, vm_us, sup_us, trips) in kinds.items():
-            print(f"provisioned {kind:<10}, idle, paused time    {speed:10.0f} sim s per wall s "
-                  f"(per wake: VM {vm_us:.0f} us, supervisor {sup_us:.0f} us CPU, "
-                  f"{trips:.2f} round trips) "
-                  + (f"with leases ({speed / kinds[kind, False][0]:.2f}x without)" if lease
-                     else "without leases"))
+        print_kinds(kinds_paused_speed(emu, tmp))
         (tmp / "b").mkdir()
         tx, rx, ok = link_throughput(emu, tmp / "b")
         print(f"link board->host (64 KiB)                       {tx:8.0f} B/s "
@@ -479,5 +489,7 @@ def main():
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--meter"]:
         meter_only(int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+    elif sys.argv[1:2] == ["--kinds"]:
+        kinds_only()
     else:
         main()
