@@ -36,14 +36,19 @@ while True:
 """
 
 
-def _run_pulses(emu, tmp_path, monkeypatch, lease):
+def _start(emu, flash, monkeypatch, app, lease):
+    """A water meter's board in paused time running `app`, leases on or off, asleep."""
     monkeypatch.setenv("EDGEKIT_EMU_LEASE", "1" if lease else "0")
-    flash = tmp_path / ("on" if lease else "off")
     flash.mkdir()
-    (flash / "main.py").write_text(PULSE_APP)
+    (flash / "main.py").write_text(app)
     b = emu.start("esp32", kind="water_meter", time="paused", flash=flash)
+    b.wait_for(lambda i: i["state"] == "asleep")
+    return b
+
+
+def _run_pulses(emu, tmp_path, monkeypatch, lease):
+    b = _start(emu, tmp_path / f"pulses-{lease}", monkeypatch, PULSE_APP, lease)
     try:
-        b.wait_for(lambda i: i["state"] == "asleep")
         with b.serial(timeout=10) as port:
             port.reset_input_buffer()
             # odd flows and K-factors, and round ones whose pulses fall on whole seconds
@@ -78,13 +83,8 @@ def test_every_pulse_count_a_wake_reads_is_the_same_on_a_lease(emu, tmp_path, mo
 
 
 def _run_watchdog(emu, tmp_path, monkeypatch, lease):
-    monkeypatch.setenv("EDGEKIT_EMU_LEASE", "1" if lease else "0")
-    flash = tmp_path / ("wdt-on" if lease else "wdt-off")
-    flash.mkdir()
-    (flash / "main.py").write_text(WDT_APP)
-    b = emu.start("esp32", kind="water_meter", time="paused", flash=flash)
+    b = _start(emu, tmp_path / f"wdt-{lease}", monkeypatch, WDT_APP, lease)
     try:
-        b.wait_for(lambda i: i["state"] == "asleep")
         b.advance(90)
         before = b.info()
         b.advance(20)           # 104.5 s: it fires, inside this one advance; the board
