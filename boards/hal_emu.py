@@ -346,8 +346,9 @@ def _wait(ms):
 
 
 def _start_lease():
-    # The lease the wake's answer carried: [end device ms, per watched read None (not
-    # leased) or the device ms of each +1 ([]: constant)], on top of the prefetched values.
+    # The lease the wake's answer carried: [end device ms, per watched read the device ms
+    # of each +1 ([]: constant)], on top of the prefetched values (all of them: the
+    # supervisor grants no lease while a watched read is not prefetched).
     global _lease_end, _lease_steps, _lease_mask, _lease_msg, _lease_t0
     m = _lease_msg
     _lease_msg = None

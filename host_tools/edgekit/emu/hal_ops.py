@@ -106,8 +106,9 @@ def prefetch(board):
 
 
 # --- leases (paused time, during an advance; boards/hal_emu.py says what the VM does) -------
-LEASE_MAX_MS = 3600000.0    # world ms one lease reaches at most (the VM's CPU per lease
-                            # stays far under the hang limit: a kiosk's 720 wakes of 5 s)
+LEASE_MAX_MS = 3600000.0    # world ms one lease reaches at most: the VM's CPU in one stays
+                            # far under the hang limit (_BUSY_CPU_S, 1 s; an idle kiosk's
+                            # 7,200 wakes of 500 ms are about 0.1 s)
 LEASE_STEPS = 32            # pulse steps per counter in one lease (a list in the VM's heap)
 
 
