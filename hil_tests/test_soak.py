@@ -336,9 +336,10 @@ class WaterAtm:
     def check(self, records, snap):
         volumes = [r["value"] for r in records if r["name"] == "volume"]
         sessions = sum(r["value"] for r in records if r["name"] == "sessions")
-        out = [r["unix"] for r in records if r["name"] == "in_service"
-               and r["value_text"] != "true"]
-        assert not out, f"the kiosk was out of service in {len(out)} reports: {self.where(records)}"
+        closed = [r["unix"] for r in records if r["name"] == "in_service"
+                  and r["value_text"] != "true"]
+        assert not closed, (f"the kiosk was out of service in {len(closed)} reports: "
+                            f"{self.where(records)}")
         assert volumes == sorted(volumes), "the kiosk's metered volume went backwards"
         assert abs(volumes[-1] - snap["litres"]) <= 0.02, (volumes[-1], snap["litres"])
         if sessions != self.sales:
