@@ -347,8 +347,8 @@ def _wait(ms):
 
 def _start_lease():
     # The lease the wake's answer carried: [end device ms, per watched read the device ms
-    # of each +1 ([]: constant)], on top of the prefetched values (all of them: the
-    # supervisor grants no lease while a watched read is not prefetched).
+    # of each +1 ([]: constant) or None (not prefetched: a read of it asks, ending the
+    # lease)], on top of the prefetched values.
     global _lease_end, _lease_steps, _lease_mask, _lease_msg, _lease_t0
     m = _lease_msg
     _lease_msg = None

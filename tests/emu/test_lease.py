@@ -5,8 +5,8 @@ leases off (EDGEKIT_EMU_LEASE=0, one round trip a wake) and on, and the two must
 exactly; the lease run must also have run most wakes on leases, or it proves nothing."""
 import pytest
 
-# Reads a pulse counter at every wake, at odd intervals, and writes a running hash of the
-# counts (and the count) every 300 wakes: any count read differently changes the line.
+# Reads a pulse counter and an input at every wake, at odd intervals, and writes a running
+# hash of what it read (and the count) every 300 wakes: any read that differs changes a line.
 PULSE_APP = """
 import hal
 h = 0
@@ -36,6 +36,20 @@ while True:
 """
 
 
+# Wakes every millisecond and says when what it reads changes: a world change at an instant
+# must be seen by the wake at that instant, not one later.
+EDGE_APP = """
+import hal
+last = None
+while True:
+    hal.wait(1)
+    now = (hal.input("tamper"), hal.pulse_count("flow"))
+    if now != last:
+        hal.link.write(b"C %d %d %d\\n" % (hal.ticks_ms(), now[0], now[1]))
+        last = now
+"""
+
+
 def _start(emu, flash, monkeypatch, app, lease):
     """A water meter's board in paused time running `app`, leases on or off, asleep."""
     monkeypatch.setenv("EDGEKIT_EMU_LEASE", "1" if lease else "0")
@@ -60,6 +74,9 @@ def _run_pulses(emu, tmp_path, monkeypatch, lease):
                                     ({"flow_lpm": 6.0, "tamper": True}, 900)):
                 b.set(**values)
                 b.advance(seconds)
+            # driven rows on whole seconds, where wakes land: a wake at a row sees it
+            b.drive("t,flow_lpm,tamper\n0,3,0\n600,9,1\n1200,0.5,0\n1500,0,0\n")
+            b.advance(1800)
             b.advance(1)
             lines = []
             while True:
@@ -102,3 +119,32 @@ def test_a_starved_watchdog_fires_at_its_instant_on_a_lease(emu, tmp_path, monke
     assert off[:2] == (0, 1) and 5000 <= off[2] <= 5600, off
     assert on[:3] == off[:3], (on, off)
     assert off[3] == 0 and on[3] > 80, (on, off)     # the feeds were on leases
+
+
+def _run_edges(emu, tmp_path, monkeypatch, lease):
+    b = _start(emu, tmp_path / f"edges-{lease}", monkeypatch, EDGE_APP, lease)
+    try:
+        with b.serial(timeout=5) as port:
+            b.advance(1)
+            port.reset_input_buffer()
+            b.set(flow_lpm=30)      # a pulse every 2 s (K 1), so on whole ms
+            b.drive("t,tamper\n0.25,1\n0.5,0\n1.75,1\n2.5,0\n")
+            b.advance(4)
+            lines = []
+            while True:
+                line = port.readline()
+                if not line:
+                    break
+                lines.append(line)
+        return lines, b.info()["lease_wakes"]
+    finally:
+        b.stop()
+
+
+def test_a_change_is_seen_by_the_wake_at_its_instant_on_a_lease(emu, tmp_path, monkeypatch):
+    """A driven row, and a pulse, at a whole ms where a wake lands: the lease ends before."""
+    off, leased0 = _run_edges(emu, tmp_path, monkeypatch, lease=False)
+    on, leased = _run_edges(emu, tmp_path, monkeypatch, lease=True)
+    assert leased0 == 0 and len(off) >= 5, off
+    assert on == off, (on, off)
+    assert leased > 1000, leased

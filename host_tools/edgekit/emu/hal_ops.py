@@ -113,7 +113,8 @@ LEASE_STEPS = 32            # pulse steps per counter in one lease (a list in th
 
 
 def lease(board, extra):
-    """[end device ms, per watched read the device ms of each +1 ([]: constant)], or None.
+    """[end device ms, per watched read the device ms of each +1 ([]: constant; None: not
+    leased, the VM asks), or None.
 
     Granted only when the supervisor knows everything that can happen until the end: an
     advance is running (its target bounds the lease), no event but the watchdog comes first
@@ -127,37 +128,46 @@ def lease(board, extra):
     if (not board.lease_on or board._advancing is None or board.clock.mode != "paused"
             or not extra or len(extra) != len(board.watch) or board.world.faults
             or board.brownout_after is not None or board.uart.to_vm or board.woken
-            or board.net.used() or any(v is None for v in extra)):
+            or board.net.used()):
         return None
     clock, world = board.clock, board.world
     t0 = clock.now()
-    end = min(board._advancing[0], t0 + LEASE_MAX_MS)
-    nxt = clock.next_event_but("wdt")
-    if nxt is not None:
-        end = min(end, nxt)
-    row = world.next_change()
-    if row is not None:
-        end = min(end, row)
-    end = world.steady_until(t0, end)
-    if end <= t0:
+    # The advance's target is inclusive (a wake at it is the advance's last); what changes
+    # at an instant (an event, a driven row, the next pulse past the list) is not: a wake
+    # there must see the change, so the lease ends the device ms before.
+    target = min(board._advancing[0], t0 + LEASE_MAX_MS)
+    change = [t for t in (clock.next_event_but("wdt"), world.next_change()) if t is not None]
+    end = min([target] + change)
+    steady = world.steady_until(t0, end)
+    if steady <= t0:
         return None
+    if steady < end:                # the world changes by itself there
+        change.append(steady)
+        end = steady
     pulses = []
-    for op, name in board.watch:
-        if op != "pulse":
+    for (op, name), value in zip(board.watch, extra):
+        if op != "pulse" or value is None:
             pulses.append(None)
             continue
         got = world.pulse_steps(name, t0, end, LEASE_STEPS)
         if got is None:
             return None
         at, valid = got
-        end = min(end, valid)
+        if valid < end:
+            change.append(valid)
+            end = valid
         pulses.append(at)
-    end_dev = clock.device_ms(end)
+    end_dev = clock.device_ms(min(end, target))
+    if change:
+        end_dev = min(end_dev, clock.device_ms_from(min(change)) - 1)
     if end_dev <= clock.device_ms(t0):
         return None
     steps = []
     board.lease_granted = []
     for (op, name), at, value in zip(board.watch, pulses, extra):
+        if value is None:           # not prefetched (a read that fails now: the PM sensor
+            steps.append(None)      # unpowered): the VM asks, which ends the lease
+            continue
         dev = [] if at is None else [clock.device_ms_from(t) for t in at]
         dev = [d for d in dev if d <= end_dev]
         steps.append(dev)

@@ -250,7 +250,8 @@ class World:
     def steady_until(self, t0, t1):
         """World ms up to which (at most `t1`) every read stays what it is at `t0` (now, the
         state integrated to it), but for the pulse counters (pulse_steps); `t0` when the
-        world cannot tell. A kind whose state moves by itself (a draining battery, a filling
+        world cannot tell. A value below `t1` is the instant something changes: a wake
+        there is not leased. A kind whose state moves by itself (a draining battery, a filling
         bin, the sun) says nothing: no lease, every wake a round trip, as before."""
         return t0
 
