@@ -113,15 +113,15 @@ LEASE_STEPS = 32            # pulse steps per counter in one lease (a list in th
 
 
 def lease(board, extra):
-    """[end device ms, per watched read the device ms of each +1 ([]: constant; None: not
-    leased, the VM asks), or None.
+    """[end device ms, [per watched read: the device ms of each +1 ([]: constant; None: not
+    leased, the VM asks)]], or None.
 
     Granted only when the supervisor knows everything that can happen until the end: an
-    advance is running (its target bounds the lease), no event but the watchdog comes first
-    (the VM keeps the watchdog meanwhile), no driven row, no fault, no armed brown-out, no
-    host byte waiting, no network socket (those run in wall time), and the world says its
-    reads stay steady (World.steady_until) but for pulse counters whose steps it can tell
-    (World.pulse_steps). A pulse step is counted from the first whole device ms at or after
+    advance is running (its target bounds the lease), no fault, no armed brown-out, no host
+    byte waiting, no network socket (those run in wall time), and the world says its reads
+    stay steady (World.steady_until) but for pulse counters whose steps it can tell
+    (World.pulse_steps). The next event but the watchdog's (the VM keeps the watchdog), the
+    next driven row and the world's own next change end it the device ms before. A pulse step is counted from the first whole device ms at or after
     the world's crossing, as a wake at that ms would read it; should float rounding put the
     world a hair behind there, a later read answers at least what the lease let the VM count
     (board.pulse_leased): a counter never goes back."""
