@@ -50,6 +50,11 @@ while True:
 """
 
 
+def _written(port):
+    """Every line the board wrote, up to a read that times out (it has stopped writing)."""
+    return list(iter(port.readline, b""))
+
+
 def _start(emu, flash, monkeypatch, app, lease):
     """A water meter's board in paused time running `app`, leases on or off, asleep."""
     monkeypatch.setenv("EDGEKIT_EMU_LEASE", "1" if lease else "0")
@@ -78,12 +83,7 @@ def _run_pulses(emu, tmp_path, monkeypatch, lease):
             b.drive("t,flow_lpm,tamper\n0,3,0\n600,9,1\n1200,0.5,0\n1500,0,0\n")
             b.advance(1800)
             b.advance(1)
-            lines = []
-            while True:
-                line = port.readline()
-                if not line:
-                    break
-                lines.append(line)
+            lines = _written(port)
         info = b.info()
         return lines, info["lease_wakes"], info["parks"], b.world()["litres_fwd"]
     finally:
@@ -130,12 +130,7 @@ def _run_edges(emu, tmp_path, monkeypatch, lease):
             b.set(flow_lpm=30)      # a pulse every 2 s (K 1), so on whole ms
             b.drive("t,tamper\n0.25,1\n0.5,0\n1.75,1\n2.5,0\n")
             b.advance(4)
-            lines = []
-            while True:
-                line = port.readline()
-                if not line:
-                    break
-                lines.append(line)
+            lines = _written(port)
         return lines, b.info()["lease_wakes"]
     finally:
         b.stop()
